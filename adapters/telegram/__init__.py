@@ -1,0 +1,6 @@
+"""Telegram adapter: python-telegram-bot updates in, core requests out, core outcomes back."""
+
+from adapters.telegram.app import TelegramAdapter
+from adapters.telegram.settings import TelegramSettings
+
+__all__ = ["TelegramAdapter", "TelegramSettings"]

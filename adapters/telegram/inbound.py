@@ -1,0 +1,34 @@
+"""Telegram messages to core requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telegram import Message, MessageEntity
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramOrigin:
+    """Where to answer: the chat and the message to quote."""
+
+    chat_id: int
+    message_id: int
+    platform: str = "telegram"
+
+
+def origin_of(message: Message) -> TelegramOrigin:
+    return TelegramOrigin(chat_id=message.chat_id, message_id=message.message_id)
+
+
+def texts_of(message: Message) -> list[str]:
+    """The message's text or caption, then the targets of links hidden behind words."""
+    texts = [message.text or message.caption or ""]
+    entities = message.entities or message.caption_entities
+    texts.extend(
+        entity.url for entity in entities if entity.type == MessageEntity.TEXT_LINK and entity.url
+    )
+    return texts
+
+
+def is_private(message: Message) -> bool:
+    return message.chat.type == message.chat.PRIVATE

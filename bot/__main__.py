@@ -1,0 +1,97 @@
+"""Composition root: `python -m bot` runs the bot, `python -m bot fetch URL` fetches one clip.
+
+The one module of `bot` that reaches the adapters (and so telegram), and only to run them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.cli import FileReplier, ShellOrigin
+from bot.engine import Engine
+from bot.links import parse_link
+from bot.logs import configure_logging
+from bot.model import Reason, VideoRequest
+from bot.settings import CoreSettings
+
+log = logging.getLogger("bot")
+
+MISSING_SETTINGS_TEXT = (
+    "No platform is configured: set TELEGRAM_BOT_TOKEN in the environment or in a .env file\n"
+    "(copy .env.example to .env and fill it in; every setting is explained there)."
+)
+SHELL_BUDGET_BYTES = 2_000_000_000
+
+
+async def fetch(settings: CoreSettings, url: str, output: Path | None) -> int:
+    link = parse_link(url)
+    if link is None:
+        print("That isn't a TikTok link.", file=sys.stderr)
+        return 1
+    engine = Engine(settings)
+    replier = FileReplier(output)
+    try:
+        request = VideoRequest((link,), ShellOrigin(), SHELL_BUDGET_BYTES)
+        # The system's temporary directory: a bot may be running on DATA_DIR's job directories.
+        await engine.service({"shell": replier}, work_root=None).process(request)
+    finally:
+        await engine.stop()
+    if replier.saved is None:
+        print((replier.reason or Reason.FAILED).message, file=sys.stderr)
+        return 1
+    print(replier.saved)
+    return 0
+
+
+async def serve(settings: CoreSettings) -> int:
+    from adapters.runtime import Reshare
+    from adapters.telegram import TelegramSettings
+
+    bot = Reshare(settings, TelegramSettings())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await bot.start()
+        log.info("running; stop with Ctrl-C or SIGTERM")
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await bot.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    fetch_cmd = commands.add_parser("fetch", help="fetch one link to a playable mp4")
+    fetch_cmd.add_argument("url")
+    fetch_cmd.add_argument("-o", "--output", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    from adapters.runtime import Reshare
+    from adapters.telegram import TelegramSettings
+
+    settings = CoreSettings()
+    secrets = Reshare.secrets(TelegramSettings())
+    level = settings.log_level
+    if args.command == "fetch" and "log_level" not in settings.model_fields_set:
+        level = "WARNING"  # a shell user wants the file or one line of reason, not the bot's log
+    configure_logging(level, secrets)
+    if args.command == "fetch":
+        return asyncio.run(fetch(settings, args.url, args.output))
+    if not secrets:
+        print(MISSING_SETTINGS_TEXT, file=sys.stderr)
+        return 2
+    return asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

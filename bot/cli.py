@@ -1,0 +1,35 @@
+"""`python -m bot fetch URL`: the bot's pipeline from a shell, the video written to a file."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.model import Media, Origin, Reason
+
+
+@dataclass(frozen=True, slots=True)
+class ShellOrigin:
+    platform: str = "shell"
+
+
+class FileReplier:
+    """Delivers by copying the playable mp4 to a file; remembers a failure's reason."""
+
+    def __init__(self, output: Path | None) -> None:
+        self._output = output
+        self.saved: Path | None = None
+        self.reason: Reason | None = None
+
+    async def working(self, origin: Origin) -> None:
+        return None
+
+    async def deliver(self, origin: Origin, media: Media) -> None:
+        clip_id = media.info.clip_id
+        target = self._output or Path(f"{clip_id if clip_id.isdigit() else 'video'}.mp4")
+        shutil.copyfile(media.path, target)
+        self.saved = target
+
+    async def fail(self, origin: Origin, reason: Reason) -> None:
+        self.reason = reason

@@ -1,0 +1,179 @@
+"""yt-dlp behind the `Downloader` port, and the one place its errors become reasons."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yt_dlp
+from yt_dlp.utils import DownloadCancelled, DownloadError
+
+from bot.links import Link, LinkKind
+from bot.model import ClipInfo, FetchError, Reason
+
+log = logging.getLogger(__name__)
+
+# The texts yt-dlp raises (DESIGN.md section 5), first match wins.
+_ERROR_TEXTS: tuple[tuple[str, Reason], ...] = (
+    ("do not have permission to view this post", Reason.PRIVATE),
+    ("ip address is blocked from accessing this post", Reason.REMOVED),
+    ("status code 10231", Reason.REGION_LOCKED),
+    ("not available in your", Reason.REGION_LOCKED),
+    ("video not available, status code", Reason.REMOVED),
+    ("requiring login", Reason.LOGIN_REQUIRED),
+    ("log in for access", Reason.LOGIN_REQUIRED),
+    ("login required", Reason.LOGIN_REQUIRED),
+    ("no video formats found", Reason.NOT_A_VIDEO),
+    ("unsupported url", Reason.NOT_A_VIDEO),
+    ("no suitable extractor", Reason.NOT_A_VIDEO),
+    ("timed out", Reason.TIMED_OUT),
+    ("timeout", Reason.TIMED_OUT),
+    ("http error 404", Reason.REMOVED),
+    ("http error 403", Reason.BLOCKED),
+    ("http error 429", Reason.BLOCKED),
+    ("unable to extract universal data", Reason.BLOCKED),
+    ("challenge", Reason.BLOCKED),
+)
+
+
+def reason_for_error(text: str) -> Reason:
+    """Map a yt-dlp error message to the reason a user is shown."""
+    lowered = text.lower()
+    for needle, reason in _ERROR_TEXTS:
+        if needle in lowered:
+            return reason
+    return Reason.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A file yt-dlp wrote into the job directory, with the page's facts about it."""
+
+    path: Path
+    info: ClipInfo
+
+
+class _YtDlpLog:
+    """Routes yt-dlp's output to logging at debug level; errors surface as exceptions."""
+
+    def debug(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def info(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def warning(self, msg: str) -> None:
+        log.debug("yt-dlp warning: %s", msg)
+
+    def error(self, msg: str) -> None:
+        log.debug("yt-dlp error: %s", msg)
+
+
+class YtDlpDownloader:
+    """Runs yt-dlp in a worker thread, sorted for H.264, one job directory per call."""
+
+    def __init__(
+        self,
+        *,
+        proxy: str | None,
+        verify_tls: bool,
+        timeout_s: float,
+        ffmpeg_path: str,
+    ) -> None:
+        self._proxy = proxy
+        self._verify_tls = verify_tls
+        self._timeout_s = timeout_s
+        self._ffmpeg_path = ffmpeg_path
+
+    def options(self, workdir: Path, cancelled: threading.Event) -> dict[str, Any]:
+        def stop_when_cancelled(_status: Mapping[str, Any]) -> None:
+            if cancelled.is_set():
+                raise DownloadCancelled("job cancelled")
+
+        return {
+            "quiet": True,
+            "no_warnings": True,
+            "noprogress": True,
+            "logger": _YtDlpLog(),
+            "proxy": self._proxy or "",
+            "nocheckcertificate": not self._verify_tls,
+            "socket_timeout": min(self._timeout_s, 30.0),
+            "retries": 3,
+            "fragment_retries": 3,
+            "extractor_retries": 1,
+            "noplaylist": True,
+            "allowed_extractors": ["tiktok"],
+            "format": "b/bv*+ba",
+            "format_sort": ["vcodec:h264", "acodec:aac", "ext:mp4:m4a"],
+            "ffmpeg_location": self._ffmpeg_path,
+            "paths": {"home": str(workdir), "temp": str(workdir)},
+            # Names from the network never become paths: the file is always clip.<ext>.
+            "outtmpl": {"default": "clip.%(ext)s"},
+            "overwrites": True,
+            "cachedir": False,
+            "progress_hooks": [stop_when_cancelled],
+        }
+
+    async def warm_up(self) -> None:
+        """Import the extractor now, off the request path: the first import costs ~0.25 s."""
+
+        def load() -> None:
+            with yt_dlp.YoutubeDL({"quiet": True, "allowed_extractors": ["tiktok"]}) as ydl:
+                ydl.get_info_extractor("TikTok")
+
+        await asyncio.to_thread(load)
+
+    async def fetch(self, link: Link, workdir: Path) -> Download:
+        if link.kind is not LinkKind.VIDEO:
+            raise FetchError(Reason.NOT_A_VIDEO, f"{link.kind.value} link")
+        cancelled = threading.Event()
+        job = asyncio.ensure_future(asyncio.to_thread(self._download, link.url, workdir, cancelled))
+        try:
+            return await asyncio.wait_for(asyncio.shield(job), self._timeout_s)
+        except TimeoutError:
+            raise FetchError(Reason.TIMED_OUT, f"over {self._timeout_s:.0f} s") from None
+        finally:
+            if not job.done():
+                # The thread cannot be killed: ask it to stop at the next chunk and wait for it,
+                # so nothing writes into the job directory after the caller removes it.
+                cancelled.set()
+                await asyncio.shield(asyncio.wait([job]))
+                if not job.cancelled():
+                    job.exception()
+
+    def _download(self, url: str, workdir: Path, cancelled: threading.Event) -> Download:
+        try:
+            with yt_dlp.YoutubeDL(self.options(workdir, cancelled)) as ydl:
+                info = ydl.extract_info(url, download=True)
+        except DownloadCancelled:
+            raise FetchError(Reason.TIMED_OUT, "cancelled") from None
+        except DownloadError as err:
+            raise FetchError(reason_for_error(str(err)), str(err)) from None
+        if not isinstance(info, dict):
+            raise FetchError(Reason.NOT_A_VIDEO, "no info")
+        downloads = info.get("requested_downloads") or []
+        path = Path(downloads[0]["filepath"]) if downloads else None
+        if path is None or not path.is_file() or path.parent.resolve() != workdir.resolve():
+            raise FetchError(Reason.NOT_A_VIDEO, "no file written")
+        return Download(path=path, info=clip_info(info))
+
+
+def clip_info(info: Mapping[str, Any]) -> ClipInfo:
+    """The caption facts from a yt-dlp info dict."""
+    clip_id = str(info.get("id") or "")
+    author = str(info.get("uploader") or info.get("channel") or "")
+    webpage_url = str(info.get("webpage_url") or "")
+    if author and clip_id:
+        webpage_url = f"https://www.tiktok.com/@{author}/video/{clip_id}"
+    return ClipInfo(
+        clip_id=clip_id,
+        author=author,
+        nickname=str(info.get("creator") or info.get("channel") or author),
+        description=str(info.get("description") or info.get("title") or ""),
+        webpage_url=webpage_url,
+    )

@@ -1,0 +1,73 @@
+"""The shared core, built once from the settings: one queue, one download cap for all platforms."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import imageio_ffmpeg
+
+from bot.download import YtDlpDownloader
+from bot.intake import Intake
+from bot.media import FfmpegMedia
+from bot.ports import Replier
+from bot.queue import AsyncioJobQueue
+from bot.resolve import HttpxLinkResolver
+from bot.service import Service
+from bot.settings import CoreSettings
+
+
+class Engine:
+    """Adapters put requests in through `intake`; `start` connects workers to the repliers."""
+
+    def __init__(self, settings: CoreSettings) -> None:
+        self.settings = settings
+        self.work_root = settings.data_dir / "jobs"
+        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+        self.resolver = HttpxLinkResolver(
+            proxy=settings.download_proxy,
+            verify_tls=settings.download_verify_tls,
+            timeout_s=min(settings.download_timeout_s, 30.0),
+        )
+        self.downloader = YtDlpDownloader(
+            proxy=settings.download_proxy,
+            verify_tls=settings.download_verify_tls,
+            timeout_s=settings.download_timeout_s,
+            ffmpeg_path=ffmpeg,
+        )
+        self.media = FfmpegMedia(ffmpeg)
+        self.queue = AsyncioJobQueue(workers=settings.workers, maxsize=settings.queue_size)
+        self.intake = Intake(self.queue)
+        self._warm_up: asyncio.Task[None] | None = None
+
+    def service(self, repliers: Mapping[str, Replier], *, work_root: Path | None) -> Service:
+        return Service(
+            resolver=self.resolver,
+            downloader=self.downloader,
+            media=self.media,
+            repliers=repliers,
+            max_downloads=self.settings.max_concurrent_downloads,
+            work_root=work_root,
+        )
+
+    def prepare_dirs(self) -> None:
+        """DATA_DIR and its job directories, private to this user; leftovers of a crash removed."""
+        self.settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.rmtree(self.work_root, ignore_errors=True)
+        self.work_root.mkdir(mode=0o700)
+
+    def start(self, repliers: Mapping[str, Replier]) -> None:
+        self.prepare_dirs()
+        self._warm_up = asyncio.create_task(self.downloader.warm_up())
+        self.queue.start(self.service(repliers, work_root=self.work_root).process)
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+        if self._warm_up is not None:
+            self._warm_up.cancel()
+            with contextlib.suppress(BaseException):
+                await self._warm_up
+        await self.resolver.aclose()

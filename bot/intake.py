@@ -1,0 +1,64 @@
+"""What the core does with an incoming message: which links to take and what to say at once."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+from bot.links import Link, LinkKind, find_links
+from bot.model import Origin, VideoRequest
+from bot.ports import JobQueue
+
+MAX_LINKS_PER_MESSAGE = 3
+
+HELP_TEXT = (
+    "Send me a TikTok link and I reply with the video itself, ready to play and to share.\n"
+    "I take links like https://www.tiktok.com/@user/video/123…, https://vm.tiktok.com/…, "
+    "https://vt.tiktok.com/… and https://www.tiktok.com/t/…, up to 3 per message.\n"
+    "In groups I answer only messages that hold such a link."
+)
+NO_LINK_TEXT = (
+    "I send the video behind a TikTok link: paste a link like "
+    "https://www.tiktok.com/@user/video/123… or https://vm.tiktok.com/…"
+)
+BUSY_TEXT = "I'm busy right now, please try again in a minute."
+
+
+class Answer(enum.Enum):
+    """What the adapter should say right away (the video itself comes later)."""
+
+    QUEUED = "queued"
+    NO_LINK = "no_link"
+    IGNORED = "ignored"
+    BUSY = "busy"
+
+
+class Intake:
+    """Picks the links of a message and queues them as one request."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self._queue = queue
+
+    def take(
+        self, texts: Iterable[str], origin: Origin, budget_bytes: int, *, private: bool
+    ) -> Answer:
+        """`private` is true where every message is meant for the bot (a DM, a command)."""
+        links = select_links(texts, private=private)
+        if not links:
+            return Answer.NO_LINK if private else Answer.IGNORED
+        request = VideoRequest(links=tuple(links), origin=origin, budget_bytes=budget_bytes)
+        return Answer.QUEUED if self._queue.submit(request) else Answer.BUSY
+
+
+def select_links(texts: Iterable[str], *, private: bool) -> list[Link]:
+    """Links in order, each clip once, at most three; in groups only those that lead to a post."""
+    chosen: list[Link] = []
+    seen: set[str] = set()
+    for text in texts:
+        for link in find_links(text):
+            key = link.clip_id or link.url
+            if key in seen or (not private and link.kind is LinkKind.NOT_VIDEO):
+                continue
+            seen.add(key)
+            chosen.append(link)
+    return chosen[:MAX_LINKS_PER_MESSAGE]

@@ -1,0 +1,159 @@
+"""Probe a download and make it play everywhere: H.264 yuv420p, AAC, mp4 with +faststart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+from bot.model import FetchError, Reason
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What a media file holds, as far as playback on chat clients cares."""
+
+    is_mp4: bool
+    vcodec: str | None
+    pix_fmt: str | None
+    width: int
+    height: int
+    duration: float
+    acodec: str | None
+    faststart: bool
+
+    @property
+    def playable(self) -> bool:
+        return (
+            self.is_mp4
+            and self.vcodec == "h264"
+            and self.pix_fmt == "yuv420p"
+            and self.acodec in (None, "aac")
+            and self.faststart
+        )
+
+
+def _moov_before_mdat(path: Path) -> bool:
+    """True when the mp4's index comes first, so clients can play while downloading."""
+    with path.open("rb") as f:
+        while header := f.read(8):
+            if len(header) < 8:
+                return False
+            size, kind = struct.unpack(">I4s", header)
+            if kind == b"moov":
+                return True
+            if kind == b"mdat":
+                return False
+            if size == 1:
+                size = struct.unpack(">Q", f.read(8))[0] - 8
+            elif size == 0:
+                return False
+            f.seek(size - 8, 1)
+    return False
+
+
+def probe(path: Path) -> Probe:
+    """Read codec, pixel format, size and duration with PyAV (no subprocess)."""
+    try:
+        with av.open(str(path)) as container:
+            video = next(iter(container.streams.video), None)
+            audio = next(iter(container.streams.audio), None)
+            duration = 0.0
+            if container.duration:
+                duration = container.duration / av.time_base
+            elif video is not None and video.duration and video.time_base:
+                duration = float(video.duration * video.time_base)
+            format_names = set(container.format.name.split(","))
+            return Probe(
+                is_mp4="mp4" in format_names and path.suffix == ".mp4",
+                vcodec=video.codec_context.name if video is not None else None,
+                pix_fmt=video.codec_context.format.name
+                if video is not None and video.codec_context.format is not None
+                else None,
+                width=video.codec_context.width if video is not None else 0,
+                height=video.codec_context.height if video is not None else 0,
+                duration=duration,
+                acodec=audio.codec_context.name if audio is not None else None,
+                faststart=_moov_before_mdat(path) if "mp4" in format_names else False,
+            )
+    except (av.error.FFmpegError, OSError) as err:
+        raise FetchError(Reason.NOT_A_VIDEO, f"probe failed: {err}") from None
+
+
+class FfmpegMedia:
+    """Turns a download into a playable mp4 with a thumbnail, using the ffmpeg binary."""
+
+    def __init__(self, ffmpeg_path: str) -> None:
+        self._ffmpeg = ffmpeg_path
+
+    async def playable(self, source: Path, workdir: Path) -> tuple[Path, Probe]:
+        """The source itself when it already plays everywhere, else a remux or re-encode."""
+        found = await asyncio.to_thread(probe, source)
+        if found.vcodec is None:
+            raise FetchError(Reason.NOT_A_VIDEO, "no video stream")
+        if found.playable:
+            return source, found
+        target = workdir / "playable.mp4"
+        video_ok = found.vcodec == "h264" and found.pix_fmt == "yuv420p"
+        if video_ok:
+            video_args = ["-c:v", "copy"]
+        else:
+            video_args = [
+                "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
+                "-profile:v", "high", "-pix_fmt", "yuv420p",
+                "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+            ]  # fmt: skip
+        audio_args = ["-c:a", "copy"] if found.acodec == "aac" else ["-c:a", "aac", "-b:a", "128k"]
+        log.info(
+            "making playable: %s/%s/%s -> %s",
+            found.vcodec,
+            found.pix_fmt,
+            found.acodec,
+            "remux" if video_ok else "re-encode",
+        )
+        await self._run(
+            "-i", str(source), "-map", "0:v:0", "-map", "0:a:0?", *video_args, *audio_args,
+            "-movflags", "+faststart", "-f", "mp4", str(target),
+        )  # fmt: skip
+        made = await asyncio.to_thread(probe, target)
+        if not made.playable:
+            raise FetchError(Reason.FAILED, f"still not playable after ffmpeg: {made}")
+        return target, made
+
+    async def thumbnail(self, video: Path, duration: float, workdir: Path) -> Path | None:
+        """A JPEG of at most 320 px a side, or None when it cannot be made (not worth failing)."""
+        target = workdir / "thumb.jpg"
+        at = f"{min(1.0, duration / 3):.3f}"
+        try:
+            await self._run(
+                "-ss", at, "-i", str(video), "-frames:v", "1",
+                "-vf", "scale=320:320:force_original_aspect_ratio=decrease,format=yuvj420p",
+                "-q:v", "5", str(target),
+            )  # fmt: skip
+        except FetchError:
+            return None
+        if not target.is_file() or target.stat().st_size >= 200_000:
+            return None
+        return target
+
+    async def _run(self, *args: str) -> None:
+        process = await asyncio.create_subprocess_exec(
+            self._ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            _, stderr = await process.communicate()
+        finally:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        if process.returncode != 0:
+            raise FetchError(Reason.FAILED, f"ffmpeg: {stderr.decode(errors='replace')[-500:]}")

@@ -1,0 +1,78 @@
+"""Values that travel through the core: requests, downloaded media, and failures."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from bot.links import Link
+
+
+class Origin(Protocol):
+    """Where to answer. Only the adapter that made it looks inside; the core reads `platform`."""
+
+    @property
+    def platform(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRequest:
+    """The links of one message (or command), answered in order, to one place."""
+
+    links: tuple[Link, ...]
+    origin: Origin
+    budget_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClipInfo:
+    """What the post page says about a clip, used for the caption."""
+
+    clip_id: str
+    author: str
+    nickname: str
+    description: str
+    webpage_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """A playable H.264/AAC mp4 on disk with the facts the platform is told."""
+
+    path: Path
+    width: int
+    height: int
+    duration: float
+    size: int
+    thumbnail: Path | None
+    info: ClipInfo
+
+
+class Reason(enum.Enum):
+    """The closed set of reasons a link is not answered with a video; values are user-facing."""
+
+    PRIVATE = "This video is private."
+    REMOVED = "This post was removed or isn't available here."
+    REGION_LOCKED = "TikTok doesn't show this post in the bot's region."
+    LOGIN_REQUIRED = "TikTok wants a login to show this post."
+    NOT_A_VIDEO = "That link doesn't lead to a video."
+    TIMED_OUT = "The download timed out, please try again."
+    TOO_LARGE = "This video is too large for this chat's upload limit."
+    BLOCKED = "TikTok refused the download right now, please try again later."
+    UNSUPPORTED_SITE = "I can't fetch links from that site."
+    FAILED = "Something went wrong fetching this video, please try again."
+
+    @property
+    def message(self) -> str:
+        return self.value
+
+
+class FetchError(Exception):
+    """A fetch ended with a known reason; carries no raw library text to users."""
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        super().__init__(f"{reason.name}: {detail}" if detail else reason.name)
+        self.reason = reason
+        self.detail = detail

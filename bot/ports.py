@@ -1,0 +1,42 @@
+"""The core's ports: what it needs from the outside, as Protocols."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from bot.download import Download
+from bot.links import Link
+from bot.model import Media, Origin, Reason, VideoRequest
+
+
+class LinkResolver(Protocol):
+    """Turns a pasted link into one with a known clip id (short links need a lookup)."""
+
+    async def resolve(self, link: Link) -> Link: ...
+
+
+class Downloader(Protocol):
+    """Fetches a clip into a job directory."""
+
+    async def fetch(self, link: Link, workdir: Path) -> Download: ...
+
+
+class Replier(Protocol):
+    """Answers on one platform; the adapter chooses how a video or a reason looks there."""
+
+    async def working(self, origin: Origin) -> None:
+        """Show that a job runs (called again every few seconds while it does)."""
+
+    async def deliver(self, origin: Origin, media: Media) -> None:
+        """Send the video. Raise FetchError(Reason.TOO_LARGE) when the platform refuses its size."""
+
+    async def fail(self, origin: Origin, reason: Reason) -> None:
+        """Tell the requester why a link got no video."""
+
+
+class JobQueue(Protocol):
+    """Holds accepted requests until a worker runs them."""
+
+    def submit(self, request: VideoRequest) -> bool:
+        """Queue the request; False when the queue is full."""

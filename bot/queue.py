@@ -1,0 +1,54 @@
+"""The embedded job queue: a bounded asyncio queue drained by a pool of workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.model import VideoRequest
+
+log = logging.getLogger(__name__)
+
+
+class AsyncioJobQueue:
+    """Bounded, so a burst waits its turn instead of starting unbounded work."""
+
+    def __init__(self, *, workers: int, maxsize: int) -> None:
+        self._queue: asyncio.Queue[VideoRequest] = asyncio.Queue(maxsize)
+        self._worker_count = workers
+        self._workers: list[asyncio.Task[None]] = []
+
+    def submit(self, request: VideoRequest) -> bool:
+        try:
+            self._queue.put_nowait(request)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def start(self, handler: Callable[[VideoRequest], Awaitable[None]]) -> None:
+        """Start the workers; the handler comes last because it needs the adapters' repliers."""
+        self._workers = [
+            asyncio.create_task(self._work(handler), name=f"reshare-worker-{n}")
+            for n in range(self._worker_count)
+        ]
+
+    async def join(self) -> None:
+        """Wait until every submitted request was handled."""
+        await self._queue.join()
+
+    async def stop(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    async def _work(self, handler: Callable[[VideoRequest], Awaitable[None]]) -> None:
+        while True:
+            request = await self._queue.get()
+            try:
+                await handler(request)
+            except Exception:
+                log.exception("request failed")
+            finally:
+                self._queue.task_done()

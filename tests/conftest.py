@@ -1,0 +1,27 @@
+"""Shared fixtures. Clips are rendered once per test session (per xdist worker)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.standins.clips import Clip, make_clip
+
+
+@pytest.fixture(scope="session")
+def h264_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
+    """A 2 s 360x640 H.264 + AAC clip, like TikTok's h264 renditions."""
+    return make_clip(tmp_path_factory.mktemp("clips") / "h264.mp4")
+
+
+@pytest.fixture(scope="session")
+def hevc_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
+    """A 2 s 360x640 HEVC (hvc1) + AAC clip, like TikTok's bytevc1 renditions."""
+    return make_clip(tmp_path_factory.mktemp("clips") / "hevc.mp4", codec="hevc")
+
+
+@pytest.fixture(scope="session")
+def tall_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
+    """A second, different H.264 clip (3 s, 432x768), to tell replies apart."""
+    return make_clip(
+        tmp_path_factory.mktemp("clips") / "tall.mp4", duration=3.0, width=432, height=768
+    )

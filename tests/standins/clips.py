@@ -1,0 +1,92 @@
+"""Small real mp4 files for tests, rendered with ffmpeg's test sources.
+
+The stand-ins serve real files so that the bot's probing, format checks and uploads run
+against the same kind of bytes TikTok sends (H.264 or HEVC tagged ``hvc1``, AAC, faststart).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio_ffmpeg
+
+_VIDEO_ARGS = {
+    "h264": ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"],
+    # TikTok's bytevc1 streams are HEVC in mp4 with the hvc1 sample entry, as Apple players need.
+    "hevc": [
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-tag:v",
+        "hvc1",
+        "-x265-params",
+        "log-level=error",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """An mp4 on disk and what it contains (the values it was rendered with)."""
+
+    path: Path
+    width: int
+    height: int
+    duration: float
+    vcodec: str
+    has_audio: bool
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+
+def make_clip(
+    path: Path,
+    *,
+    duration: float = 2.0,
+    width: int = 360,
+    height: int = 640,
+    codec: str = "h264",
+    audio: bool = True,
+    fps: int = 30,
+) -> Clip:
+    """Render a clip to ``path``; codec is "h264" or "hevc", sizes must be even (yuv420p)."""
+    if codec not in _VIDEO_ARGS:
+        raise ValueError(f"codec must be one of {sorted(_VIDEO_ARGS)}, not {codec!r}")
+    if width % 2 or height % 2:
+        raise ValueError(f"yuv420p needs even dimensions, got {width}x{height}")
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={width}x{height}:rate={fps}:duration={duration}",
+    ]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={duration}"]
+    cmd += _VIDEO_ARGS[codec]
+    if audio:
+        cmd += ["-c:a", "aac", "-b:a", "64k", "-ac", "2"]
+    cmd += ["-t", str(duration), "-movflags", "+faststart", "-f", "mp4", str(path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed ({result.returncode}): {result.stderr.strip()}")
+    return Clip(
+        path=path,
+        width=width,
+        height=height,
+        duration=duration,
+        vcodec=codec,
+        has_audio=audio,
+    )

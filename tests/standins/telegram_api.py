@@ -1,0 +1,1292 @@
+"""A Telegram Bot API stand-in: a real aiohttp server speaking the Bot API wire protocol.
+
+The real python-telegram-bot (or any HTTP client) talks to it over a local socket; tests inject
+user messages and read what the bot sent, like a conversation. See DESIGN.md section 9.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import mimetypes
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from aiohttp import BodyPartReader, hdrs, web
+
+__all__ = ["ApiCall", "FakeBotApi", "UploadedFile", "utf16_len"]
+
+JsonObject = dict[str, Any]
+_Handler = Callable[["ApiCall"], Awaitable[Any]]
+_WakeReason = Literal["update", "conflict", "closing"]
+
+# Form values are JSON-encoded except for fields the Bot API types as String (PTB sends those raw),
+# so "123" as a caption must stay a string while "123" as a width becomes an int.
+_STRING_FIELDS = frozenset(
+    {
+        "action",
+        "animation",
+        "audio",
+        "business_connection_id",
+        "callback_query_id",
+        "caption",
+        "cover",
+        "description",
+        "document",
+        "emoji",
+        "file_id",
+        "inline_message_id",
+        "inline_query_id",
+        "language_code",
+        "message_effect_id",
+        "name",
+        "next_offset",
+        "parse_mode",
+        "performer",
+        "photo",
+        "secret_token",
+        "short_description",
+        "sticker",
+        "text",
+        "thumbnail",
+        "title",
+        "url",
+        "video",
+        "video_note",
+        "voice",
+    }
+)
+_INT_OR_STRING_FIELDS = frozenset({"chat_id", "from_chat_id"})
+_UPDATE_KINDS = frozenset(
+    {
+        "message",
+        "edited_message",
+        "channel_post",
+        "edited_channel_post",
+        "business_connection",
+        "business_message",
+        "edited_business_message",
+        "deleted_business_messages",
+        "message_reaction",
+        "message_reaction_count",
+        "inline_query",
+        "chosen_inline_result",
+        "callback_query",
+        "shipping_query",
+        "pre_checkout_query",
+        "purchased_paid_media",
+        "poll",
+        "poll_answer",
+        "my_chat_member",
+        "chat_member",
+        "chat_join_request",
+        "chat_boost",
+        "removed_chat_boost",
+    }
+)
+# Telegram leaves these out unless a bot asks for them by name.
+_DEFAULT_UPDATE_KINDS = _UPDATE_KINDS - {
+    "chat_member",
+    "message_reaction",
+    "message_reaction_count",
+}
+_CHAT_ACTIONS = frozenset(
+    {
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    }
+)
+_HTML_ENTITY_TYPES = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "code": "code",
+    "pre": "pre",
+    "a": "text_link",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "blockquote": "blockquote",
+}
+# Bare host names count as links only for real top-level domains ("clip.mp4" is not a link).
+# fmt: off
+_BARE_HOST_TLDS = frozenset({
+    "com", "org", "net", "io", "me", "ly", "co", "ru", "de", "uk", "fr", "it", "es", "nl", "pl",
+    "br", "in", "jp", "cn", "tv", "app", "dev", "info", "biz", "xyz", "gg", "us", "ca", "au", "eu",
+    "ch", "se", "no", "fi", "dk", "at", "be", "cz", "ua", "kz", "tr", "ir", "id", "vn", "kr", "mx",
+    "ar", "cl", "pt", "gr", "hu", "ro", "sk", "to", "fm",
+})
+# fmt: on
+_URL_RE = re.compile(
+    r"(?<![\w@/.:-])"
+    r"(?P<scheme>https?://)?"
+    r"(?P<host>(?:\d{1,3}(?:\.\d{1,3}){3})"
+    r"|(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?P<tld>[a-z]{2,63}|xn--[a-z0-9-]{1,59})(?![\w-]))"
+    r"(?::\d{1,5})?"
+    r"(?:[/?#][^\s<>\"«»]*)?",
+    re.IGNORECASE,
+)
+_COMMAND_RE = re.compile(r"(?<![\w/])/[a-zA-Z0-9_]{1,64}(?:@[a-zA-Z0-9_]{3,32})?(?![\w@/])")
+_TRAILING_PUNCTUATION = ".,:;!?'\""
+_HTML_CHAR_REF = re.compile(r"&(?:#(\d{1,7})|#[xX]([0-9a-fA-F]{1,6})|(lt|gt|amp|quot));")
+_HTML_ATTR = re.compile(r"""([\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
+_HTML_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+_CONFLICT_DESCRIPTION = (
+    "Conflict: terminated by other getUpdates request; "
+    "make sure that only one bot instance is running"
+)
+_DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    """One multipart file part as it arrived."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    """One Bot API request as received: form values JSON-decoded, file parts kept aside.
+
+    Files larger than the upload limit are not kept (the call answered 413).
+    """
+
+    method: str
+    params: dict[str, Any]
+    files: dict[str, UploadedFile]
+    at: float
+
+
+@dataclass(slots=True)
+class _StoredFile:
+    """A file the fake holds: what a file_id resolves to, and its Telegram object."""
+
+    file_id: str
+    file_unique_id: str
+    data: bytes
+    file_path: str
+    obj: JsonObject
+
+
+@dataclass(slots=True)
+class _Chat:
+    info: JsonObject
+    next_message_id: int = 1
+    messages: dict[int, JsonObject] = field(default_factory=dict)
+
+    def take_message_id(self) -> int:
+        message_id = self.next_message_id
+        self.next_message_id += 1
+        return message_id
+
+
+class _ApiError(Exception):
+    """An error answer of the Bot API: {"ok": false, "error_code": ..., "description": ...}."""
+
+    def __init__(
+        self, error_code: int, description: str, parameters: JsonObject | None = None
+    ) -> None:
+        super().__init__(description)
+        self.error_code = error_code
+        self.description = description
+        self.parameters = parameters
+
+    def response(self) -> web.Response:
+        body: JsonObject = {
+            "ok": False,
+            "error_code": self.error_code,
+            "description": self.description,
+        }
+        if self.parameters:
+            body["parameters"] = self.parameters
+        return web.json_response(body, status=self.error_code)
+
+
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units, the unit of Telegram entity offsets."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _bad_request(reason: str) -> _ApiError:
+    return _ApiError(400, f"Bad Request: {reason}")
+
+
+def _decode_field(name: str, raw: str) -> Any:
+    if name in _STRING_FIELDS:
+        return raw
+    if name in _INT_OR_STRING_FIELDS:
+        try:
+            return int(raw)
+        except ValueError:
+            return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _find_entities(text: str) -> list[JsonObject]:
+    """Mark links and bot commands like Telegram does, offsets in UTF-16 code units."""
+    spans: list[tuple[int, int, str]] = []
+    for match in _URL_RE.finditer(text):
+        if not match.group("scheme") and (match.group("tld") or "").lower() not in (
+            _BARE_HOST_TLDS
+        ):
+            continue
+        start, end = match.span()
+        while end > start and (
+            text[end - 1] in _TRAILING_PUNCTUATION
+            or (text[end - 1] == ")" and text.count("(", start, end) < text.count(")", start, end))
+        ):
+            end -= 1
+        spans.append((start, end, "url"))
+    for match in _COMMAND_RE.finditer(text):
+        if not any(s <= match.start() < e for s, e, _ in spans):
+            spans.append((match.start(), match.end(), "bot_command"))
+    spans.sort()
+    return [
+        {"type": kind, "offset": utf16_len(text[:start]), "length": utf16_len(text[start:end])}
+        for start, end, kind in spans
+    ]
+
+
+def _unescape_html(text: str) -> str:
+    def replace(ref: re.Match[str]) -> str:
+        decimal, hexadecimal, named = ref.groups()
+        if named:
+            return _HTML_NAMED[named]
+        return chr(int(decimal) if decimal else int(hexadecimal, 16))
+
+    return _HTML_CHAR_REF.sub(replace, text)
+
+
+def _parse_html(source: str) -> tuple[str, list[JsonObject]]:
+    """Turn HTML-formatted text into plain text and entities, failing where Telegram fails."""
+    out: list[str] = []
+    length = 0
+    stack: list[tuple[str, int, JsonObject]] = []
+    entities: list[JsonObject] = []
+
+    def fail(reason: str, at: int) -> _ApiError:
+        offset = len(source[:at].encode())
+        return _bad_request(f"can't parse entities: {reason} at byte offset {offset}")
+
+    def emit(chunk: str) -> None:
+        nonlocal length
+        out.append(chunk)
+        length += utf16_len(chunk)
+
+    i = 0
+    while i < len(source):
+        char = source[i]
+        if char == "&":
+            ref = _HTML_CHAR_REF.match(source, i)
+            end = ref.end() if ref else i + 1
+            emit(_unescape_html(source[i:end]))
+            i = end
+            continue
+        if char != "<":
+            emit(char)
+            i += 1
+            continue
+        end = source.find(">", i)
+        if end < 0:
+            raise fail("Unclosed start tag", i)
+        body = source[i + 1 : end]
+        if body.startswith("/"):
+            name = body[1:].strip().lower()
+            if not stack or stack[-1][0] != name:
+                raise fail(f'Unmatched end tag "{name}"', i)
+            tag, start, attributes = stack.pop()
+            if length > start:
+                entities.append(
+                    {
+                        "type": _HTML_ENTITY_TYPES[tag],
+                        "offset": start,
+                        "length": length - start,
+                        **attributes,
+                    }
+                )
+        else:
+            name_match = re.match(r"[a-zA-Z][\w-]*", body)
+            name = name_match.group(0).lower() if name_match else ""
+            if name not in _HTML_ENTITY_TYPES:
+                raise fail(f'Unsupported start tag "{name}"', i)
+            attrs = {
+                key.lower(): double or single or bare
+                for key, double, single, bare in _HTML_ATTR.findall(body[len(name) :])
+            }
+            extra: JsonObject = {}
+            if name == "a":
+                extra["url"] = _unescape_html(attrs.get("href", ""))
+            elif name == "span" and attrs.get("class") != "tg-spoiler":
+                raise fail('Tag "span" must have class "tg-spoiler"', i)
+            stack.append((name, length, extra))
+        i = end + 1
+    if stack:
+        tag = stack[-1][0]
+        raise _bad_request(
+            f"can't parse entities: Can't find end tag corresponding to start tag \"{tag}\""
+        )
+    entities.sort(key=lambda e: (e["offset"], -e["length"]))
+    return "".join(out), entities
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height of a JPEG, PNG, GIF or WebP image; None for anything else."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        if data[12:16] == b"VP8X":
+            return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(
+                data[27:30], "little"
+            )
+        if data[12:16] == b"VP8 ":
+            return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(
+                data[28:30], "little"
+            ) & 0x3FFF
+        if data[12:16] == b"VP8L":
+            bits = int.from_bytes(data[21:25], "little")
+            return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+        return None
+    return _jpeg_size(data)
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        seg_len = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            if pos + 9 > len(data):
+                return None
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
+            return width, height
+        pos += 2 + seg_len
+    return None
+
+
+class FakeBotApi:
+    """A Bot API server on 127.0.0.1 (a free port) for one bot token.
+
+    Usage: ``async with FakeBotApi() as api:`` then point the bot at ``api.root`` (the bot appends
+    ``/bot<token>/<method>`` and ``/file/bot<token>/<path>``). Bot API methods are answered like
+    Telegram answers them, including its error bodies; send* methods need a chat the fake knows
+    (one a message was injected into, or one given to ``add_chat``).
+    """
+
+    def __init__(
+        self,
+        token: str = "123456:TEST-token",  # noqa: S107 - a made-up token for a local stand-in
+        *,
+        bot_username: str = "reshare_test_bot",
+        upload_limit_bytes: int = 50_000_000,
+        download_limit_bytes: int = _DOWNLOAD_LIMIT_BYTES,
+    ) -> None:
+        self.token = token
+        self.upload_limit_bytes = upload_limit_bytes
+        self.download_limit_bytes = download_limit_bytes
+        self.bot_user: JsonObject = {
+            "id": int(token.split(":", 1)[0]),
+            "is_bot": True,
+            "first_name": "Reshare Test",
+            "username": bot_username,
+        }
+        self._calls: list[ApiCall] = []
+        self._calls_changed = asyncio.Event()
+        self._chats: dict[int, _Chat] = {}
+        self._updates: list[JsonObject] = []
+        self._next_update_id = 10_000
+        self._allowed_updates: frozenset[str] = _DEFAULT_UPDATE_KINDS
+        self._poll: asyncio.Future[_WakeReason] | None = None
+        self._closing = False
+        self._files: dict[str, _StoredFile] = {}
+        self._files_by_path: dict[str, _StoredFile] = {}
+        self._next_file_number = 1
+        self._next_media_group_id = 13_000_000_000_000_000
+        self._failures: dict[str, list[_ApiError]] = {}
+        self._commands: dict[str, list[JsonObject]] = {}
+        self._runner: web.AppRunner | None = None
+        self._root: str | None = None
+        self._methods: dict[str, tuple[str, _Handler]] = {
+            name.lower(): (name, handler)
+            for name, handler in {
+                "getMe": self._get_me,
+                "logOut": self._true,
+                "close": self._true,
+                "deleteWebhook": self._delete_webhook,
+                "getWebhookInfo": self._get_webhook_info,
+                "getUpdates": self._get_updates,
+                "setMyCommands": self._set_my_commands,
+                "getMyCommands": self._get_my_commands,
+                "deleteMyCommands": self._delete_my_commands,
+                "setMyDescription": self._true,
+                "setMyShortDescription": self._true,
+                "sendMessage": self._send_message,
+                "sendChatAction": self._send_chat_action,
+                "sendVideo": self._send_video,
+                "sendDocument": self._send_document,
+                "sendPhoto": self._send_photo,
+                "sendAudio": self._send_audio,
+                "sendMediaGroup": self._send_media_group,
+                "editMessageText": self._edit_message_text,
+                "deleteMessage": self._delete_message,
+                "setMessageReaction": self._set_message_reaction,
+                "answerCallbackQuery": self._true,
+                "answerInlineQuery": self._true,
+                "getFile": self._get_file,
+            }.items()
+        }
+
+    # Lifecycle
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1 at a free port (so tests can run in parallel)."""
+        if self._runner is not None:
+            raise RuntimeError("FakeBotApi is already running")
+        app = web.Application(client_max_size=2100 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle_method)
+        app.router.add_get("/file/bot{token}/{file_path:.+}", self._handle_download)
+        # Cancel a handler when its client goes away, as a dropped long poll must not linger.
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self._closing = False
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        self._root = f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        """End pending long polls (they answer an empty list) and close the server."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self._closing = True
+        self._wake_poll("closing")
+        await runner.cleanup()
+
+    @property
+    def root(self) -> str:
+        """The server root, what TELEGRAM_API_URL would be (no trailing slash)."""
+        if self._root is None:
+            raise RuntimeError("FakeBotApi is not started")
+        return self._root
+
+    @property
+    def base_url(self) -> str:
+        """What PTB's ``base_url`` should be."""
+        return f"{self.root}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        """What PTB's ``base_file_url`` should be."""
+        return f"{self.root}/file/bot"
+
+    # Test side: the user's half of the conversation
+
+    def add_chat(
+        self,
+        chat_id: int,
+        chat_type: str = "private",
+        *,
+        user_id: int = 42,
+        title: str | None = None,
+    ) -> JsonObject:
+        """Make a chat known, e.g. a storage chat the bot sends to without being written to."""
+        user = self._user(user_id, is_bot=False)
+        return copy.deepcopy(self._ensure_chat(chat_id, chat_type, user, title).info)
+
+    def inject_message(
+        self,
+        text: str,
+        *,
+        chat_id: int = 1001,
+        chat_type: str = "private",
+        user_id: int = 42,
+        is_bot: bool = False,
+        entities: list[JsonObject] | None = None,
+        reply_to_message_id: int | None = None,
+    ) -> JsonObject:
+        """Queue a "message" update from a user; returns the Message as the bot will see it.
+
+        Without ``entities``, links and commands are marked the way Telegram marks them.
+        """
+        user = self._user(user_id, is_bot=is_bot)
+        chat = self._ensure_chat(chat_id, chat_type, user, None)
+        message = self._user_message(chat, user, text, entities)
+        if reply_to_message_id is not None:
+            message["reply_to_message"] = self._reply_target(
+                chat, reply_to_message_id, allow_missing=False
+            )
+        self.inject_update("message", message)
+        return copy.deepcopy(message)
+
+    def inject_command(
+        self,
+        command: str,
+        args: str = "",
+        *,
+        mention_bot: bool = False,
+        chat_id: int = 1001,
+        chat_type: str = "private",
+        user_id: int = 42,
+    ) -> JsonObject:
+        """Queue ``/command args`` (``/command@bot args`` with ``mention_bot``, as in groups)."""
+        text = "/" + command.lstrip("/")
+        if mention_bot:
+            text += "@" + self.bot_user["username"]
+        if args:
+            text += " " + args
+        return self.inject_message(text, chat_id=chat_id, chat_type=chat_type, user_id=user_id)
+
+    def inject_edited_message(
+        self,
+        text: str,
+        *,
+        chat_id: int = 1001,
+        chat_type: str = "private",
+        user_id: int = 42,
+        is_bot: bool = False,
+        entities: list[JsonObject] | None = None,
+        message_id: int | None = None,
+    ) -> JsonObject:
+        """Queue an "edited_message" update: a user changed the text of one of their messages.
+
+        ``message_id`` picks the message; by default it is the user's latest one in the chat, or
+        a new one if there is none (sent before the bot was listening).
+        """
+        user = self._user(user_id, is_bot=is_bot)
+        chat = self._ensure_chat(chat_id, chat_type, user, None)
+        if message_id is None:
+            own = [m for m in chat.messages.values() if m.get("from", {}).get("id") == user_id]
+            message_id = own[-1]["message_id"] if own else None
+        if message_id is None:
+            message = self._user_message(chat, user, text, entities)
+        elif (found := chat.messages.get(message_id)) is not None:
+            message = found
+        else:
+            raise ValueError(f"message {message_id} is not in chat {chat_id}")
+        message["text"] = text
+        message.pop("entities", None)
+        marked = _find_entities(text) if entities is None else entities
+        if marked:
+            message["entities"] = marked
+        message["edit_date"] = int(time.time())
+        self.inject_update("edited_message", message)
+        return copy.deepcopy(message)
+
+    def inject_update(self, kind: str, payload: JsonObject) -> int:
+        """Queue a raw update of any kind; returns its update_id.
+
+        Like Telegram, an update of a kind the bot did not allow (allowed_updates) is dropped.
+        """
+        if kind not in _UPDATE_KINDS:
+            raise ValueError(f"unknown update kind {kind!r}")
+        update_id = self._next_update_id
+        self._next_update_id += 1
+        if kind in self._allowed_updates:
+            self._updates.append({"update_id": update_id, kind: copy.deepcopy(payload)})
+            self._wake_poll("update")
+        return update_id
+
+    def fail_next(
+        self,
+        method: str,
+        error_code: int = 429,
+        description: str | None = None,
+        *,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with an error (429 by default)."""
+        parameters: JsonObject | None = None
+        if error_code == 429:
+            retry_after = 1 if retry_after is None else retry_after
+        if retry_after is not None:
+            parameters = {"retry_after": retry_after}
+        if description is None:
+            description = {
+                400: "Bad Request",
+                403: "Forbidden: bot was blocked by the user",
+                429: f"Too Many Requests: retry after {retry_after}",
+                500: "Internal Server Error",
+                502: "Bad Gateway",
+            }.get(error_code, f"Error {error_code}")
+        name = self._canonical(method)
+        self._failures.setdefault(name, []).extend(
+            _ApiError(error_code, description, parameters) for _ in range(times)
+        )
+
+    # Test side: what the bot did
+
+    @property
+    def calls(self) -> list[ApiCall]:
+        """Every request with the right token, in the order they were read."""
+        return list(self._calls)
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        name = self._canonical(method)
+        return [call for call in self._calls if call.method == name]
+
+    def sent_to_chat(self, chat_id: int) -> list[ApiCall]:
+        """Every request addressed to a chat (messages, actions, edits, deletions), in order."""
+        return [call for call in self._calls if call.params.get("chat_id") == chat_id]
+
+    def chat_history(self, chat_id: int) -> list[JsonObject]:
+        """The chat as a user sees it now: all messages, edits applied, deleted ones gone."""
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            return []
+        return [copy.deepcopy(chat.messages[key]) for key in sorted(chat.messages)]
+
+    @property
+    def pending_updates(self) -> list[JsonObject]:
+        """Updates not yet confirmed by a getUpdates offset past them."""
+        return copy.deepcopy(self._updates)
+
+    async def wait_for_call(
+        self,
+        method: str,
+        *,
+        count: int = 1,
+        timeout: float = 30.0,  # noqa: ASYNC109 - a bound on the wait reads better in a test
+    ) -> list[ApiCall]:
+        """Wait until at least ``count`` calls of ``method`` arrived; returns all of them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(found := self.calls_to(method)) < count:
+            remaining = deadline - loop.time()
+            changed = self._calls_changed
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                seen = "\n  ".join(self._describe(call) for call in self._calls) or "(none)"
+                raise AssertionError(
+                    f"expected {count} {self._canonical(method)} call(s) within {timeout}s, "
+                    f"got {len(found)}; calls seen:\n  {seen}"
+                ) from None
+        return found
+
+    def file_bytes(self, call: ApiCall, field_name: str = "video") -> bytes:
+        """The bytes a send* call carried in a field: an upload, an attach:// part or a file_id."""
+        return self._data_of(call, field_name, call.params.get(field_name))
+
+    def video_bytes(self, call: ApiCall) -> bytes:
+        """The bytes of the video a sendVideo call sent."""
+        return self.file_bytes(call, "video")
+
+    def media_group_bytes(self, call: ApiCall) -> list[bytes]:
+        """The bytes of each item of a sendMediaGroup call, in order."""
+        return [
+            self._data_of(call, "media", item.get("media")) for item in call.params.get("media", [])
+        ]
+
+    def _data_of(self, call: ApiCall, field_name: str, value: Any) -> bytes:
+        try:
+            return self._resolve(call, field_name, value).data
+        except _ApiError as error:
+            raise AssertionError(
+                f"{call.method} carried no usable {field_name!r}: {error.description}"
+            ) from None
+
+    # HTTP
+
+    async def _handle_method(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            await request.release()
+            return _ApiError(401, "Unauthorized").response()
+        try:
+            params, files, too_large = await self._read_request(request)
+        except _ApiError as error:
+            return error.response()
+        name, handler = self._methods.get(
+            request.match_info["method"].lower(), (request.match_info["method"], None)
+        )
+        call = ApiCall(method=name, params=params, files=files, at=time.monotonic())
+        self._calls.append(call)
+        self._calls_changed.set()
+        self._calls_changed = asyncio.Event()
+        try:
+            if too_large:
+                raise _ApiError(413, "Request Entity Too Large")
+            if handler is None:
+                raise _ApiError(404, "Not Found: method not found")
+            if failures := self._failures.get(name):
+                raise failures.pop(0)
+            result = await handler(call)
+        except _ApiError as error:
+            return error.response()
+        return web.json_response({"ok": True, "result": result})
+
+    async def _read_request(
+        self, request: web.Request
+    ) -> tuple[dict[str, Any], dict[str, UploadedFile], bool]:
+        """Parameters (query, form, multipart or JSON), kept files, whether one was too big."""
+        params: dict[str, Any] = {
+            key: _decode_field(key, value) for key, value in request.query.items()
+        }
+        files: dict[str, UploadedFile] = {}
+        too_large = False
+        if request.content_type == "multipart/form-data":
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader) or part.name is None:
+                    await part.release()
+                    continue
+                if part.filename is None:
+                    params[part.name] = _decode_field(part.name, await part.text())
+                    continue
+                data = await self._read_file_part(part)
+                if data is None:
+                    too_large = True
+                    continue
+                files[part.name] = UploadedFile(
+                    filename=part.filename,
+                    content_type=part.headers.get(hdrs.CONTENT_TYPE, "application/octet-stream"),
+                    data=data,
+                )
+        elif request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except ValueError:
+                raise _bad_request("can't parse JSON encoded request body") from None
+            if not isinstance(body, dict):
+                raise _bad_request("JSON encoded request body must be an object")
+            params.update(body)
+        elif request.content_type == "application/x-www-form-urlencoded":
+            form = await request.post()
+            params.update({key: _decode_field(key, str(value)) for key, value in form.items()})
+        else:
+            await request.release()
+        return params, files, too_large
+
+    async def _read_file_part(self, part: BodyPartReader) -> bytes | None:
+        """The part's bytes, or None past the upload limit (the rest is drained, not kept)."""
+        buffer = bytearray()
+        size = 0
+        while chunk := await part.read_chunk(1 << 20):
+            size += len(chunk)
+            if size <= self.upload_limit_bytes:
+                buffer += chunk
+            else:
+                buffer.clear()
+        return bytes(buffer) if size <= self.upload_limit_bytes else None
+
+    async def _handle_download(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return _ApiError(401, "Unauthorized").response()
+        stored = self._files_by_path.get(request.match_info["file_path"])
+        if stored is None:
+            return _ApiError(404, "Not Found").response()
+        return web.Response(body=stored.data, content_type="application/octet-stream")
+
+    # Bot API methods
+
+    async def _true(self, call: ApiCall) -> bool:
+        return True
+
+    async def _get_me(self, call: ApiCall) -> JsonObject:
+        return {
+            **self.bot_user,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+
+    async def _delete_webhook(self, call: ApiCall) -> bool:
+        if call.params.get("drop_pending_updates") is True:
+            self._updates.clear()
+        return True
+
+    async def _get_webhook_info(self, call: ApiCall) -> JsonObject:
+        return {
+            "url": "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+
+    async def _get_updates(self, call: ApiCall) -> list[JsonObject]:
+        params = call.params
+        offset = int(params.get("offset") or 0)
+        limit = min(max(int(params.get("limit") or 100), 1), 100)
+        timeout = max(float(params.get("timeout") or 0), 0.0)
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = frozenset(allowed) & _UPDATE_KINDS or _DEFAULT_UPDATE_KINDS
+        if offset > 0:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        elif offset < 0:
+            self._updates = self._updates[offset:]
+        self._wake_poll("conflict")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._updates and not self._closing:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            poll: asyncio.Future[_WakeReason] = loop.create_future()
+            self._poll = poll
+            try:
+                reason = await asyncio.wait_for(poll, remaining)
+            except TimeoutError:
+                break
+            finally:
+                if self._poll is poll:
+                    self._poll = None
+            if reason == "conflict":
+                raise _ApiError(409, _CONFLICT_DESCRIPTION)
+        return copy.deepcopy(self._updates[:limit])
+
+    async def _set_my_commands(self, call: ApiCall) -> bool:
+        commands = call.params.get("commands")
+        if not isinstance(commands, list):
+            raise _bad_request("can't parse commands JSON object")
+        self._commands[self._commands_key(call)] = commands
+        return True
+
+    async def _get_my_commands(self, call: ApiCall) -> list[JsonObject]:
+        return self._commands.get(self._commands_key(call), [])
+
+    async def _delete_my_commands(self, call: ApiCall) -> bool:
+        self._commands.pop(self._commands_key(call), None)
+        return True
+
+    async def _send_message(self, call: ApiCall) -> JsonObject:
+        chat = self._chat(call)
+        text, entities = self._formatted(call, "text", "entities")
+        if not text.strip():
+            raise _bad_request("message text is empty")
+        if utf16_len(text) > 4096:
+            raise _bad_request("message is too long")
+        content: JsonObject = {"text": text}
+        if entities:
+            content["entities"] = entities
+        return self._bot_message(chat, call, content)
+
+    async def _send_chat_action(self, call: ApiCall) -> bool:
+        self._chat(call)
+        if call.params.get("action") not in _CHAT_ACTIONS:
+            raise _bad_request("wrong parameter action in request")
+        return True
+
+    async def _send_video(self, call: ApiCall) -> JsonObject:
+        chat = self._chat(call)
+        content = self._caption(call)
+        content["video"] = self._media_object(call, "video", call.params.get("video"), call.params)
+        return self._bot_message(chat, call, content)
+
+    async def _send_document(self, call: ApiCall) -> JsonObject:
+        chat = self._chat(call)
+        content = self._caption(call)
+        content["document"] = self._media_object(
+            call, "document", call.params.get("document"), call.params
+        )
+        return self._bot_message(chat, call, content)
+
+    async def _send_audio(self, call: ApiCall) -> JsonObject:
+        chat = self._chat(call)
+        content = self._caption(call)
+        content["audio"] = self._media_object(call, "audio", call.params.get("audio"), call.params)
+        return self._bot_message(chat, call, content)
+
+    async def _send_photo(self, call: ApiCall) -> JsonObject:
+        chat = self._chat(call)
+        content = self._caption(call)
+        content["photo"] = [
+            self._media_object(call, "photo", call.params.get("photo"), call.params)
+        ]
+        return self._bot_message(chat, call, content)
+
+    async def _send_media_group(self, call: ApiCall) -> list[JsonObject]:
+        chat = self._chat(call)
+        media = call.params.get("media")
+        if not isinstance(media, list) or not all(isinstance(item, dict) for item in media):
+            raise _bad_request("can't parse media JSON object")
+        if len(media) > 10:
+            raise _bad_request("too much messages to send as an album")
+        if len(media) < 2:
+            raise _bad_request("media group must contain 2-10 items")
+        kinds = {item.get("type") for item in media}
+        if not kinds <= {"photo", "video", "document", "audio"}:
+            raise _bad_request("wrong media type in the album")
+        if len(kinds) > 1 and kinds & {"document", "audio"}:
+            raise _bad_request("documents and audio can be grouped only with their own kind")
+        group_id = str(self._next_media_group_id)
+        self._next_media_group_id += 1
+        contents: list[JsonObject] = []
+        for item in media:
+            kind = item["type"]
+            content = self._caption(call, item)
+            obj = self._media_object(call, kind, item.get("media"), item)
+            content[kind] = [obj] if kind == "photo" else obj
+            content["media_group_id"] = group_id
+            contents.append(content)
+        return [self._bot_message(chat, call, content) for content in contents]
+
+    async def _edit_message_text(self, call: ApiCall) -> JsonObject | bool:
+        if "inline_message_id" in call.params:
+            return True
+        chat = self._chat(call)
+        message = chat.messages.get(self._int_param(call, "message_id"))
+        if message is None:
+            raise _bad_request("message to edit not found")
+        if message["from"]["id"] != self.bot_user["id"]:
+            raise _bad_request("message can't be edited")
+        if "text" not in message:
+            raise _bad_request("there is no text in the message to edit")
+        text, entities = self._formatted(call, "text", "entities")
+        if not text.strip():
+            raise _bad_request("message text is empty")
+        if text == message["text"] and entities == message.get("entities", []):
+            raise _bad_request(
+                "message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message"
+            )
+        message["text"] = text
+        message.pop("entities", None)
+        if entities:
+            message["entities"] = entities
+        message["edit_date"] = int(time.time())
+        return copy.deepcopy(message)
+
+    async def _delete_message(self, call: ApiCall) -> bool:
+        chat = self._chat(call)
+        if chat.messages.pop(self._int_param(call, "message_id"), None) is None:
+            raise _bad_request("message to delete not found")
+        return True
+
+    async def _set_message_reaction(self, call: ApiCall) -> bool:
+        chat = self._chat(call)
+        if self._int_param(call, "message_id") not in chat.messages:
+            raise _bad_request("message to react not found")
+        return True
+
+    async def _get_file(self, call: ApiCall) -> JsonObject:
+        stored = self._files.get(str(call.params.get("file_id", "")))
+        if stored is None:
+            raise _bad_request("invalid file_id")
+        if len(stored.data) > self.download_limit_bytes:
+            raise _bad_request("file is too big")
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(stored.data),
+            "file_path": stored.file_path,
+        }
+
+    # Helpers
+
+    def _canonical(self, method: str) -> str:
+        return self._methods.get(method.lower(), (method, None))[0]
+
+    def _describe(self, call: ApiCall) -> str:
+        params = {
+            key: (value if len(repr(value)) <= 60 else repr(value)[:57] + "...")
+            for key, value in call.params.items()
+        }
+        files = {name: f"{len(f.data)} bytes" for name, f in call.files.items()}
+        return f"{call.method} {params}" + (f" files={files}" if files else "")
+
+    def _wake_poll(self, reason: _WakeReason) -> None:
+        poll = self._poll
+        if poll is not None and not poll.done():
+            poll.set_result(reason)
+
+    def _user(self, user_id: int, *, is_bot: bool) -> JsonObject:
+        user: JsonObject = {
+            "id": user_id,
+            "is_bot": is_bot,
+            "first_name": f"User {user_id}",
+            "username": f"user{user_id}",
+        }
+        if not is_bot:
+            user["language_code"] = "en"
+        return user
+
+    def _user_message(
+        self, chat: _Chat, user: JsonObject, text: str, entities: list[JsonObject] | None
+    ) -> JsonObject:
+        message: JsonObject = {
+            "message_id": chat.take_message_id(),
+            "from": user,
+            "chat": dict(chat.info),
+            "date": int(time.time()),
+            "text": text,
+        }
+        marked = _find_entities(text) if entities is None else entities
+        if marked:
+            message["entities"] = marked
+        chat.messages[message["message_id"]] = message
+        return message
+
+    def _ensure_chat(
+        self, chat_id: int, chat_type: str, user: JsonObject, title: str | None
+    ) -> _Chat:
+        chat = self._chats.get(chat_id)
+        if chat is not None:
+            if chat.info["type"] != chat_type:
+                raise ValueError(f"chat {chat_id} is a {chat.info['type']} chat, not {chat_type}")
+            return chat
+        if chat_type == "private":
+            info: JsonObject = {
+                "id": chat_id,
+                "type": "private",
+                "first_name": user["first_name"],
+                "username": user["username"],
+            }
+        elif chat_type in ("group", "supergroup"):
+            info = {"id": chat_id, "type": chat_type, "title": title or f"Test group {chat_id}"}
+        else:
+            raise ValueError(f"unsupported chat type {chat_type!r}")
+        chat = self._chats[chat_id] = _Chat(info=info)
+        return chat
+
+    def _chat(self, call: ApiCall) -> _Chat:
+        chat_id = call.params.get("chat_id")
+        if chat_id is None or chat_id == "":
+            raise _bad_request("chat_id is empty")
+        if isinstance(chat_id, str):
+            chat = next(
+                (c for c in self._chats.values() if "@" + c.info.get("username", "") == chat_id),
+                None,
+            )
+        else:
+            chat = self._chats.get(chat_id) if isinstance(chat_id, int) else None
+        if chat is None:
+            raise _bad_request("chat not found")
+        return chat
+
+    def _int_param(self, call: ApiCall, name: str) -> int:
+        value = call.params.get(name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _bad_request(f"{name} is empty" if value is None else f"invalid {name}")
+        return value
+
+    def _commands_key(self, call: ApiCall) -> str:
+        scope = call.params.get("scope") or {"type": "default"}
+        return json.dumps([scope, call.params.get("language_code", "")], sort_keys=True)
+
+    def _formatted(
+        self, call: ApiCall, text_key: str, entities_key: str, source: JsonObject | None = None
+    ) -> tuple[str, list[JsonObject]]:
+        """Text after parse_mode (HTML is parsed; Markdown modes are passed through unparsed)."""
+        params = call.params if source is None else source
+        text = params.get(text_key)
+        if text is None:
+            return "", []
+        text = str(text)
+        entities = params.get(entities_key)
+        if isinstance(entities, list):
+            return text, entities
+        if str(params.get("parse_mode", "")).lower() == "html":
+            return _parse_html(text)
+        return text, []
+
+    def _caption(self, call: ApiCall, source: JsonObject | None = None) -> JsonObject:
+        caption, entities = self._formatted(call, "caption", "caption_entities", source)
+        if utf16_len(caption) > 1024:
+            raise _bad_request("message caption is too long")
+        content: JsonObject = {}
+        if caption:
+            content["caption"] = caption
+        if entities:
+            content["caption_entities"] = entities
+        return content
+
+    def _reply_target(self, chat: _Chat, message_id: int, *, allow_missing: bool) -> JsonObject:
+        target = chat.messages.get(message_id)
+        if target is None:
+            if allow_missing:
+                return {}
+            raise _bad_request("message to be replied not found")
+        quoted = copy.deepcopy(target)
+        quoted.pop("reply_to_message", None)
+        return quoted
+
+    def _bot_message(self, chat: _Chat, call: ApiCall, content: JsonObject) -> JsonObject:
+        message: JsonObject = {
+            "message_id": chat.take_message_id(),
+            "from": dict(self.bot_user),
+            "chat": dict(chat.info),
+            "date": int(time.time()),
+        }
+        reply = call.params.get("reply_parameters")
+        if reply is None and "reply_to_message_id" in call.params:
+            reply = {
+                "message_id": call.params["reply_to_message_id"],
+                "allow_sending_without_reply": call.params.get("allow_sending_without_reply"),
+            }
+        if reply is not None:
+            if not isinstance(reply, dict) or not isinstance(reply.get("message_id"), int):
+                raise _bad_request("can't parse reply parameters JSON object")
+            target = self._reply_target(
+                chat,
+                reply["message_id"],
+                allow_missing=reply.get("allow_sending_without_reply") is True,
+            )
+            if target:
+                message["reply_to_message"] = target
+        if isinstance(call.params.get("message_thread_id"), int):
+            message["message_thread_id"] = call.params["message_thread_id"]
+        message.update(content)
+        chat.messages[message["message_id"]] = message
+        return copy.deepcopy(message)
+
+    def _resolve(self, call: ApiCall, field_name: str, value: Any) -> UploadedFile | _StoredFile:
+        """What a media field refers to: a part of this request or a file sent before."""
+        if value is None:
+            upload = call.files.get(field_name)
+            if upload is None:
+                raise _bad_request(f"there is no {field_name} in the request")
+            return upload
+        if not isinstance(value, str):
+            raise _bad_request(f"wrong type of the {field_name} field")
+        if value.startswith("attach://"):
+            upload = call.files.get(value.removeprefix("attach://"))
+            if upload is None:
+                raise _bad_request(f"can't find attached file {value!r}")
+            return upload
+        stored = self._files.get(value)
+        if stored is None:
+            raise _bad_request("wrong file identifier/HTTP URL specified")
+        return stored
+
+    def _media_object(self, call: ApiCall, kind: str, value: Any, params: JsonObject) -> JsonObject:
+        """The Telegram object (Video, PhotoSize, Audio, Document) for a media field."""
+        upload = self._resolve(call, kind, value)
+        if isinstance(upload, _StoredFile):
+            return copy.deepcopy(upload.obj)
+        if not upload.data:
+            raise _bad_request("file must be non-empty")
+        mime_type = upload.content_type
+        if mime_type == "application/octet-stream":
+            mime_type = mimetypes.guess_type(upload.filename)[0] or {
+                "video": "video/mp4",
+                "audio": "audio/mpeg",
+                "photo": "image/jpeg",
+            }.get(kind, mime_type)
+        meta: JsonObject = {}
+        if kind == "photo":
+            width, height = _image_size(upload.data) or (0, 0)
+            meta = {"width": width, "height": height}
+        else:
+            if kind == "video":
+                meta = {
+                    "width": int(params.get("width") or 0),
+                    "height": int(params.get("height") or 0),
+                    "duration": int(params.get("duration") or 0),
+                }
+            elif kind == "audio":
+                meta = {"duration": int(params.get("duration") or 0)}
+                for key in ("performer", "title"):
+                    if params.get(key):
+                        meta[key] = str(params[key])
+            meta["file_name"] = upload.filename
+            meta["mime_type"] = mime_type
+            thumbnail = self._thumbnail(call, params.get("thumbnail"))
+            if thumbnail is not None:
+                meta["thumbnail"] = thumbnail
+        return self._store(kind, upload, meta)
+
+    def _thumbnail(self, call: ApiCall, value: Any) -> JsonObject | None:
+        """A PhotoSize for a valid thumbnail; Telegram ignores thumbnails that break its rules.
+
+        The rules: JPEG, at most 320 px wide and tall, under 200 kB.
+        """
+        upload = call.files.get("thumbnail")
+        if isinstance(value, str) and value.startswith("attach://"):
+            upload = call.files.get(value.removeprefix("attach://"))
+        if upload is None:
+            return None
+        size = _jpeg_size(upload.data)
+        if size is None or max(size) > 320 or len(upload.data) >= 200_000:
+            return None
+        width, height = size
+        return self._store("thumbnail", upload, {"width": width, "height": height})
+
+    def _store(self, kind: str, upload: UploadedFile, meta: JsonObject) -> JsonObject:
+        number = self._next_file_number
+        self._next_file_number += 1
+        file_id = f"{kind[:2].upper()}AACAgIAAxkBAAI{number:06d}{secrets.token_urlsafe(12)}"
+        unique_id = f"AgAD{number:06d}{secrets.token_hex(3)}"
+        mime_type = str(meta.get("mime_type", "application/octet-stream"))
+        if kind in ("photo", "thumbnail"):
+            suffix = ".jpg"
+        elif mime_type != "application/octet-stream":
+            suffix = mimetypes.guess_extension(mime_type) or ""
+        else:
+            suffix = "." + upload.filename.rsplit(".", 1)[-1] if "." in upload.filename else ""
+        folder = {"audio": "music", "photo": "photos", "thumbnail": "thumbnails"}.get(
+            kind, kind + "s"
+        )
+        obj: JsonObject = {
+            "file_id": file_id,
+            "file_unique_id": unique_id,
+            **meta,
+            "file_size": len(upload.data),
+        }
+        stored = _StoredFile(
+            file_id=file_id,
+            file_unique_id=unique_id,
+            data=upload.data,
+            file_path=f"{folder}/file_{number}{suffix}",
+            obj=obj,
+        )
+        self._files[file_id] = stored
+        self._files_by_path[stored.file_path] = stored
+        return copy.deepcopy(obj)

@@ -1,0 +1,518 @@
+"""A local TikTok for end-to-end tests: an HTTPS-intercepting proxy that real yt-dlp talks to.
+
+yt-dlp (and httpx, gallery-dl) get ``proxy=stand_in.proxy_url`` and TLS verification off (or
+``client_ssl_context()``). The proxy answers ``CONNECT`` for TikTok hosts only and pipes the tunnel
+into a local aiohttp HTTPS server whose certificate comes from a throwaway trustme CA. That server
+plays www.tiktok.com (post pages with the rehydration JSON, the /login wall, /t/ short links),
+vm/vt.tiktok.com (short links) and the video CDN (mp4 behind the ``tt_chain_token`` cookie).
+
+What yt-dlp 2026.10.26 makes of it (``TikTokIE._real_extract``, ``_extract_web_formats``):
+
+- Each clip of a post becomes one ``bitrateInfo`` entry whose ``UrlKey`` names its real codec
+  (``h264`` or ``bytevc1``, which yt-dlp reports as ``h265``), resolution and bitrate, with the real
+  file size as ``DataSize``. ``playAddr`` repeats the first clip's URL, so yt-dlp drops it as a
+  duplicate and every format it lists is truthful.
+- ``music`` has no ``playUrl``: yt-dlp lists no separate audio-only format.
+- There are no cover images, subtitles or a ``downloadAddr``, so yt-dlp makes no other requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import html
+import json
+import re
+import secrets
+import ssl
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+import trustme
+from aiohttp import web
+
+from tests.standins.clips import Clip
+
+_POST_PATH = re.compile(r"/@[^/]*/video/(\d+)/?")
+_SHORT_PATH = re.compile(r"/(\w+)/?")
+_WWW_SHORT_PATH = re.compile(r"/t/(\w+)/?")
+_MEDIA_PATH = re.compile(r"/video/tos/([0-9a-f]+)/?")
+_CREATE_TIME = 1767225600  # 2026-01-01T00:00:00Z; fixed so metadata is reproducible.
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One HTTP request the stand-in answered inside a CONNECT tunnel."""
+
+    method: str
+    host: str
+    path: str
+    headers: dict[str, str]
+    query: str = ""
+
+
+@dataclass(frozen=True)
+class _Media:
+    token: str
+    clip: Clip
+    size: int
+
+
+@dataclass(frozen=True)
+class _Video:
+    media: tuple[_Media, ...]
+    author: str
+    nickname: str
+    desc: str
+
+
+@dataclass(frozen=True)
+class _Status:
+    code: int
+
+
+@dataclass(frozen=True)
+class _LoginWall:
+    pass
+
+
+_Post = _Video | _Status | _LoginWall
+
+
+def is_tiktok_host(host: str) -> bool:
+    """Whether the proxy opens a tunnel to ``host``: tiktok.com, *.tiktok.com, *.tiktokcdn.com."""
+    host = host.lower().rstrip(".")
+    return host == "tiktok.com" or host.endswith((".tiktok.com", ".tiktokcdn.com"))
+
+
+class TikTokStandIn:
+    """TikTok behind a local HTTPS-intercepting proxy; use as ``async with TikTokStandIn() as tt``.
+
+    Ports are picked by the OS, so several stand-ins (and pytest-xdist workers) run side by side.
+    """
+
+    WEB_HOST: ClassVar[str] = "www.tiktok.com"
+    CDN_HOST: ClassVar[str] = "v16-webapp-prime.tiktok.com"
+    SHORT_HOSTS: ClassVar[frozenset[str]] = frozenset({"vm.tiktok.com", "vt.tiktok.com"})
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        # CONNECT targets ("host:port") the proxy refused, so tests can see stray traffic.
+        self.refused: list[str] = []
+        self._posts: dict[str, _Post] = {}
+        self._short_links: dict[tuple[str, str], str] = {}
+        self._media_by_token: dict[str, _Media] = {}
+        self._chain_tokens: set[str] = set()
+        self._ca = trustme.CA()
+        self._server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ca.issue_cert("tiktok.com", "*.tiktok.com", "*.tiktokcdn.com").configure_cert(
+            self._server_ssl
+        )
+        # Browsers (and curl_cffi impersonating them) offer h2; the stand-in speaks HTTP/1.1 only.
+        self._server_ssl.set_alpn_protocols(["http/1.1"])
+        self._runner: web.AppRunner | None = None
+        self._https_port = 0
+        self._proxy: asyncio.Server | None = None
+        self._proxy_port = 0
+        self._tunnels: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._proxy is not None:
+            raise RuntimeError("TikTokStandIn is already started")
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        self._runner = runner
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self._server_ssl)
+        await site.start()
+        self._https_port = site.port
+        self._proxy = await asyncio.start_server(self._serve_proxy_client, "127.0.0.1", 0)
+        self._proxy_port = self._proxy.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._proxy is not None:
+            self._proxy.close()
+        for task in list(self._tunnels):
+            task.cancel()
+        await asyncio.gather(*self._tunnels, return_exceptions=True)
+        if self._proxy is not None:
+            await self._proxy.wait_closed()
+            self._proxy = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def proxy_url(self) -> str:
+        """``http://127.0.0.1:PORT``, for yt-dlp's ``proxy`` param or httpx's ``proxy=``."""
+        if not self._proxy_port:
+            raise RuntimeError("TikTokStandIn is not started")
+        return f"http://127.0.0.1:{self._proxy_port}"
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts the stand-in's CA, for clients that keep verification on."""
+        ctx = ssl.create_default_context()
+        self._ca.configure_trust(ctx)
+        return ctx
+
+    # -- content ---------------------------------------------------------------------------
+
+    def add_video(
+        self,
+        post_id: str,
+        clip: Clip,
+        *,
+        author: str = "creator",
+        nickname: str = "Creator",
+        desc: str = "a clip",
+        extra_clips: Sequence[Clip] = (),
+    ) -> None:
+        """Serve a video post at https://www.tiktok.com/@<any handle>/video/<post_id>.
+
+        ``extra_clips`` are further encodings of the same post (real posts list e.g. a 1080p
+        bytevc1 and a 540p h264); each becomes its own format in yt-dlp, after ``clip``.
+        """
+        media = []
+        for each in (clip, *extra_clips):
+            item = _Media(token=secrets.token_hex(12), clip=each, size=each.path.stat().st_size)
+            self._media_by_token[item.token] = item
+            media.append(item)
+        self._posts[post_id] = _Video(
+            media=tuple(media), author=author, nickname=nickname, desc=desc
+        )
+
+    def add_status(self, post_id: str, status_code: int) -> None:
+        """Serve a post page whose video-detail carries ``status_code`` and no item.
+
+        yt-dlp 2026.10.26 then raises (DownloadError text, after "ERROR: [TikTok] ID: "):
+
+        - 10216 (private post), 10222 (private account): "You do not have permission to view this
+          post. Log into an account that has access. Use --cookies-from-browser or --cookies ..."
+        - 10204 (removed; TikTok also uses it for IP blocks): "Your IP address is blocked from
+          accessing this post"
+        - anything else, e.g. 10231 (region-locked): "Video not available, status code 10231"
+
+        Post ids that were never added behave like 10204, as on TikTok.
+        """
+        self._posts[post_id] = _Status(status_code)
+
+    def add_login_wall(self, post_id: str) -> None:
+        """Redirect the post page to /login; yt-dlp says "TikTok is requiring login for access
+        to this content. Use --cookies-from-browser or --cookies ..."."""
+        self._posts[post_id] = _LoginWall()
+
+    def add_short_link(self, code: str, post_path: str, *, host: str = "vm.tiktok.com") -> None:
+        """Make https://HOST/CODE/ (``host`` vm.tiktok.com or vt.tiktok.com) or, with
+        ``host="www.tiktok.com"``, https://www.tiktok.com/t/CODE/ answer HEAD and GET with a 301 to
+        ``https://www.tiktok.com{post_path}?_t=abc&_r=1``. Unknown codes answer 404."""
+        host = _canonical_host(host)
+        if host not in self.SHORT_HOSTS and host != self.WEB_HOST:
+            raise ValueError(f"short links live on vm/vt.tiktok.com or www.tiktok.com, not {host}")
+        if not post_path.startswith("/"):
+            raise ValueError(f"post_path must start with '/': {post_path!r}")
+        self._short_links[host, code] = post_path
+
+    def media_urls(self, post_id: str) -> list[str]:
+        """The CDN URLs of a video post's clips, in the order given to add_video."""
+        post = self._posts[post_id]
+        if not isinstance(post, _Video):
+            raise KeyError(f"post {post_id} is not a video")
+        return [self._media_url(m) for m in post.media]
+
+    def post_url(self, post_id: str, author: str = "_") -> str:
+        """The canonical post URL, as yt-dlp and the bot expect it."""
+        return f"https://{self.WEB_HOST}/@{author}/video/{post_id}"
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def count(self, *, host: str | None = None, path_prefix: str | None = None) -> int:
+        """How many tunnelled requests matched ``host`` (exact) and ``path_prefix``."""
+        return sum(
+            1
+            for r in self.requests
+            if (host is None or r.host == host.lower())
+            and (path_prefix is None or r.path.startswith(path_prefix))
+        )
+
+    @property
+    def media_requests(self) -> int:
+        """Requests that reached the video CDN (whatever their answer)."""
+        return self.count(host=self.CDN_HOST)
+
+    # -- HTTPS side ------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        host = _canonical_host(request.host.rsplit(":", 1)[0] if request.host else "")
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                host=host,
+                path=request.path,
+                headers=dict(request.headers),
+                query=request.query_string,
+            )
+        )
+        path = request.path
+        if host == self.WEB_HOST:
+            if match := _POST_PATH.fullmatch(path):
+                return self._post_page(request, match.group(1))
+            if match := _WWW_SHORT_PATH.fullmatch(path):
+                return self._short_link(host, match.group(1))
+            if path == "/login":
+                return _html_response("Log in | TikTok", "<h1>Log in to TikTok</h1>")
+        elif host in self.SHORT_HOSTS:
+            if match := _SHORT_PATH.fullmatch(path):
+                return self._short_link(host, match.group(1))
+        elif host == self.CDN_HOST and (match := _MEDIA_PATH.fullmatch(path)):
+            return self._media(request, match.group(1))
+        return web.Response(status=404, text="Not Found")
+
+    def _short_link(self, host: str, code: str) -> web.Response:
+        post_path = self._short_links.get((host, code))
+        if post_path is None:
+            return web.Response(status=404, text="Not Found")
+        location = f"https://{self.WEB_HOST}{post_path}?_t=abc&_r=1"
+        return web.Response(status=301, headers={"Location": location})
+
+    def _post_page(self, request: web.Request, post_id: str) -> web.Response:
+        post = self._posts.get(post_id, _Status(10204))
+        if isinstance(post, _LoginWall):
+            query = urllib.parse.urlencode(
+                {"redirect_url": str(request.url), "lang": "en", "enter_method": "mandatory"}
+            )
+            return web.Response(
+                status=302, headers={"Location": f"https://{self.WEB_HOST}/login?{query}"}
+            )
+        if isinstance(post, _Status):
+            detail: dict[str, Any] = {"statusCode": post.code, "statusMsg": ""}
+            title = "TikTok - Make Your Day"
+        else:
+            detail = {
+                "statusCode": 0,
+                "statusMsg": "",
+                "itemInfo": {"itemStruct": self._item_struct(post_id, post)},
+            }
+            title = f"{post.desc} | TikTok"
+        data = {
+            "__DEFAULT_SCOPE__": {
+                "webapp.app-context": {"language": "en", "region": "US"},
+                "webapp.video-detail": detail,
+            }
+        }
+        # "</" inside a JSON string would end the script element early.
+        payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+        response = _html_response(
+            title,
+            '<div id="app"></div>'
+            '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">'
+            f"{payload}</script>",
+        )
+        token = secrets.token_urlsafe(24)
+        self._chain_tokens.add(token)
+        response.set_cookie(
+            "tt_chain_token",
+            token,
+            domain=".tiktok.com",
+            path="/",
+            max_age=15_552_000,
+            secure=True,
+            httponly=True,
+        )
+        return response
+
+    def _item_struct(self, post_id: str, post: _Video) -> dict[str, Any]:
+        main = post.media[0]
+        clip = main.clip
+        author_id = str(int(hashlib.sha256(post.author.encode()).hexdigest(), 16) % 10**19)
+        duration = round(clip.duration)
+        return {
+            "id": post_id,
+            "desc": post.desc,
+            "createTime": str(_CREATE_TIME),
+            "author": {
+                "id": author_id,
+                "uniqueId": post.author,
+                "nickname": post.nickname,
+                "secUid": f"MS4wLjABAAAA{hashlib.sha256(author_id.encode()).hexdigest()}",
+                "verified": False,
+            },
+            "video": {
+                "id": post_id,
+                "width": clip.width,
+                "height": clip.height,
+                "duration": duration,
+                "ratio": _resolution(clip),
+                "definition": _resolution(clip),
+                "format": "mp4",
+                "codecType": _codec_type(clip),
+                "encodedType": "normal",
+                "videoQuality": "normal",
+                "bitrate": _bitrate(main),
+                "size": main.size,
+                "playAddr": self._media_url(main),
+                "bitrateInfo": [self._bitrate_info(m) for m in post.media],
+            },
+            "stats": {
+                "diggCount": 1200,
+                "shareCount": 34,
+                "commentCount": 56,
+                "playCount": 7890,
+                "collectCount": 12,
+            },
+            "music": {
+                "id": str(int(post_id) + 1) if post_id.isdigit() else "1",
+                "title": f"original sound - {post.author}",
+                "authorName": post.nickname,
+                "original": True,
+                "duration": duration,
+            },
+            "isAd": False,
+            "privateItem": False,
+        }
+
+    def _bitrate_info(self, media: _Media) -> dict[str, Any]:
+        clip = media.clip
+        codec = "bytevc1" if clip.vcodec == "hevc" else "h264"
+        uri = f"v12044gd0000{media.token}"
+        return {
+            "Bitrate": _bitrate(media),
+            "CodecType": _codec_type(clip),
+            "GearName": f"normal_{min(clip.width, clip.height)}_0",
+            "QualityType": 20,
+            "PlayAddr": {
+                "DataSize": media.size,
+                "Width": clip.width,
+                "Height": clip.height,
+                "Uri": uri,
+                # yt-dlp reads codec, resolution and bitrate from this key.
+                "UrlKey": f"{uri}_{codec}_{_resolution(clip)}_{_bitrate(media)}",
+                "UrlList": [self._media_url(media)],
+            },
+        }
+
+    def _media_url(self, media: _Media) -> str:
+        return f"https://{self.CDN_HOST}/video/tos/{media.token}/?mime_type=video_mp4"
+
+    def _media(self, request: web.Request, token: str) -> web.StreamResponse:
+        media = self._media_by_token.get(token)
+        if media is None:
+            return web.Response(status=404, text="Not Found")
+        if request.cookies.get("tt_chain_token") not in self._chain_tokens:
+            return web.Response(status=403, text="Access Denied")
+        # FileResponse answers Range with 206 (and HEAD), as download tools expect.
+        return web.FileResponse(media.clip.path, headers={"Content-Type": "video/mp4"})
+
+    # -- proxy side ------------------------------------------------------------------------
+
+    async def _serve_proxy_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tunnels.add(task)
+        try:
+            await self._tunnel(reader, writer)
+        except asyncio.CancelledError:
+            # stop() cancels open tunnels; ending normally spares Python 3.11's streams callback,
+            # which calls task.exception() on the handler task and logs a cancelled one as an error.
+            pass
+        finally:
+            if task is not None:
+                self._tunnels.discard(task)
+
+    async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream: asyncio.StreamWriter | None = None
+        try:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                return
+            method, _, rest = head.decode("latin-1").partition(" ")
+            target = rest.partition(" ")[0]
+            if method != "CONNECT":
+                await _reply(writer, "405 Method Not Allowed", "Allow: CONNECT\r\n")
+                return
+            host = target.rpartition(":")[0].strip("[]") if ":" in target else target
+            if not is_tiktok_host(host):
+                self.refused.append(target)
+                await _reply(writer, "403 Forbidden")
+                return
+            up_reader, upstream = await asyncio.open_connection("127.0.0.1", self._https_port)
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await writer.drain()
+            await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer))
+        except OSError:
+            pass
+        finally:
+            for each in (upstream, writer):
+                if each is not None:
+                    each.close()
+            for each in (upstream, writer):
+                if each is not None:
+                    with contextlib.suppress(OSError):
+                        await each.wait_closed()
+
+
+def _canonical_host(host: str) -> str:
+    host = host.lower().rstrip(".")
+    return "www.tiktok.com" if host == "tiktok.com" else host
+
+
+def _resolution(clip: Clip) -> str:
+    # TikTok names a rendition after its short side; yt-dlp reads "540p" as 576 pixels wide.
+    return f"{min(clip.width, clip.height)}p"
+
+
+def _codec_type(clip: Clip) -> str:
+    return "h265_hvc1" if clip.vcodec == "hevc" else "h264"
+
+
+def _bitrate(media: _Media) -> int:
+    return round(media.size * 8 / media.clip.duration) if media.clip.duration > 0 else 0
+
+
+def _html_response(title: str, body: str) -> web.Response:
+    return web.Response(
+        text=(
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title></head><body>{body}</body></html>"
+        ),
+        content_type="text/html",
+    )
+
+
+async def _reply(writer: asyncio.StreamWriter, status: str, extra_headers: str = "") -> None:
+    head = f"HTTP/1.1 {status}\r\n{extra_headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    writer.write(head.encode())
+    await writer.drain()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy one direction of a tunnel until EOF, then pass the half-close on."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except OSError:
+        pass

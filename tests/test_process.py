@@ -1,0 +1,109 @@
+"""`python -m bot` as a real process: serving Telegram, fetching from a shell, missing settings."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.media import probe
+from tests.standins.clips import Clip
+from tests.standins.telegram_api import FakeBotApi
+from tests.standins.tiktok import TikTokStandIn
+
+TOKEN = "987654:TEST-process-token"
+POST = "7301234567890123456"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
+    async with TikTokStandIn() as tt:
+        tt.add_video(POST, h264_clip, author="dancer", desc="a small dance")
+        tt.add_status("7301234567890000001", 10216)
+        tt.add_short_link("ZMshort1", f"/@dancer/video/{POST}")
+        yield tt
+
+
+def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A clean environment: nothing of the developer's own .env or tokens leaks in."""
+    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR"}}
+    return {**keep, "PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data"), **extra}
+
+
+async def run_bot(cwd: Path, env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def test_process_answers_a_link_and_stops_cleanly_on_sigterm(
+    tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
+) -> None:
+    async with FakeBotApi(token=TOKEN) as api:
+        env = bot_env(
+            tmp_path,
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_URL=api.root,
+            DOWNLOAD_PROXY=tiktok.proxy_url,
+            DOWNLOAD_VERIFY_TLS="false",
+            LOG_LEVEL="DEBUG",
+        )
+        process = await run_bot(tmp_path, env)
+        try:
+            api.inject_message("https://vm.tiktok.com/ZMshort1/")
+            [call] = await api.wait_for_call("sendVideo", timeout=60)
+            received = tmp_path / "received.mp4"
+            received.write_bytes(api.video_bytes(call))
+            found = probe(received)
+            assert (found.vcodec, found.acodec) == ("h264", "aac")
+            assert (found.width, found.height) == (h264_clip.width, h264_clip.height)
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+            stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, stderr.decode()
+        assert TOKEN not in stdout.decode() + stderr.decode()
+        assert TOKEN.split(":")[1] not in stderr.decode()
+        assert list((tmp_path / "data" / "jobs").iterdir()) == []
+
+
+async def test_without_any_token_it_names_the_settings_and_exits_2(tmp_path: Path) -> None:
+    process = await run_bot(tmp_path, bot_env(tmp_path))
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert "TELEGRAM_BOT_TOKEN" in stderr.decode()
+    assert ".env.example" in stderr.decode()
+
+
+async def test_fetch_writes_a_playable_mp4(
+    tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
+) -> None:
+    env = bot_env(tmp_path, DOWNLOAD_PROXY=tiktok.proxy_url, DOWNLOAD_VERIFY_TLS="false")
+    out = tmp_path / "clip.mp4"
+    process = await run_bot(
+        tmp_path, env, "fetch", "https://vm.tiktok.com/ZMshort1/", "-o", str(out)
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    found = probe(out)
+    assert (found.vcodec, found.acodec, found.pix_fmt) == ("h264", "aac", "yuv420p")
+    assert found.duration == pytest.approx(h264_clip.duration, abs=0.15)
+
+
+async def test_fetch_failure_prints_the_reason_and_exits_1(
+    tiktok: TikTokStandIn, tmp_path: Path
+) -> None:
+    env = bot_env(tmp_path, DOWNLOAD_PROXY=tiktok.proxy_url, DOWNLOAD_VERIFY_TLS="false")
+    url = "https://www.tiktok.com/@x/video/7301234567890000001"
+    process = await run_bot(tmp_path, env, "fetch", url)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert stderr.decode().strip() == "This video is private."
+    assert stdout == b""
