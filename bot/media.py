@@ -108,7 +108,9 @@ class FfmpegMedia:
             video_args = [
                 "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
                 "-profile:v", "high", "-pix_fmt", "yuv420p",
-                "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+                # JPEG-range sources (yuvj420p) stay full-range unless the range is converted.
+                "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2:out_range=tv,format=yuv420p",
+                "-color_range", "tv",
             ]  # fmt: skip
         audio_args = ["-c:a", "copy"] if found.acodec == "aac" else ["-c:a", "aac", "-b:a", "128k"]
         log.info(

@@ -7,14 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from adapters.runtime import Reshare
-from adapters.telegram import TelegramSettings
-from bot.media import probe
-from bot.settings import CoreSettings
+from tests.harness import answers, assert_plays, running_bot, uploaded_video
 from tests.standins.clips import Clip
-from tests.standins.telegram_api import ApiCall, FakeBotApi
+from tests.standins.telegram_api import FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
 TOKEN = "123456:TEST-e2e-token"
@@ -50,44 +47,9 @@ async def api() -> AsyncIterator[FakeBotApi]:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-async def bot(tiktok: TikTokStandIn, api: FakeBotApi, data_dir: Path) -> AsyncIterator[Reshare]:
-    core = CoreSettings(
-        _env_file=None,
-        download_proxy=tiktok.proxy_url,
-        download_verify_tls=False,
-        download_timeout_s=30,
-        data_dir=data_dir,
-    )
-    telegram = TelegramSettings(
-        _env_file=None, telegram_bot_token=SecretStr(TOKEN), telegram_api_url=api.root
-    )
-    reshare = Reshare(core, telegram)
-    await reshare.start()
-    yield reshare
-    await reshare.stop()
-    assert list((data_dir / "jobs").iterdir()) == [], "temporary files left behind"
-
-
-def uploaded_video(api: FakeBotApi, call: ApiCall, tmp_path: Path) -> Path:
-    path = tmp_path / f"received-{call.params['chat_id']}-{len(list(tmp_path.iterdir()))}.mp4"
-    path.write_bytes(api.video_bytes(call))
-    return path
-
-
-def assert_plays(path: Path, clip: Clip) -> None:
-    found = probe(path)
-    assert found.vcodec == "h264"
-    assert found.pix_fmt == "yuv420p"
-    assert found.acodec == "aac"
-    assert found.is_mp4
-    assert found.faststart
-    assert (found.width, found.height) == (clip.width, clip.height)
-    assert found.duration == pytest.approx(clip.duration, abs=0.15)
+async def bot(tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Reshare]:
+    async with running_bot(tiktok, api, tmp_path / "data") as reshare:
+        yield reshare
 
 
 def assert_shaped_like(params: dict[str, Any], clip: Clip) -> None:
@@ -206,9 +168,7 @@ async def test_group_message_without_a_link_makes_no_call(
     api.inject_message(f"https://www.tiktok.com/@x/video/{PRIVATE_POST}", chat_id=-100201,
                        chat_type="group")  # fmt: skip
     await api.wait_for_call("sendMessage")
-    assert [c.params["chat_id"] for c in api.calls if c.method not in _POLLING] == [-100201] * len(
-        [c for c in api.calls if c.method not in _POLLING]
-    )
+    assert {call.params["chat_id"] for call in answers(api)} == {-100201}
 
 
 async def test_bots_and_edits_are_ignored(bot: Reshare, api: FakeBotApi) -> None:
@@ -219,7 +179,30 @@ async def test_bots_and_edits_are_ignored(bot: Reshare, api: FakeBotApi) -> None
                        chat_type="group")  # fmt: skip
     await api.wait_for_call("sendMessage")
     assert api.calls_to("sendVideo") == []
-    assert {c.params["chat_id"] for c in api.calls if c.method not in _POLLING} == {-100301}
+    assert {call.params["chat_id"] for call in answers(api)} == {-100301}
 
 
-_POLLING = {"getMe", "getUpdates", "deleteWebhook", "setMyCommands"}
+async def test_link_to_no_post_gets_a_reason_in_private_and_silence_in_groups(
+    bot: Reshare, api: FakeBotApi
+) -> None:
+    api.inject_message("https://www.tiktok.com/@dancer", chat_id=-100400, chat_type="group")
+    api.inject_message("https://www.tiktok.com/@dancer?lang=en", chat_id=888)
+    [call] = await api.wait_for_call("sendMessage")
+    assert call.params["chat_id"] == 888
+    assert call.params["text"] == "That link doesn't lead to a video."
+    assert {c.params["chat_id"] for c in answers(api)} == {888}
+
+
+async def test_at_most_three_links_per_message(
+    bot: Reshare, api: FakeBotApi, tiktok: TikTokStandIn
+) -> None:
+    api.inject_message(
+        " ".join(
+            f"https://www.tiktok.com/@a/video/{post}"
+            for post in (POST, SECOND_POST, HEVC_POST, PRIVATE_POST)
+        )
+    )
+    videos = await api.wait_for_call("sendVideo", count=3)
+    assert [v.params["caption"].split(":")[0] for v in videos] == ["@dancer", "@second", "@hevcfan"]
+    assert api.calls_to("sendMessage") == []
+    assert tiktok.count(path_prefix=f"/@_/video/{PRIVATE_POST}") == 0

@@ -119,6 +119,12 @@ class TikTokStandIn:
         self._proxy: asyncio.Server | None = None
         self._proxy_port = 0
         self._tunnels: set[asyncio.Task[Any]] = set()
+        # Seconds the CDN waits before answering a media request, so tests can catch a job
+        # mid-download; and how many media answers were in flight at once, at most.
+        self.media_delay_s = 0.0
+        self.max_concurrent_media = 0
+        self._media_in_flight = 0
+        self._media_requested = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -258,6 +264,10 @@ class TikTokStandIn:
         """Requests that reached the video CDN (whatever their answer)."""
         return self.count(host=self.CDN_HOST)
 
+    async def wait_for_media_request(self, within_s: float = 30.0) -> None:
+        """Return once a media request (with the right cookie) has reached the CDN."""
+        await asyncio.wait_for(self._media_requested.wait(), within_s)
+
     # -- HTTPS side ------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -283,7 +293,7 @@ class TikTokStandIn:
             if match := _SHORT_PATH.fullmatch(path):
                 return self._short_link(host, match.group(1))
         elif host == self.CDN_HOST and (match := _MEDIA_PATH.fullmatch(path)):
-            return self._media(request, match.group(1))
+            return await self._media(request, match.group(1))
         return web.Response(status=404, text="Not Found")
 
     def _short_link(self, host: str, code: str) -> web.Response:
@@ -412,12 +422,20 @@ class TikTokStandIn:
     def _media_url(self, media: _Media) -> str:
         return f"https://{self.CDN_HOST}/video/tos/{media.token}/?mime_type=video_mp4"
 
-    def _media(self, request: web.Request, token: str) -> web.StreamResponse:
+    async def _media(self, request: web.Request, token: str) -> web.StreamResponse:
         media = self._media_by_token.get(token)
         if media is None:
             return web.Response(status=404, text="Not Found")
         if request.cookies.get("tt_chain_token") not in self._chain_tokens:
             return web.Response(status=403, text="Access Denied")
+        self._media_requested.set()
+        self._media_in_flight += 1
+        self.max_concurrent_media = max(self.max_concurrent_media, self._media_in_flight)
+        try:
+            if self.media_delay_s:
+                await asyncio.sleep(self.media_delay_s)
+        finally:
+            self._media_in_flight -= 1
         # FileResponse answers Range with 206 (and HEAD), as download tools expect.
         return web.FileResponse(media.clip.path, headers={"Content-Type": "video/mp4"})
 

@@ -1,0 +1,111 @@
+"""FfmpegMedia on real files: what plays is kept as it is, the rest becomes H.264/AAC mp4."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+
+from bot.media import FfmpegMedia, probe
+from bot.model import FetchError, Reason
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def render(path: Path, video: list[str], audio: list[str] | None, size: str = "360x640") -> Path:
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+           "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration=1.5"]  # fmt: skip
+    if audio is not None:
+        cmd += ["-f", "lavfi", "-i", "sine=frequency=330:duration=1.5", *audio]
+    cmd += [*video, "-t", "1.5", str(path)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return path
+
+
+def render_audio(path: Path) -> Path:
+    cmd = [FFMPEG, "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
+           "-i", "sine=duration=1", "-c:a", "aac", str(path)]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True)
+    return path
+
+
+def names_in(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+X264 = ["-c:v", "libx264", "-preset", "ultrafast"]
+AAC = ["-c:a", "aac"]
+
+
+@pytest.mark.parametrize(
+    ("name", "video", "audio", "size", "action"),
+    [
+        ("vp9.webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime"], ["-c:a", "libopus"],
+         "360x640", "re-encode"),
+        ("jpeg-range.mp4", [*X264, "-pix_fmt", "yuvj420p"], AAC, "360x640", "re-encode"),
+        ("yuv444.mp4", [*X264, "-pix_fmt", "yuv444p"], AAC, "360x640", "re-encode"),
+        ("odd-size.webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime"], None, "361x641",
+         "re-encode"),
+        ("mp3-audio.mp4", [*X264, "-pix_fmt", "yuv420p"], ["-c:a", "libmp3lame"], "360x640",
+         "remux"),
+        ("index-last.mp4", [*X264, "-pix_fmt", "yuv420p"], AAC, "360x640", "remux"),
+    ],
+)  # fmt: skip
+async def test_unplayable_sources_become_h264_aac_faststart_mp4(
+    tmp_path: Path, name: str, video: list[str], audio: list[str] | None, size: str, action: str
+) -> None:
+    source = render(tmp_path / name, video, audio, size)
+    assert not probe(source).playable
+    made, found = await FfmpegMedia(FFMPEG).playable(source, tmp_path)
+    assert made != source
+    assert found == probe(made)
+    assert found.playable
+    assert found.vcodec == "h264"
+    assert found.pix_fmt == "yuv420p"
+    assert found.acodec == ("aac" if audio is not None else None)
+    assert found.duration == pytest.approx(1.5, abs=0.1)
+    width, height = (int(n) for n in size.split("x"))
+    assert (found.width, found.height) == (width - width % 2, height - height % 2)
+    if action == "remux":
+        assert probe(source).vcodec == "h264"
+
+
+async def test_a_playable_file_is_used_as_it_is(tmp_path: Path) -> None:
+    source = render(
+        tmp_path / "good.mp4", [*X264, "-pix_fmt", "yuv420p", "-movflags", "+faststart"], AAC
+    )
+    before = hashlib.sha256(source.read_bytes()).hexdigest()
+    made, found = await FfmpegMedia(FFMPEG).playable(source, tmp_path)
+    assert made == source
+    assert found.playable
+    assert hashlib.sha256(made.read_bytes()).hexdigest() == before
+    assert names_in(tmp_path) == ["good.mp4"]
+
+
+async def test_audio_only_is_not_a_video(tmp_path: Path) -> None:
+    source = render_audio(tmp_path / "audio.m4a")
+    with pytest.raises(FetchError) as caught:
+        await FfmpegMedia(FFMPEG).playable(source, tmp_path)
+    assert caught.value.reason is Reason.NOT_A_VIDEO
+
+
+async def test_garbage_is_not_a_video(tmp_path: Path) -> None:
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"<html>not a video</html>")
+    with pytest.raises(FetchError) as caught:
+        await FfmpegMedia(FFMPEG).playable(source, tmp_path)
+    assert caught.value.reason is Reason.NOT_A_VIDEO
+
+
+async def test_thumbnail_is_a_small_jpeg(tmp_path: Path) -> None:
+    source = render(tmp_path / "big.mp4", [*X264, "-pix_fmt", "yuv420p"], AAC, "1080x1920")
+    thumbnail = await FfmpegMedia(FFMPEG).thumbnail(source, 1.5, tmp_path)
+    assert thumbnail is not None
+    data = thumbnail.read_bytes()
+    assert data.startswith(b"\xff\xd8")
+    assert len(data) < 200_000
+    found = probe(thumbnail)
+    assert max(found.width, found.height) == 320

@@ -1,0 +1,82 @@
+"""How jobs run: the download cap, timeouts, the working indicator, and clean-up when stopped."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import running_bot
+from tests.standins.clips import Clip
+from tests.standins.telegram_api import FakeBotApi
+from tests.standins.tiktok import TikTokStandIn
+
+POSTS = [f"73012345678901234{n:02d}" for n in range(4)]
+
+
+@pytest.fixture
+async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
+    async with TikTokStandIn() as tt:
+        for post in POSTS:
+            tt.add_video(post, h264_clip, author="dancer")
+        yield tt
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    async with FakeBotApi() as server:
+        yield server
+
+
+def link(post: str) -> str:
+    return f"https://www.tiktok.com/@dancer/video/{post}"
+
+
+@pytest.mark.parametrize("cap", [1, 2])
+async def test_a_burst_of_links_queues_behind_the_download_cap(
+    tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path, cap: int
+) -> None:
+    tiktok.media_delay_s = 0.3
+    async with running_bot(tiktok, api, tmp_path / "data", max_concurrent_downloads=cap):
+        for n, post in enumerate(POSTS):
+            api.inject_message(link(post), chat_id=2000 + n)
+        await api.wait_for_call("sendVideo", count=len(POSTS))
+    assert tiktok.max_concurrent_media == cap
+
+
+async def test_a_download_over_the_time_limit_gets_the_timeout_reason(
+    tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
+) -> None:
+    tiktok.media_delay_s = 2.5
+    async with running_bot(tiktok, api, tmp_path / "data", download_timeout_s=1):
+        api.inject_message(link(POSTS[0]))
+        [call] = await api.wait_for_call("sendMessage")
+    assert call.params["text"] == "The download timed out, please try again."
+    assert api.calls_to("sendVideo") == []
+
+
+async def test_the_chat_shows_upload_video_until_the_clip_is_sent(
+    tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
+) -> None:
+    tiktok.media_delay_s = 4.5
+    async with running_bot(tiktok, api, tmp_path / "data"):
+        api.inject_message(link(POSTS[0]), chat_id=3000)
+        [video] = await api.wait_for_call("sendVideo")
+    actions = [c for c in api.calls_to("sendChatAction") if c.params["chat_id"] == 3000]
+    assert [a.params["action"] for a in actions] == ["upload_video", "upload_video"]
+    assert 3.5 <= actions[1].at - actions[0].at <= 4.5
+    assert actions[-1].at < video.at
+
+
+async def test_stopping_mid_download_removes_the_job_directory(
+    tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
+) -> None:
+    tiktok.media_delay_s = 1.0
+    data_dir = tmp_path / "data"
+    async with running_bot(tiktok, api, data_dir):
+        api.inject_message(link(POSTS[0]))
+        await tiktok.wait_for_media_request()
+        assert len(list((data_dir / "jobs").iterdir())) == 1
+    # running_bot asserts that the jobs directory is empty once the bot has stopped.
+    assert api.calls_to("sendVideo") == []
