@@ -37,6 +37,7 @@ class Engine:
             verify_tls=settings.download_verify_tls,
             timeout_s=settings.download_timeout_s,
             ffmpeg_path=ffmpeg,
+            threads=settings.max_concurrent_downloads,
         )
         self.media = FfmpegMedia(ffmpeg)
         self.queue = AsyncioJobQueue(workers=settings.workers, maxsize=settings.queue_size)
@@ -64,6 +65,11 @@ class Engine:
         self._warm_up = asyncio.create_task(self.downloader.warm_up())
         self.queue.start(self.service(repliers, work_root=self.work_root).process)
 
+    async def warmed_up(self) -> None:
+        """Wait until the extractor is imported (benchmarks start timing after it)."""
+        if self._warm_up is not None:
+            await asyncio.shield(self._warm_up)
+
     async def stop(self) -> None:
         await self.queue.stop()
         if self._warm_up is not None:
@@ -71,3 +77,4 @@ class Engine:
             with contextlib.suppress(BaseException):
                 await self._warm_up
         await self.resolver.aclose()
+        await asyncio.to_thread(self.downloader.close)

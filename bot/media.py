@@ -7,6 +7,7 @@ import contextlib
 import logging
 import struct
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -87,6 +88,26 @@ def probe(path: Path) -> Probe:
         raise FetchError(Reason.NOT_A_VIDEO, f"probe failed: {err}") from None
 
 
+THUMBNAIL_SIDE = 320
+THUMBNAIL_MAX_BYTES = 200_000
+
+
+def _write_thumbnail(video: Path, target: Path) -> None:
+    """Decode one key frame and encode it as JPEG in-process (5 ms; spawning ffmpeg costs 50)."""
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONKEY"
+        frame = next(container.decode(stream))
+    scale = min(1.0, THUMBNAIL_SIDE / max(frame.width, frame.height))
+    width, height = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
+    encoder.time_base = Fraction(1, 25)
+    small = frame.reformat(width=width, height=height, format="yuvj420p")
+    packets = [*encoder.encode(small), *encoder.encode(None)]
+    target.write_bytes(b"".join(bytes(packet) for packet in packets))
+
+
 class FfmpegMedia:
     """Turns a download into a playable mp4 with a thumbnail, using the ffmpeg binary."""
 
@@ -129,21 +150,15 @@ class FfmpegMedia:
             raise FetchError(Reason.FAILED, f"still not playable after ffmpeg: {made}")
         return target, made
 
-    async def thumbnail(self, video: Path, duration: float, workdir: Path) -> Path | None:
-        """A JPEG of at most 320 px a side, or None when it cannot be made (not worth failing)."""
+    async def thumbnail(self, video: Path, workdir: Path) -> Path | None:
+        """A JPEG of the first key frame, at most 320 px a side; None when it cannot be made."""
         target = workdir / "thumb.jpg"
-        at = f"{min(1.0, duration / 3):.3f}"
         try:
-            await self._run(
-                "-ss", at, "-i", str(video), "-frames:v", "1",
-                "-vf", "scale=320:320:force_original_aspect_ratio=decrease,format=yuvj420p",
-                "-q:v", "5", str(target),
-            )  # fmt: skip
-        except FetchError:
+            await asyncio.to_thread(_write_thumbnail, video, target)
+        except (av.error.FFmpegError, OSError, StopIteration, ValueError) as err:
+            log.info("no thumbnail: %r", err)
             return None
-        if not target.is_file() or target.stat().st_size >= 200_000:
-            return None
-        return target
+        return target if target.stat().st_size < THUMBNAIL_MAX_BYTES else None
 
     async def _run(self, *args: str) -> None:
         process = await asyncio.create_subprocess_exec(

@@ -64,7 +64,7 @@ class Service:
             size = path.stat().st_size
             if size > budget_bytes:
                 raise FetchError(Reason.TOO_LARGE, f"{size} bytes over {budget_bytes}")
-            thumbnail = await self._media.thumbnail(path, found.duration, workdir)
+            thumbnail = await self._media.thumbnail(path, workdir)
         except FetchError as err:
             log.info("link %s not fetched: %s", link.url, err)
             return err.reason

@@ -102,7 +102,7 @@ async def test_garbage_is_not_a_video(tmp_path: Path) -> None:
 
 async def test_thumbnail_is_a_small_jpeg(tmp_path: Path) -> None:
     source = render(tmp_path / "big.mp4", [*X264, "-pix_fmt", "yuv420p"], AAC, "1080x1920")
-    thumbnail = await FfmpegMedia(FFMPEG).thumbnail(source, 1.5, tmp_path)
+    thumbnail = await FfmpegMedia(FFMPEG).thumbnail(source, tmp_path)
     assert thumbnail is not None
     data = thumbnail.read_bytes()
     assert data.startswith(b"\xff\xd8")

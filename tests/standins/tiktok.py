@@ -436,8 +436,7 @@ class TikTokStandIn:
                 await asyncio.sleep(self.media_delay_s)
         finally:
             self._media_in_flight -= 1
-        # FileResponse answers Range with 206 (and HEAD), as download tools expect.
-        return web.FileResponse(media.clip.path, headers={"Content-Type": "video/mp4"})
+        return _ranged(request, media.clip.path.read_bytes())
 
     # -- proxy side ------------------------------------------------------------------------
 
@@ -506,6 +505,24 @@ def _codec_type(clip: Clip) -> str:
 
 def _bitrate(media: _Media) -> int:
     return round(media.size * 8 / media.clip.duration) if media.clip.duration > 0 else 0
+
+
+def _ranged(request: web.Request, data: bytes) -> web.Response:
+    """The bytes, or the part a Range header asks for (206), as the CDN answers downloaders.
+
+    Not FileResponse: its sendfile path over TLS trips a CPython 3.11 bug when a client closes
+    the connection right after the last byte.
+    """
+    headers = {"Content-Type": "video/mp4", "Accept-Ranges": "bytes"}
+    wanted = request.http_range
+    if request.headers.get("Range") is None or (wanted.start is None and wanted.stop is None):
+        return web.Response(body=data, headers=headers)
+    start, stop, _ = wanted.indices(len(data))
+    if start >= len(data):
+        headers["Content-Range"] = f"bytes */{len(data)}"
+        return web.Response(status=416, headers=headers)
+    headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
+    return web.Response(status=206, body=data[start:stop], headers=headers)
 
 
 def _html_response(title: str, body: str) -> web.Response:
