@@ -43,8 +43,9 @@ async def run_bot(cwd: Path, env: dict[str, str], *args: str) -> asyncio.subproc
     )  # fmt: skip
 
 
-async def test_process_answers_a_link_and_stops_cleanly_on_sigterm(
-    tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+async def test_process_answers_a_link_and_stops_cleanly(
+    tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
     async with FakeBotApi(token=TOKEN) as api:
         env = bot_env(
@@ -66,7 +67,7 @@ async def test_process_answers_a_link_and_stops_cleanly_on_sigterm(
             assert (found.width, found.height) == (h264_clip.width, h264_clip.height)
         finally:
             if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
+                process.send_signal(stop_signal)
             stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
         assert process.returncode == 0, stderr.decode()
         assert TOKEN not in stdout.decode() + stderr.decode()

@@ -24,7 +24,7 @@ class TelegramAdapter:
     """Translates updates into core requests; the core answers through `replier`."""
 
     def __init__(self, settings: TelegramSettings, intake: Intake) -> None:
-        if settings.telegram_bot_token is None:
+        if not settings.telegram_bot_token:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
         root = settings.telegram_api_url.rstrip("/")
         self._intake = intake
