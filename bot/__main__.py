@@ -13,6 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from adapters.discord import DiscordSettings
+from adapters.runtime import Reshare
+from adapters.telegram import TelegramSettings
 from bot.cli import FileReplier, ShellOrigin
 from bot.engine import Engine
 from bot.links import parse_link
@@ -23,8 +26,9 @@ from bot.settings import CoreSettings
 log = logging.getLogger("bot")
 
 MISSING_SETTINGS_TEXT = (
-    "No platform is configured: set TELEGRAM_BOT_TOKEN in the environment or in a .env file\n"
-    "(copy .env.example to .env and fill it in; every setting is explained there)."
+    "No platform is configured: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN in the\n"
+    "environment or in a .env file (copy .env.example to .env and fill it in; every setting\n"
+    "is explained there)."
 )
 SHELL_BUDGET_BYTES = 2_000_000_000
 
@@ -49,11 +53,8 @@ async def fetch(settings: CoreSettings, url: str, output: Path | None) -> int:
     return 0
 
 
-async def serve(settings: CoreSettings) -> int:
-    from adapters.runtime import Reshare
-    from adapters.telegram import TelegramSettings
-
-    bot = Reshare(settings, TelegramSettings())
+async def serve(core: CoreSettings, telegram: TelegramSettings, discord: DiscordSettings) -> int:
+    bot = Reshare(core, telegram, discord)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -76,11 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetch_cmd.add_argument("-o", "--output", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from adapters.runtime import Reshare
-    from adapters.telegram import TelegramSettings
-
     settings = CoreSettings()
-    secrets = Reshare.secrets(TelegramSettings())
+    telegram, discord = TelegramSettings(), DiscordSettings()
+    secrets = Reshare.secrets(telegram, discord)
     level = settings.log_level
     if args.command == "fetch" and "log_level" not in settings.model_fields_set:
         level = "WARNING"  # a shell user wants the file or one line of reason, not the bot's log
@@ -90,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not secrets:
         print(MISSING_SETTINGS_TEXT, file=sys.stderr)
         return 2
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, telegram, discord))
 
 
 if __name__ == "__main__":

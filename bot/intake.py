@@ -43,10 +43,22 @@ class Intake:
         self, texts: Iterable[str], origin: Origin, budget_bytes: int, *, private: bool
     ) -> Answer:
         """`private` is true where every message is meant for the bot (a DM, a command)."""
+        request = self.request(texts, origin, budget_bytes, private=private)
+        return self.submit(request) if isinstance(request, VideoRequest) else request
+
+    def request(
+        self, texts: Iterable[str], origin: Origin, budget_bytes: int, *, private: bool
+    ) -> VideoRequest | Answer:
+        """The request for a message, or what to say when there is nothing to fetch.
+
+        Split from `submit` for platforms that must acknowledge before work may start.
+        """
         links = select_links(texts, private=private)
         if not links:
             return Answer.NO_LINK if private else Answer.IGNORED
-        request = VideoRequest(links=tuple(links), origin=origin, budget_bytes=budget_bytes)
+        return VideoRequest(links=tuple(links), origin=origin, budget_bytes=budget_bytes)
+
+    def submit(self, request: VideoRequest) -> Answer:
         return Answer.QUEUED if self._queue.submit(request) else Answer.BUSY
 
 

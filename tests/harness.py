@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from adapters.discord import DiscordSettings
 from adapters.runtime import Reshare
 from adapters.telegram import TelegramSettings
 from bot.media import probe
@@ -37,7 +38,7 @@ async def running_bot(
     telegram = TelegramSettings(
         _env_file=None, telegram_bot_token=SecretStr(api.token), telegram_api_url=api.root
     )
-    reshare = Reshare(settings, telegram)
+    reshare = Reshare(settings, telegram, DiscordSettings(_env_file=None))
     await reshare.start()
     try:
         yield reshare

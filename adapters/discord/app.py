@@ -1,0 +1,130 @@
+"""The discord.py client: slash command, message command, optional auto-detect, start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import discord
+import yarl
+from discord import app_commands
+
+from adapters.discord.inbound import interaction_origin, message_budget, message_origin, texts_of
+from adapters.discord.outbound import DiscordReplier
+from adapters.discord.settings import DiscordSettings
+from bot.intake import BUSY_TEXT, NO_LINK_TEXT, Answer, Intake
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 60.0
+
+
+class DiscordAdapter:
+    """Translates interactions and messages into core requests; the core answers via `replier`."""
+
+    def __init__(
+        self, settings: DiscordSettings, intake: Intake, *, guild_ready_timeout: float = 2.0
+    ) -> None:
+        if not settings.discord_bot_token:
+            raise ValueError("DISCORD_BOT_TOKEN is not set")
+        self._settings = settings
+        self._intake = intake
+        intents = discord.Intents.none()
+        intents.guilds = True
+        if settings.discord_message_content:
+            intents.guild_messages = intents.dm_messages = intents.message_content = True
+        self.client = discord.Client(intents=intents, guild_ready_timeout=guild_ready_timeout)
+        self.tree = app_commands.CommandTree(self.client)
+        self.replier = DiscordReplier(self.client)
+        self._connection: asyncio.Task[None] | None = None
+        self._register_commands()
+        if settings.discord_message_content:
+            self.client.event(self._auto_detect_listener())
+
+    def _register_commands(self) -> None:
+        @self.tree.command(name="download", description="Send the video behind a TikTok link")
+        @app_commands.describe(url="A TikTok link, e.g. https://vm.tiktok.com/…")
+        @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+        async def download(interaction: discord.Interaction, url: str) -> None:
+            await self._take_command(interaction, [url])
+
+        @self.tree.context_menu(name="Download video")
+        @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+        async def download_video(
+            interaction: discord.Interaction, message: discord.Message
+        ) -> None:
+            await self._take_command(interaction, texts_of(message))
+
+    def _auto_detect_listener(self) -> Callable[[discord.Message], Coroutine[Any, Any, None]]:
+        async def on_message(message: discord.Message) -> None:
+            if message.author.bot:
+                return
+            private = message.guild is None
+            answer = self._intake.take(
+                texts_of(message), message_origin(message), message_budget(message), private=private
+            )
+            if answer is Answer.NO_LINK:
+                await message.reply(NO_LINK_TEXT, mention_author=False)
+            elif answer is Answer.BUSY:
+                await message.reply(BUSY_TEXT, mention_author=False)
+
+        return on_message
+
+    async def _take_command(self, interaction: discord.Interaction, texts: Sequence[str]) -> None:
+        origin = interaction_origin(interaction)
+        request = self._intake.request(texts, origin, interaction.filesize_limit, private=True)
+        if isinstance(request, Answer):
+            await interaction.response.send_message(NO_LINK_TEXT, ephemeral=True)
+            return
+        # Acknowledge first: Discord allows 3 s, and a worker may answer before this returns.
+        await interaction.response.defer(thinking=True)
+        if self._intake.submit(request) is Answer.BUSY:
+            await self.replier.tell_privately(origin, BUSY_TEXT)
+
+    async def start(self) -> None:
+        token = self._settings.discord_bot_token
+        if token is None:
+            raise ValueError("DISCORD_BOT_TOKEN is not set")
+        # discord.py reads both from class attributes only (DESIGN.md section 7).
+        discord.http.Route.BASE = self._settings.discord_api_url.rstrip("/")
+        if self._settings.discord_gateway_url:
+            gateway = yarl.URL(self._settings.discord_gateway_url)
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
+        await self.client.login(token.get_secret_value())
+        await self._sync_commands()
+        self._connection = asyncio.create_task(self.client.connect(), name="discord-gateway")
+        ready = asyncio.create_task(self.client.wait_until_ready())
+        done, _ = await asyncio.wait(
+            [self._connection, ready], timeout=READY_TIMEOUT_S, return_when="FIRST_COMPLETED"
+        )
+        if self._connection in done:
+            ready.cancel()
+            self._connection.result()
+            raise RuntimeError("the Discord gateway closed before the client was ready")
+        if ready not in done:
+            ready.cancel()
+            raise TimeoutError("the Discord gateway did not get ready")
+
+    async def _sync_commands(self) -> None:
+        guild_id = self._settings.discord_command_guild_id
+        if guild_id is None:
+            synced = await self.tree.sync()
+        else:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+        log.info(
+            "Discord: %d commands synced %s",
+            len(synced),
+            f"to guild {guild_id}" if guild_id else "globally",
+        )
+
+    async def stop(self) -> None:
+        await self.client.close()
+        if self._connection is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._connection
+            self._connection = None

@@ -1,0 +1,50 @@
+"""Discord interactions and messages to core requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import discord
+
+# What Discord allows a bot to upload where the server has no boost (DESIGN.md section 7).
+DEFAULT_UPLOAD_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionOrigin:
+    """An answer through the interaction's webhook: plain ids, so any worker can send it."""
+
+    application_id: int
+    token: str
+    platform: str = "discord"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOrigin:
+    """An answer to an ordinary message that held links (auto-detect)."""
+
+    channel_id: int
+    message_id: int
+    guild_id: int | None
+    platform: str = "discord"
+
+
+def interaction_origin(interaction: discord.Interaction) -> InteractionOrigin:
+    return InteractionOrigin(application_id=interaction.application_id, token=interaction.token)
+
+
+def message_origin(message: discord.Message) -> MessageOrigin:
+    return MessageOrigin(
+        channel_id=message.channel.id,
+        message_id=message.id,
+        guild_id=message.guild.id if message.guild else None,
+    )
+
+
+def texts_of(message: discord.Message) -> list[str]:
+    """The message's text, then the links of its embeds (a link may only show as a preview)."""
+    return [message.content, *(embed.url for embed in message.embeds if embed.url)]
+
+
+def message_budget(message: discord.Message) -> int:
+    return message.guild.filesize_limit if message.guild else DEFAULT_UPLOAD_LIMIT

@@ -1,0 +1,115 @@
+"""Core outcomes to Discord replies: through the interaction if there is one, else the message."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import cast
+
+import discord
+
+from adapters.discord.inbound import InteractionOrigin, MessageOrigin
+from bot.caption import make_caption
+from bot.model import FetchError, Media, Origin, Reason
+
+log = logging.getLogger(__name__)
+
+CAPTION_LIMIT = 1000
+FAILED_REACTION = "⚠️"
+# Webhook routes name the interaction's first response "@original"; discord.py types ids as int.
+ORIGINAL_RESPONSE = cast(int, "@original")
+REASON_TEXTS = {Reason.TOO_LARGE: "This video is too large for this server's upload limit."}
+
+
+def reason_text(reason: Reason) -> str:
+    return REASON_TEXTS.get(reason, reason.message)
+
+
+def _too_large(err: discord.HTTPException) -> bool:
+    return err.status == 413 or err.code == 40005
+
+
+class DiscordReplier:
+    """Sends videos with embeds suppressed; failures stay ephemeral or become a reaction."""
+
+    def __init__(self, client: discord.Client) -> None:
+        self._client = client
+
+    async def working(self, origin: Origin) -> None:
+        if isinstance(origin, MessageOrigin):
+            await self._client.get_partial_messageable(origin.channel_id).typing()
+        # An interaction already shows "thinking…" from its deferred response.
+
+    async def deliver(self, origin: Origin, media: Media) -> None:
+        caption = make_caption(media.info, limit=CAPTION_LIMIT)
+        name = f"{media.info.clip_id or 'video'}.mp4"
+        try:
+            with media.path.open("rb") as video:
+                upload = discord.File(video, filename=name)
+                if isinstance(origin, InteractionOrigin):
+                    await self._webhook(origin).send(
+                        caption, file=upload, suppress_embeds=True, wait=True
+                    )
+                elif isinstance(origin, MessageOrigin):
+                    await self._channel(origin).send(
+                        caption,
+                        file=upload,
+                        reference=_reference(origin),
+                        mention_author=False,
+                        suppress_embeds=True,
+                    )
+        except discord.HTTPException as err:
+            if _too_large(err):
+                raise FetchError(Reason.TOO_LARGE, str(err)) from None
+            raise
+        if isinstance(origin, MessageOrigin):
+            await self._suppress_their_preview(origin)
+
+    async def fail(self, origin: Origin, reason: Reason) -> None:
+        if isinstance(origin, InteractionOrigin):
+            await self.tell_privately(origin, reason_text(reason))
+        else:
+            message = self._channel(origin).get_partial_message(_message_id(origin))
+            await message.add_reaction(FAILED_REACTION)
+
+    async def tell_privately(self, origin: InteractionOrigin, text: str) -> None:
+        """Replace the public "thinking…" with a note only the invoker sees."""
+        webhook = self._webhook(origin)
+        with contextlib.suppress(discord.NotFound):
+            await webhook.delete_message(ORIGINAL_RESPONSE)
+        await webhook.send(text, ephemeral=True)
+
+    async def _suppress_their_preview(self, origin: MessageOrigin) -> None:
+        """The video is in the channel now; hide the link's broken preview if allowed to."""
+        flags_only = discord.http.handle_message_parameters(
+            flags=discord.MessageFlags(suppress_embeds=True)
+        )
+        try:
+            await self._client.http.edit_message(
+                origin.channel_id, origin.message_id, params=flags_only
+            )
+        except discord.Forbidden:
+            log.debug("no Manage Messages in channel %s: preview left", origin.channel_id)
+
+    def _webhook(self, origin: InteractionOrigin) -> discord.Webhook:
+        return discord.Webhook.partial(origin.application_id, origin.token, client=self._client)
+
+    def _channel(self, origin: Origin) -> discord.PartialMessageable:
+        if not isinstance(origin, MessageOrigin):
+            raise TypeError(f"not a Discord message origin: {origin!r}")
+        return self._client.get_partial_messageable(origin.channel_id, guild_id=origin.guild_id)
+
+
+def _message_id(origin: Origin) -> int:
+    if not isinstance(origin, MessageOrigin):
+        raise TypeError(f"not a Discord message origin: {origin!r}")
+    return origin.message_id
+
+
+def _reference(origin: MessageOrigin) -> discord.MessageReference:
+    return discord.MessageReference(
+        message_id=origin.message_id,
+        channel_id=origin.channel_id,
+        guild_id=origin.guild_id,
+        fail_if_not_exists=False,
+    )
