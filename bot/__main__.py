@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from adapters.discord import DiscordSettings
 from adapters.runtime import Reshare
 from adapters.telegram import TelegramSettings
@@ -77,8 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetch_cmd.add_argument("-o", "--output", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    settings = CoreSettings()
-    telegram, discord = TelegramSettings(), DiscordSettings()
+    try:
+        settings = CoreSettings()
+        telegram, discord = TelegramSettings(), DiscordSettings()
+    except ValidationError as err:
+        for problem in err.errors():
+            name = ".".join(str(part) for part in problem["loc"]).upper()
+            print(f"Setting {name}: {problem['msg']}", file=sys.stderr)
+        return 2
     secrets = Reshare.secrets(telegram, discord)
     level = settings.log_level
     if args.command == "fetch" and "log_level" not in settings.model_fields_set:

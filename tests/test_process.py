@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -76,6 +77,8 @@ async def test_process_answers_a_link_and_stops_cleanly(
 
 
 async def test_without_any_token_it_names_the_settings_and_exits_2(tmp_path: Path) -> None:
+    # As the README's first command leaves it: .env copied from .env.example, not filled in.
+    shutil.copyfile(ROOT / ".env.example", tmp_path / ".env")
     process = await run_bot(tmp_path, bot_env(tmp_path))
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
@@ -108,3 +111,13 @@ async def test_fetch_failure_prints_the_reason_and_exits_1(
     assert process.returncode == 1
     assert stderr.decode().strip() == "This video is private."
     assert stdout == b""
+
+
+async def test_a_bad_setting_is_named_without_a_traceback(tmp_path: Path) -> None:
+    env = bot_env(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, MAX_CONCURRENT_DOWNLOADS="many")
+    process = await run_bot(tmp_path, env)
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert stderr.decode().startswith("Setting MAX_CONCURRENT_DOWNLOADS:")
+    assert "Traceback" not in stderr.decode()
+    assert TOKEN not in stderr.decode()
