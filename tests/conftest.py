@@ -25,3 +25,15 @@ def tall_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
     return make_clip(
         tmp_path_factory.mktemp("clips") / "tall.mp4", duration=3.0, width=432, height=768
     )
+
+
+@pytest.fixture(scope="session")
+def large_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
+    """Over Discord's default 10 MiB upload limit: 4 s of 1080x1920 at 30 Mbit/s (~15 MB)."""
+    return make_clip(
+        tmp_path_factory.mktemp("clips") / "large.mp4",
+        duration=4.0,
+        width=1080,
+        height=1920,
+        bitrate="30M",
+    )

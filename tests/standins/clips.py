@@ -55,8 +55,12 @@ def make_clip(
     codec: str = "h264",
     audio: bool = True,
     fps: int = 30,
+    bitrate: str | None = None,
 ) -> Clip:
-    """Render a clip to ``path``; codec is "h264" or "hevc", sizes must be even (yuv420p)."""
+    """Render a clip to ``path``; codec is "h264" or "hevc", sizes must be even (yuv420p).
+
+    ``bitrate`` (e.g. "30M") makes a constant-bitrate file of a predictable size.
+    """
     if codec not in _VIDEO_ARGS:
         raise ValueError(f"codec must be one of {sorted(_VIDEO_ARGS)}, not {codec!r}")
     if width % 2 or height % 2:
@@ -76,6 +80,11 @@ def make_clip(
     if audio:
         cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={duration}"]
     cmd += _VIDEO_ARGS[codec]
+    if bitrate is not None:
+        # Constant bitrate with filler, so the file's size is what the test asked for.
+        cmd += ["-b:v", bitrate, "-minrate", bitrate, "-maxrate", bitrate, "-bufsize", bitrate]
+        if codec == "h264":
+            cmd += ["-x264-params", "nal-hrd=cbr"]
     if audio:
         cmd += ["-c:a", "aac", "-b:a", "64k", "-ac", "2"]
     cmd += ["-t", str(duration), "-movflags", "+faststart", "-f", "mp4", str(path)]
