@@ -49,8 +49,9 @@ class Reshare:
             await self.discord.start()
 
     async def stop(self) -> None:
+        # Jobs first: a job still running must not find its platform client closed.
+        await self.engine.stop()
         if self.telegram:
             await self.telegram.stop()
         if self.discord:
             await self.discord.stop()
-        await self.engine.stop()

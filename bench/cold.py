@@ -83,7 +83,7 @@ async def main() -> None:
             api.add_chat(BOT_CHAT, "private")
             bot_times: list[float] = []
             alone_times: list[float] = []
-            async with running_bot(tiktok, api, work / "data") as bot:
+            async with running_bot(tiktok, work / "data", telegram=api) as bot:
                 await bot.engine.warmed_up()
                 for n in range(ROUNDS):
                     started = time.monotonic()

@@ -16,6 +16,7 @@ from adapters.telegram import TelegramSettings
 from bot.media import probe
 from bot.settings import CoreSettings
 from tests.standins.clips import Clip
+from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
@@ -25,7 +26,14 @@ POLLING_METHODS = frozenset({"getMe", "getUpdates", "deleteWebhook", "setMyComma
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    tiktok: TikTokStandIn, api: FakeBotApi, data_dir: Path, **core: Any
+    tiktok: TikTokStandIn,
+    data_dir: Path,
+    *,
+    telegram: FakeBotApi | None = None,
+    discord: FakeDiscord | None = None,
+    discord_message_content: bool = False,
+    discord_command_guild_id: int | None = None,
+    **core: Any,
 ) -> AsyncIterator[Reshare]:
     """Start the bot as `python -m bot` would, from settings that name the stand-ins."""
     settings = CoreSettings(
@@ -35,10 +43,24 @@ async def running_bot(
         data_dir=data_dir,
         **{"download_timeout_s": 30, **core},
     )
-    telegram = TelegramSettings(
-        _env_file=None, telegram_bot_token=SecretStr(api.token), telegram_api_url=api.root
-    )
-    reshare = Reshare(settings, telegram, DiscordSettings(_env_file=None))
+    telegram_settings = TelegramSettings(_env_file=None)
+    if telegram is not None:
+        telegram_settings = TelegramSettings(
+            _env_file=None,
+            telegram_bot_token=SecretStr(telegram.token),
+            telegram_api_url=telegram.root,
+        )
+    discord_settings = DiscordSettings(_env_file=None)
+    if discord is not None:
+        discord_settings = DiscordSettings(
+            _env_file=None,
+            discord_bot_token=SecretStr(discord.token),
+            discord_api_url=discord.api_url,
+            discord_gateway_url=discord.gateway_url,
+            discord_message_content=discord_message_content,
+            discord_command_guild_id=discord_command_guild_id,
+        )
+    reshare = Reshare(settings, telegram_settings, discord_settings, guild_ready_timeout=0.1)
     await reshare.start()
     try:
         yield reshare

@@ -14,6 +14,7 @@ import pytest
 
 from bot.media import probe
 from tests.standins.clips import Clip
+from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
@@ -121,3 +122,44 @@ async def test_a_bad_setting_is_named_without_a_traceback(tmp_path: Path) -> Non
     assert stderr.decode().startswith("Setting MAX_CONCURRENT_DOWNLOADS:")
     assert "Traceback" not in stderr.decode()
     assert TOKEN not in stderr.decode()
+
+
+async def test_one_process_serves_telegram_and_discord(
+    tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
+) -> None:
+    async with FakeBotApi(token=TOKEN) as api, FakeDiscord() as discord_api:
+        env = bot_env(
+            tmp_path,
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_URL=api.root,
+            DISCORD_BOT_TOKEN=discord_api.token,
+            DISCORD_API_URL=discord_api.api_url,
+            DISCORD_GATEWAY_URL=discord_api.gateway_url,
+            DOWNLOAD_PROXY=tiktok.proxy_url,
+            DOWNLOAD_VERIFY_TLS="false",
+            LOG_LEVEL="DEBUG",
+        )
+        process = await run_bot(tmp_path, env)
+        try:
+            await discord_api.wait_ready(timeout=60)
+            interaction = discord_api.inject_slash_command(
+                "download", {"url": "https://vm.tiktok.com/ZMshort1/"}
+            )
+            api.inject_message("https://vm.tiktok.com/ZMshort1/")
+            [video] = await api.wait_for_call("sendVideo", timeout=60)
+            webhook = f"/webhooks/{discord_api.application_id}/{interaction['token']}"
+            [followup] = await discord_api.wait_for_request("POST", webhook, timeout=60)
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+            stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, stderr.decode()
+        for received in (api.video_bytes(video), followup.files[0].data):
+            path = tmp_path / "received.mp4"
+            path.write_bytes(received)
+            found = probe(path)
+            assert (found.vcodec, found.acodec) == ("h264", "aac")
+            assert (found.width, found.height) == (h264_clip.width, h264_clip.height)
+        logs = stdout.decode() + stderr.decode()
+        assert TOKEN not in logs
+        assert discord_api.token not in logs

@@ -48,7 +48,7 @@ async def api() -> AsyncIterator[FakeBotApi]:
 
 @pytest.fixture
 async def bot(tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Reshare]:
-    async with running_bot(tiktok, api, tmp_path / "data") as reshare:
+    async with running_bot(tiktok, tmp_path / "data", telegram=api) as reshare:
         yield reshare
 
 

@@ -38,7 +38,7 @@ async def test_a_burst_of_links_queues_behind_the_download_cap(
     tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path, cap: int
 ) -> None:
     tiktok.media_delay_s = 0.3
-    async with running_bot(tiktok, api, tmp_path / "data", max_concurrent_downloads=cap):
+    async with running_bot(tiktok, tmp_path / "data", telegram=api, max_concurrent_downloads=cap):
         for n, post in enumerate(POSTS):
             api.inject_message(link(post), chat_id=2000 + n)
         await api.wait_for_call("sendVideo", count=len(POSTS))
@@ -49,7 +49,7 @@ async def test_a_download_over_the_time_limit_gets_the_timeout_reason(
     tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
 ) -> None:
     tiktok.media_delay_s = 2.5
-    async with running_bot(tiktok, api, tmp_path / "data", download_timeout_s=1):
+    async with running_bot(tiktok, tmp_path / "data", telegram=api, download_timeout_s=1):
         api.inject_message(link(POSTS[0]))
         [call] = await api.wait_for_call("sendMessage")
     assert call.params["text"] == "The download timed out, please try again."
@@ -60,7 +60,7 @@ async def test_the_chat_shows_upload_video_until_the_clip_is_sent(
     tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
 ) -> None:
     tiktok.media_delay_s = 4.5
-    async with running_bot(tiktok, api, tmp_path / "data"):
+    async with running_bot(tiktok, tmp_path / "data", telegram=api):
         api.inject_message(link(POSTS[0]), chat_id=3000)
         [video] = await api.wait_for_call("sendVideo")
     actions = [c for c in api.calls_to("sendChatAction") if c.params["chat_id"] == 3000]
@@ -74,7 +74,7 @@ async def test_stopping_mid_download_removes_the_job_directory(
 ) -> None:
     tiktok.media_delay_s = 1.0
     data_dir = tmp_path / "data"
-    async with running_bot(tiktok, api, data_dir):
+    async with running_bot(tiktok, data_dir, telegram=api):
         api.inject_message(link(POSTS[0]))
         await tiktok.wait_for_media_request()
         assert len(list((data_dir / "jobs").iterdir())) == 1

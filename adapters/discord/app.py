@@ -40,6 +40,7 @@ class DiscordAdapter:
         self.tree = app_commands.CommandTree(self.client)
         self.replier = DiscordReplier(self.client)
         self._connection: asyncio.Task[None] | None = None
+        self._library_urls: tuple[str, yarl.URL] | None = None
         self._register_commands()
         if settings.discord_message_content:
             self.client.event(self._auto_detect_listener())
@@ -88,7 +89,12 @@ class DiscordAdapter:
         token = self._settings.discord_bot_token
         if token is None:
             raise ValueError("DISCORD_BOT_TOKEN is not set")
-        # discord.py reads both from class attributes only (DESIGN.md section 7).
+        # discord.py reads both from class attributes only (DESIGN.md section 7); stop() puts
+        # the library's own values back.
+        self._library_urls = (
+            discord.http.Route.BASE,
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
+        )
         discord.http.Route.BASE = self._settings.discord_api_url.rstrip("/")
         if self._settings.discord_gateway_url:
             gateway = yarl.URL(self._settings.discord_gateway_url)
@@ -128,3 +134,8 @@ class DiscordAdapter:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._connection
             self._connection = None
+        if self._library_urls is not None:
+            discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = (
+                self._library_urls
+            )
+            self._library_urls = None

@@ -92,7 +92,11 @@ class DiscordReplier:
             log.debug("no Manage Messages in channel %s: preview left", origin.channel_id)
 
     def _webhook(self, origin: InteractionOrigin) -> discord.Webhook:
-        return discord.Webhook.partial(origin.application_id, origin.token, client=self._client)
+        """The interaction's webhook from plain ids, as a worker without the live event has them."""
+        webhook = discord.Webhook.partial(origin.application_id, origin.token, client=self._client)
+        # An interaction's webhook is an application webhook: only those send ephemeral messages.
+        webhook.type = discord.WebhookType.application
+        return webhook
 
     def _channel(self, origin: Origin) -> discord.PartialMessageable:
         if not isinstance(origin, MessageOrigin):
