@@ -2,7 +2,9 @@
 
 Run: .venv/bin/python -m bench.cold
 Prints: message injected -> sendVideo received through the real bot (Telegram and TikTok
-stand-ins on loopback), and a fresh YoutubeDL extracting and downloading the same clip.
+stand-ins on loopback); a fresh YoutubeDL extracting and downloading the same clip, plus a raw
+upload of its bytes; and on Discord, INTERACTION_CREATE -> deferred response and -> followup
+with the video. "first" is the first request after start-up (cold), "median" over the rounds.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import asyncio
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +24,7 @@ import yt_dlp
 
 from tests.harness import running_bot
 from tests.standins.clips import make_clip
+from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
@@ -68,48 +73,69 @@ def ytdlp_alone(url: str, proxy: str, directory: Path) -> float:
     return time.perf_counter() - started
 
 
-async def main() -> None:
+async def measure(platform_name: str) -> None:
+    """Rounds on one platform in this (fresh) process; prints its rows."""
     with tempfile.TemporaryDirectory() as name:
         work = Path(name)
         clip = await asyncio.to_thread(
             make_clip, work / "clip.mp4", duration=5.0, width=720, height=1280
         )
-        clip_bytes = clip.size
-        async with TikTokStandIn() as tiktok, FakeBotApi() as api:
+        rows: dict[str, list[float]] = {}
+        async with TikTokStandIn() as tiktok, FakeBotApi() as api, FakeDiscord() as discord_api:
             posts = [f"7301234567890{n:06d}" for n in range(2 * ROUNDS)]
             for post in posts:
                 tiktok.add_video(post, clip, author="bench")
             api.add_chat(RAW_CHAT, "private")
             api.add_chat(BOT_CHAT, "private")
-            bot_times: list[float] = []
-            alone_times: list[float] = []
-            async with running_bot(tiktok, work / "data", telegram=api) as bot:
+            telegram = api if platform_name == "telegram" else None
+            discord = discord_api if platform_name == "discord" else None
+            async with running_bot(
+                tiktok, work / "data", telegram=telegram, discord=discord
+            ) as bot:
                 await bot.engine.warmed_up()
                 for n in range(ROUNDS):
+                    url = f"https://www.tiktok.com/@bench/video/{posts[n]}"
                     started = time.monotonic()
-                    api.inject_message(
-                        f"https://www.tiktok.com/@bench/video/{posts[n]}", chat_id=BOT_CHAT
-                    )
-                    call = await bot_video(api, n + 1)
-                    bot_times.append(call.at - started)
-                    url = f"https://www.tiktok.com/@bench/video/{posts[ROUNDS + n]}"
-                    fetched = await asyncio.to_thread(ytdlp_alone, url, tiktok.proxy_url, work)
-                    uploaded = await raw_upload(api, work / "alone.mp4", RAW_CHAT)
-                    alone_times.append(fetched + uploaded)
+                    if platform_name == "telegram":
+                        api.inject_message(url, chat_id=BOT_CHAT)
+                        call = await bot_video(api, n + 1)
+                        rows.setdefault("telegram: message -> sendVideo", []).append(
+                            call.at - started
+                        )
+                        other = f"https://www.tiktok.com/@bench/video/{posts[ROUNDS + n]}"
+                        fetched = await asyncio.to_thread(
+                            ytdlp_alone, other, tiktok.proxy_url, work
+                        )
+                        uploaded = await raw_upload(api, work / "alone.mp4", RAW_CHAT)
+                        rows.setdefault("yt-dlp alone + raw upload", []).append(fetched + uploaded)
+                    else:
+                        interaction = discord_api.inject_slash_command("download", {"url": url})
+                        webhook = f"/webhooks/{discord_api.application_id}/{interaction['token']}"
+                        [followup] = await discord_api.wait_for_request("POST", webhook)
+                        callback = discord_api.interaction_responses(interaction["id"])[0]
+                        rows.setdefault("discord: INTERACTION_CREATE -> defer", []).append(
+                            callback.at - started
+                        )
+                        rows.setdefault("discord: INTERACTION_CREATE -> followup", []).append(
+                            followup.at - started
+                        )
+    for label, times in rows.items():
+        print(f"{label:42}{times[0] * 1000:8.0f}ms{statistics.median(times) * 1000:8.0f}ms")
+
+
+def main() -> None:
+    """Each platform in a fresh process, so that its first request is a cold one."""
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    print(f"yt-dlp {yt_dlp.version.__version__}; clip: 5 s 720x1280 H.264/AAC, {clip_bytes} bytes")
-    print(f"{'':34}{'first':>9}{'median':>9}")
-    rows = [
-        ("bot: message -> sendVideo", bot_times),
-        ("yt-dlp alone + raw upload", alone_times),
-    ]
-    for label, times in rows:
-        print(f"{label:34}{times[0] * 1000:8.0f}ms{statistics.median(times) * 1000:8.0f}ms")
-    ratio = statistics.median(bot_times) / statistics.median(alone_times)
-    print(f"ratio bot/yt-dlp (median): {ratio:.2f}")
+    print(f"yt-dlp {yt_dlp.version.__version__}; clip: 5 s 720x1280 H.264/AAC (~4.7 MB)")
+    print(f"{'':42}{'first':>9}{'median':>9}   (first = first request after start-up)")
+    for platform_name in ("telegram", "discord"):
+        subprocess.run([sys.executable, "-m", "bench.cold", platform_name], check=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) > 1:
+        asyncio.run(measure(sys.argv[1]))
+    else:
+        main()
