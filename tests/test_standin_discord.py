@@ -73,14 +73,14 @@ def make_bot(dc: FakeDiscord, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
 
 
 @pytest.fixture
-async def start_bot(make_bot: Callable[..., Bot]) -> AsyncIterator[StartBot]:
+async def start_bot(dc: FakeDiscord, make_bot: Callable[..., Bot]) -> AsyncIterator[StartBot]:
     """Log in, connect, wait for on_ready; close every started client afterwards."""
     started: list[Bot] = []
 
-    async def start(bot: Bot | None = None, **kwargs: Any) -> Bot:
-        bot = bot or make_bot(**kwargs)
+    async def start(**kwargs: Any) -> Bot:
+        bot = make_bot(**kwargs)
         started.append(bot)
-        await bot.client.login(FakeDiscord().token)
+        await bot.client.login(dc.token)
         bot.connection = asyncio.create_task(bot.client.connect(reconnect=False))
         await asyncio.wait_for(bot.client.wait_until_ready(), 5)
         return bot
@@ -106,6 +106,7 @@ async def test_login_identify_and_ready(dc: FakeDiscord, start_bot: StartBot) ->
     bot = await start_bot(intents=intents)
     client = bot.client
 
+    await dc.wait_ready()
     assert client.user is not None
     assert (client.user.id, client.user.bot) == (dc.bot_user_id, True)
     assert client.application_id == dc.application_id
@@ -241,14 +242,19 @@ async def test_tree_sync_lands_in_commands_globally_and_per_guild(
     assert [c.id for c in fetched] == [int(menu["id"])]
 
 
-async def test_an_invalid_command_fails_the_sync(dc: FakeDiscord, start_bot: StartBot) -> None:
+async def test_an_invalid_command_is_refused_as_invalid_form_body(
+    dc: FakeDiscord, start_bot: StartBot
+) -> None:
     bot = await start_bot()
-    dc.fail_next("PUT", "/applications/", status=400, code=50035, message="Invalid Form Body")
+    bad = [{"name": "Download", "description": "capitals are not allowed", "type": 1}]
 
-    with pytest.raises(discord.HTTPException) as failed:
-        await bot.tree.sync()
+    with pytest.raises(discord.HTTPException) as refused:
+        await bot.client.http.bulk_upsert_global_commands(dc.application_id, payload=bad)
 
-    assert (failed.value.status, failed.value.code) == (400, 50035)
+    assert (refused.value.status, refused.value.code) == (400, 50035)
+    # discord.py flattens the nested "errors" into its message.
+    assert "In 0.name: Command name is invalid" in refused.value.text
+    assert dc.commands == {}
 
 
 async def test_unsynced_commands_cannot_be_injected(dc: FakeDiscord) -> None:
@@ -296,6 +302,7 @@ async def test_slash_command_deferred_then_answered_with_a_file(
     await bot.tree.sync()
 
     sent = dc.inject_slash_command("download", {"url": TIKTOK}, attachment_size_limit=25 * MIB)
+    await dc.wait_for_request("POST", f"/webhooks/{dc.application_id}/{sent['token']}$")
     interaction = await asyncio.wait_for(outcome, 5)
 
     assert (interaction.id, interaction.filesize_limit) == (int(sent["id"]), 25 * MIB)
@@ -366,6 +373,34 @@ async def test_a_second_acknowledgement_is_refused(dc: FakeDiscord, start_bot: S
         }
 
 
+async def test_without_with_response_or_wait_the_answers_are_empty(
+    dc: FakeDiscord, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+
+    async def answer(interaction: discord.Interaction, url: str) -> None:
+        """Leaves the interaction to the raw requests below."""
+
+    outcome = _download_command(bot, answer)
+    await bot.tree.sync()
+    sent = dc.inject_slash_command("download", {"url": TIKTOK})
+    await asyncio.wait_for(outcome, 5)
+
+    callback = f"{dc.api_url}/interactions/{sent['id']}/{sent['token']}/callback"
+    webhook = f"{dc.api_url}/webhooks/{dc.application_id}/{sent['token']}"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(callback, json={"type": 5, "data": {"flags": 64}}) as acked:
+            assert (acked.status, await acked.read()) == (204, b"")
+        async with http.post(webhook, json={"content": "first"}) as first:
+            assert (first.status, await first.read()) == (204, b"")
+        async with http.post(webhook, params={"wait": "true"}, json={"content": "next"}) as nxt:
+            assert (nxt.status, (await nxt.json())["content"]) == (200, "next")
+    # The first followup filled the ephemeral "thinking…" message: only its user sees it.
+    assert [m["content"] for m in dc.messages_in(dc.channel_id)] == ["next"]
+    mine = dc.messages_in(dc.channel_id, as_user=DEFAULT_USER_ID)
+    assert [(m["content"], m["flags"]) for m in mine] == [("first", 64), ("next", 0)]
+
+
 async def test_a_followup_past_the_interactions_limit_is_too_large(
     dc: FakeDiscord, start_bot: StartBot
 ) -> None:
@@ -386,6 +421,34 @@ async def test_a_followup_past_the_interactions_limit_is_too_large(
     sent = await asyncio.wait_for(outcome, 5)
     assert sent.attachments[0].size == 4096
     assert [call.status for call in dc.requests_to("POST", "/webhooks/")] == [413, 200]
+
+
+async def test_the_webhook_exists_from_the_ack_for_fifteen_minutes(
+    dc: FakeDiscord, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    acknowledge = asyncio.Event()
+
+    async def answer(interaction: discord.Interaction, url: str) -> None:
+        await acknowledge.wait()
+        await interaction.response.defer(thinking=True)
+        dc.token_lifetime = 0  # as if 15 minutes had passed
+        await interaction.followup.send("too late")
+
+    outcome = _download_command(bot, answer)
+    await bot.tree.sync()
+    sent = dc.inject_slash_command("download", {"url": TIKTOK})
+
+    webhook = f"{dc.api_url}/webhooks/{dc.application_id}/{sent['token']}"
+    async with aiohttp.ClientSession() as http, http.post(webhook, json={"content": "x"}) as early:
+        assert (early.status, await early.json()) == (
+            404,
+            {"message": "Unknown Webhook", "code": 10015},
+        )
+    acknowledge.set()
+    with pytest.raises(discord.HTTPException) as expired:
+        await asyncio.wait_for(outcome, 5)
+    assert (expired.value.status, expired.value.code) == (401, 50027)
 
 
 async def test_ephemeral_answers_are_seen_by_their_user_only(
@@ -584,6 +647,9 @@ async def test_reactions_and_suppressing_someone_elses_embeds(
     assert [c.json["flags"] for c in dc.requests_to("PATCH", path + "$") if c.status == 200] == [4]
     assert dc.requests_to("PUT", path + "/reactions/⚠️/@me")[0].status == 204
 
+    await received.delete()  # Manage Messages allows this too
+    assert dc.messages_in(dc.channel_id) == []
+
 
 async def test_bot_replies_with_a_file_within_the_guild_limit(
     dc: FakeDiscord, start_bot: StartBot
@@ -642,6 +708,8 @@ async def test_rest_answers_exactly_application_json(dc: FakeDiscord) -> None:
             assert (broken.status, (await broken.json())["code"]) == (400, 50109)
         async with http.post(messages, json={"content": ""}) as empty:
             assert (empty.status, (await empty.json())["code"]) == (400, 50006)
+    with pytest.raises(AssertionError, match=r"requests seen:\n  GET /users/@me -> 200"):
+        await dc.wait_for_request("DELETE", "/channels/", timeout=0.05)
     async with (
         aiohttp.ClientSession() as anonymous,
         anonymous.get(f"{dc.api_url}/users/@me") as unauthorized,

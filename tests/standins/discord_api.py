@@ -22,15 +22,20 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Final, Self
 
 from aiohttp import BodyPartReader, WSMsgType, hdrs, web
 
 __all__ = [
+    "DEFAULT_APPLICATION_ID",
     "DEFAULT_CHANNEL_ID",
     "DEFAULT_GUILD_ID",
+    "DEFAULT_TOKEN",
+    "DEFAULT_UPLOAD_LIMIT",
     "DEFAULT_USER_ID",
+    "MIB",
+    "PREMIUM_UPLOAD_LIMITS",
     "FakeDiscord",
     "FakeGuild",
     "GatewayEvent",
@@ -45,8 +50,10 @@ OptionValue = str | int | float | bool
 MIB: Final = 1024 * 1024
 DEFAULT_UPLOAD_LIMIT: Final = 10 * MIB
 # Bots' upload limit by boost tier (DESIGN.md section 7); DMs get the default.
-PREMIUM_UPLOAD_LIMITS: Final = {0: 10 * MIB, 1: 10 * MIB, 2: 50 * MIB, 3: 100 * MIB}
-_BOOSTS_FOR_TIER: Final = {0: 0, 1: 2, 2: 7, 3: 14}
+PREMIUM_UPLOAD_LIMITS: Final = MappingProxyType(
+    {0: 10 * MIB, 1: 10 * MIB, 2: 50 * MIB, 3: 100 * MIB}
+)
+_BOOSTS_FOR_TIER: Final = MappingProxyType({0: 0, 1: 2, 2: 7, 3: 14})
 
 DEFAULT_TOKEN: Final = "MTMwMDAwMDAwMDAwMDAwMDAwMQ.GfAkE0.stand-in-token-not-a-real-one"
 DEFAULT_APPLICATION_ID: Final = 1_300_000_000_000_000_001
@@ -128,15 +135,17 @@ _INTERACTION_FLAGS: Final = (
     _SUPPRESS_EMBEDS | _EPHEMERAL | _SUPPRESS_NOTIFICATIONS | _IS_COMPONENTS_V2
 )
 # Application flags Discord sets when a privileged intent is switched on in the portal.
-_APP_FLAG_FOR_INTENT: Final = {
-    Intent.GUILD_PRESENCES: 1 << 13,
-    Intent.GUILD_MEMBERS: 1 << 15,
-    Intent.MESSAGE_CONTENT: 1 << 19,
-}
+_APP_FLAG_FOR_INTENT: Final = MappingProxyType(
+    {
+        Intent.GUILD_PRESENCES: 1 << 13,
+        Intent.GUILD_MEMBERS: 1 << 15,
+        Intent.MESSAGE_CONTENT: 1 << 19,
+    }
+)
 _APPLICATION_COMMAND_BADGE: Final = 1 << 23
 
 # Interaction callback types each interaction type accepts (2 command, 3 component).
-_CALLBACK_TYPES: Final = {2: frozenset({4, 5, 9}), 3: frozenset({4, 5, 6, 7, 9})}
+_CALLBACK_TYPES: Final = MappingProxyType({2: frozenset({4, 5, 9}), 3: frozenset({4, 5, 6, 7, 9})})
 _COMMAND_NAME = re.compile(r"[-_'\w]{1,32}")
 _USER_MENTION = re.compile(r"<@!?(\d{1,20})>")
 _FILE_FIELD = re.compile(r"files\[(\d+)\]")
@@ -228,7 +237,6 @@ class _Interaction:
     target_message_id: int | None = None
     dispatched_at: float | None = None
     response_type: int | None = None
-    ephemeral: bool = False
     original_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
 
@@ -427,12 +435,20 @@ class FakeDiscord:
         self._failures: list[_Failure] = []
         self._runner: web.AppRunner | None = None
         self._root: str | None = None
+        self._stopping = False
         self._user(self.bot_user_id, bot=True, name=bot_username)
         self.guild = self.add_guild(
             DEFAULT_GUILD_ID, channel_id=DEFAULT_CHANNEL_ID, name="Reshare Test"
         )
         self.guild_id = self.guild.id
         self.channel_id = self.guild.channel_id
+        channel, message = r"/channels/(?P<channel>\d+)", r"/messages/(?P<message>\d+)"
+        webhook = r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)"
+        webhook_message = webhook + r"/messages/(?P<message>@original|\d+)"
+        commands = r"/applications/(?P<app>\d+)(?:/guilds/(?P<guild>\d+))?/commands"
+        reaction = channel + message + r"/reactions/(?P<emoji>[^/]+)/@me"
+        # The last field says whether the bot token is required; interaction and webhook routes
+        # are authorised by the token in their path alone.
         self._routes: list[tuple[str, re.Pattern[str], _Handler, bool]] = [
             (method, re.compile(pattern), handler, auth)
             for method, pattern, handler, auth in (
@@ -442,82 +458,27 @@ class FakeDiscord:
                 ("GET", r"/users/(?P<user>\d+)", self._get_user, True),
                 ("POST", r"/users/@me/channels", self._create_dm, True),
                 ("GET", r"/(?:oauth2/)?applications/@me", self._get_application, True),
-                ("GET", r"/applications/(?P<app>\d+)/commands", self._get_commands, True),
-                ("PUT", r"/applications/(?P<app>\d+)/commands", self._put_commands, True),
-                (
-                    "GET",
-                    r"/applications/(?P<app>\d+)/guilds/(?P<guild>\d+)/commands",
-                    self._get_commands,
-                    True,
-                ),
-                (
-                    "PUT",
-                    r"/applications/(?P<app>\d+)/guilds/(?P<guild>\d+)/commands",
-                    self._put_commands,
-                    True,
-                ),
-                ("GET", r"/channels/(?P<channel>\d+)", self._get_channel, True),
-                ("GET", r"/channels/(?P<channel>\d+)/messages", self._get_messages, True),
-                ("POST", r"/channels/(?P<channel>\d+)/messages", self._create_message, True),
-                ("POST", r"/channels/(?P<channel>\d+)/typing", self._typing, True),
-                (
-                    "GET",
-                    r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)",
-                    self._get_message,
-                    True,
-                ),
-                (
-                    "PATCH",
-                    r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)",
-                    self._edit_message,
-                    True,
-                ),
-                (
-                    "DELETE",
-                    r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)",
-                    self._delete_message,
-                    True,
-                ),
-                (
-                    "PUT",
-                    r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)"
-                    r"/reactions/(?P<emoji>[^/]+)/@me",
-                    self._add_reaction,
-                    True,
-                ),
-                (
-                    "DELETE",
-                    r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)"
-                    r"/reactions/(?P<emoji>[^/]+)/@me",
-                    self._remove_reaction,
-                    True,
-                ),
-                # Interaction and webhook routes are authorised by the token in the path alone.
+                ("GET", commands, self._get_commands, True),
+                ("PUT", commands, self._put_commands, True),
+                ("GET", channel, self._get_channel, True),
+                ("POST", channel + r"/typing", self._typing, True),
+                ("GET", channel + r"/messages", self._get_messages, True),
+                ("POST", channel + r"/messages", self._create_message, True),
+                ("GET", channel + message, self._get_message, True),
+                ("PATCH", channel + message, self._edit_message, True),
+                ("DELETE", channel + message, self._delete_message, True),
+                ("PUT", reaction, self._add_reaction, True),
+                ("DELETE", reaction, self._remove_reaction, True),
                 (
                     "POST",
                     r"/interactions/(?P<interaction>\d+)/(?P<token>[^/]+)/callback",
                     self._callback,
                     False,
                 ),
-                ("POST", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)", self._followup, False),
-                (
-                    "GET",
-                    r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)/messages/(?P<message>@original|\d+)",
-                    self._get_webhook_message,
-                    False,
-                ),
-                (
-                    "PATCH",
-                    r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)/messages/(?P<message>@original|\d+)",
-                    self._edit_webhook_message,
-                    False,
-                ),
-                (
-                    "DELETE",
-                    r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)/messages/(?P<message>@original|\d+)",
-                    self._delete_webhook_message,
-                    False,
-                ),
+                ("POST", webhook, self._followup, False),
+                ("GET", webhook_message, self._get_webhook_message, False),
+                ("PATCH", webhook_message, self._edit_webhook_message, False),
+                ("DELETE", webhook_message, self._delete_webhook_message, False),
             )
         ]
 
@@ -546,7 +507,10 @@ class FakeDiscord:
             "/attachments/{channel:\\d+}/{attachment:\\d+}/{filename}", self._handle_attachment
         )
         app.router.add_route("*", "/{tail:.*}", self._handle_unrouted)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        # A short shutdown: a client still connected may be waiting on a keep-alive connection.
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         self._runner = runner
@@ -554,10 +518,14 @@ class FakeDiscord:
         self._root = f"http://{host}:{port}"
 
     async def stop(self) -> None:
-        """Close gateway connections (1001, going away) and the server."""
+        """Close gateway connections (1001, going away) and the server.
+
+        A bot still connected would reconnect at once: new gateway connections are refused.
+        """
         runner, self._runner = self._runner, None
         if runner is None:
             return
+        self._stopping = True
         for conn in list(self._connections):
             conn.close(1001, "Going away")
         pending = [asyncio.create_task(conn.done.wait()) for conn in self._connections]
@@ -1335,6 +1303,8 @@ class FakeDiscord:
 
     async def _handle_gateway(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=16 * MIB)
+        if self._stopping:
+            return self._json_response(_Reply(503, {"message": "Shutting down", "code": 0}))
         if not ws.can_prepare(request).ok:
             return self._json_response(_Reply(404, {"message": "404: Not Found", "code": 0}))
         await ws.prepare(request)
@@ -1749,7 +1719,6 @@ class FakeDiscord:
             raise _form_error(["data", "custom_id"], "BASE_TYPE_REQUIRED", "This field is required")
         interaction.response_type = callback_type
         if message is not None:
-            interaction.ephemeral = bool(message["flags"] & _EPHEMERAL)
             interaction.original_id = int(message["id"])
             if callback_type in (4, 5):
                 self._post_response(interaction, message)
@@ -1763,7 +1732,7 @@ class FakeDiscord:
             callback.update(
                 response_message_id=message["id"],
                 response_message_loading=callback_type == 5,
-                response_message_ephemeral=interaction.ephemeral,
+                response_message_ephemeral=bool(message["flags"] & _EPHEMERAL),
             )
             resource["message"] = copy.deepcopy(message)
         return _Reply(200, {"interaction": callback, "resource": resource})
@@ -2285,7 +2254,8 @@ class FakeDiscord:
                 continue
             path_known = True
             if route_method == method:
-                return handler, match.groupdict(), auth
+                params = {k: v for k, v in match.groupdict().items() if v is not None}
+                return handler, params, auth
         if path_known:
             raise _ApiError(405, 0, "405: Method Not Allowed")
         raise _ApiError(404, 0, "404: Not Found")
