@@ -62,7 +62,12 @@ async def serve(core: CoreSettings, telegram: TelegramSettings, discord: Discord
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await bot.start()
+        try:
+            await bot.start()
+        except Exception as err:
+            # Through the log, which redacts tokens (some libraries put them in the message).
+            log.error("could not start: %s", err)
+            return 1
         log.info("running; stop with Ctrl-C or SIGTERM")
         await stop.wait()
         log.info("stopping")

@@ -163,3 +163,15 @@ async def test_one_process_serves_telegram_and_discord(
         logs = stdout.decode() + stderr.decode()
         assert TOKEN not in logs
         assert discord_api.token not in logs
+
+
+async def test_a_refused_token_is_one_log_line_and_exit_1(tmp_path: Path) -> None:
+    async with FakeBotApi(token=TOKEN) as api:
+        wrong = "111111:TEST-wrong-token"
+        env = bot_env(tmp_path, TELEGRAM_BOT_TOKEN=wrong, TELEGRAM_API_URL=api.root)
+        process = await run_bot(tmp_path, env)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1
+    assert "could not start" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    assert wrong not in stderr.decode()
