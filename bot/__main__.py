@@ -20,7 +20,6 @@ from adapters.runtime import Reshare
 from adapters.telegram import TelegramSettings
 from bot.cli import FileReplier, ShellOrigin
 from bot.engine import Engine
-from bot.links import parse_link
 from bot.logs import configure_logging
 from bot.model import Reason, VideoRequest
 from bot.settings import CoreSettings
@@ -36,14 +35,19 @@ SHELL_BUDGET_BYTES = 2_000_000_000
 
 
 async def fetch(settings: CoreSettings, url: str, output: Path | None) -> int:
-    link = parse_link(url)
-    if link is None:
-        print("That isn't a TikTok link.", file=sys.stderr)
+    try:
+        engine = Engine(settings)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
+    links = engine.sites.find(url)
+    if not links:
+        print(engine.intake.no_link_text, file=sys.stderr)
+        await engine.stop()
         return 1
-    engine = Engine(settings)
     replier = FileReplier(output)
     try:
-        request = VideoRequest((link,), ShellOrigin(), SHELL_BUDGET_BYTES)
+        request = VideoRequest((links[0],), ShellOrigin(), SHELL_BUDGET_BYTES)
         # The system's temporary directory: a bot may be running on DATA_DIR's job directories.
         await engine.service({"shell": replier}, work_root=None).process(request)
     finally:
@@ -56,13 +60,14 @@ async def fetch(settings: CoreSettings, url: str, output: Path | None) -> int:
 
 
 async def serve(core: CoreSettings, telegram: TelegramSettings, discord: DiscordSettings) -> int:
-    bot = Reshare(core, telegram, discord)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    bot: Reshare | None = None
     try:
         try:
+            bot = Reshare(core, telegram, discord)
             await bot.start()
         except Exception as err:
             # Through the log, which redacts tokens (some libraries put them in the message).
@@ -72,7 +77,8 @@ async def serve(core: CoreSettings, telegram: TelegramSettings, discord: Discord
         await stop.wait()
         log.info("stopping")
     finally:
-        await bot.stop()
+        if bot is not None:
+            await bot.stop()
     return 0
 
 

@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.model import Media, Origin, Reason
+from bot.model import Album, Media, Origin, Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,15 @@ class FileReplier:
         clip_id = media.info.clip_id
         target = self._output or Path(f"{clip_id if clip_id.isdigit() else 'video'}.mp4")
         shutil.copyfile(media.path, target)
+        self.saved = target
+
+    async def deliver_album(self, origin: Origin, album: Album) -> None:
+        """A photo post becomes a directory: the images in order, then the music."""
+        clip_id = album.info.clip_id
+        target = self._output or Path(clip_id if clip_id.isdigit() else "slideshow")
+        target.mkdir(parents=True, exist_ok=True)
+        for path in (*album.images, *([album.audio] if album.audio else [])):
+            shutil.copyfile(path, target / path.name)
         self.saved = target
 
     async def fail(self, origin: Origin, reason: Reason) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 import yt_dlp
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
+from bot.fit import plan_encode
 from bot.links import Link, LinkKind
 from bot.model import ClipInfo, FetchError, Reason
 
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 # The texts yt-dlp raises (DESIGN.md section 5), first match wins.
 _ERROR_TEXTS: tuple[tuple[str, Reason], ...] = (
     ("do not have permission to view this post", Reason.PRIVATE),
+    # gallery-dl names TikTok's status codes.
+    ("error code 10216", Reason.PRIVATE),
+    ("error code 10222", Reason.PRIVATE),
+    ("error code 10204", Reason.REMOVED),
+    ("error code 10231", Reason.REGION_LOCKED),
     ("ip address is blocked from accessing this post", Reason.REMOVED),
     ("status code 10231", Reason.REGION_LOCKED),
     ("not available in your", Reason.REGION_LOCKED),
@@ -96,11 +102,15 @@ class YtDlpDownloader:
         timeout_s: float,
         ffmpeg_path: str,
         threads: int,
+        max_duration_s: float,
+        extractors: Sequence[str],
     ) -> None:
         self._proxy = proxy
         self._verify_tls = verify_tls
         self._timeout_s = timeout_s
         self._ffmpeg_path = ffmpeg_path
+        self._max_duration_s = max_duration_s
+        self._extractors = list(extractors)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="yt-dlp")
         self._local = threading.local()
         self._instances: list[yt_dlp.YoutubeDL] = []
@@ -123,8 +133,7 @@ class YtDlpDownloader:
             "fragment_retries": 3,
             "extractor_retries": 1,
             "noplaylist": True,
-            "allowed_extractors": ["tiktok"],
-            "format": "b/bv*+ba",
+            "allowed_extractors": self._extractors,
             "format_sort": ["vcodec:h264", "acodec:aac", "ext:mp4:m4a"],
             "ffmpeg_location": self._ffmpeg_path,
             # Names from the network never become paths: the file is always clip.<ext>.
@@ -143,12 +152,12 @@ class YtDlpDownloader:
 
         await asyncio.get_running_loop().run_in_executor(self._executor, load)
 
-    async def fetch(self, link: Link, workdir: Path) -> Download:
+    async def fetch(self, link: Link, workdir: Path, budget_bytes: int) -> Download:
         if link.kind is not LinkKind.VIDEO:
             raise FetchError(Reason.NOT_A_VIDEO, f"{link.kind.value} link")
         cancelled = threading.Event()
         job = asyncio.get_running_loop().run_in_executor(
-            self._executor, self._download, link.url, workdir, cancelled
+            self._executor, self._download, link.url, workdir, cancelled, budget_bytes
         )
         try:
             return await asyncio.wait_for(asyncio.shield(job), self._timeout_s)
@@ -182,23 +191,70 @@ class YtDlpDownloader:
                 self._instances.append(ydl)
         return ydl, job
 
-    def _download(self, url: str, workdir: Path, cancelled: threading.Event) -> Download:
+    def _download(
+        self, url: str, workdir: Path, cancelled: threading.Event, budget_bytes: int
+    ) -> Download:
         ydl, job = self._thread_instance()
         job.cancelled = cancelled
         ydl.params["paths"] = {"home": str(workdir), "temp": str(workdir)}
         try:
-            info = ydl.extract_info(url, download=True)
+            # The page first: the clip's length and formats decide whether to fetch media at all.
+            info = ydl.extract_info(url, download=False, process=False)
+            if not isinstance(info, dict):
+                raise FetchError(Reason.NOT_A_VIDEO, "no info")
+            self._check_before_download(info, budget_bytes)
+            # YoutubeDL builds its selector once from params["format"]: a per-job one goes here.
+            ydl.format_selector = ydl.build_format_selector(format_for_budget(budget_bytes))
+            info = ydl.process_ie_result(info, download=True)
         except DownloadCancelled:
             raise FetchError(Reason.TIMED_OUT, "cancelled") from None
         except DownloadError as err:
+            if "no video formats found" in str(err).lower() and "[TikTok]" in str(err):
+                raise SlideshowPost("no formats at all: a photo post without music") from None
             raise FetchError(reason_for_error(str(err)), str(err)) from None
-        if not isinstance(info, dict):
-            raise FetchError(Reason.NOT_A_VIDEO, "no info")
         downloads = info.get("requested_downloads") or []
         path = Path(downloads[0]["filepath"]) if downloads else None
         if path is None or not path.is_file() or path.parent.resolve() != workdir.resolve():
             raise FetchError(Reason.NOT_A_VIDEO, "no file written")
         return Download(path=path, info=clip_info(info))
+
+    def _check_before_download(self, info: Mapping[str, Any], budget_bytes: int) -> None:
+        """Refuse before any media request what cannot be sent: too long, or no picture at all."""
+        formats = info.get("formats") or []
+        if formats and all(f.get("vcodec") == "none" for f in formats):
+            raise SlideshowPost("only audio formats: a photo post")
+        duration = info.get("duration")
+        if duration and duration > self._max_duration_s:
+            raise FetchError(Reason.TOO_LONG, f"{duration} s")
+        if not duration or any(_size(f) <= budget_bytes for f in formats if _size(f)):
+            return
+        plan = plan_encode(
+            duration=float(duration),
+            width=int(info.get("width") or 1080),
+            height=int(info.get("height") or 1920),
+            fps=float(info.get("fps") or 30),
+            has_audio=True,
+            budget_bytes=budget_bytes,
+        )
+        if plan is None:
+            raise FetchError(Reason.TOO_LARGE, "no watchable encode fits the budget")
+
+
+def format_for_budget(budget_bytes: int) -> str:
+    """The best format (H.264 first, by format_sort) whose known or approximate size fits;
+    else the best there is, to be re-encoded."""
+    return f"b[filesize<={budget_bytes}]/b[filesize_approx<={budget_bytes}]/b/bv*+ba"
+
+
+def _size(fmt: Mapping[str, Any]) -> int:
+    return int(fmt.get("filesize") or fmt.get("filesize_approx") or 0)
+
+
+class SlideshowPost(FetchError):
+    """The post holds photos and music, not a video: another tool fetches it."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.NOT_A_VIDEO, detail)
 
 
 def clip_info(info: Mapping[str, Any]) -> ClipInfo:
@@ -206,7 +262,7 @@ def clip_info(info: Mapping[str, Any]) -> ClipInfo:
     clip_id = str(info.get("id") or "")
     author = str(info.get("uploader") or info.get("channel") or "")
     webpage_url = str(info.get("webpage_url") or "")
-    if author and clip_id:
+    if author and clip_id and info.get("extractor_key") == "TikTok":
         webpage_url = f"https://www.tiktok.com/@{author}/video/{clip_id}"
     return ClipInfo(
         clip_id=clip_id,

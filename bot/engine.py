@@ -11,6 +11,7 @@ from pathlib import Path
 import imageio_ffmpeg
 
 from bot.download import YtDlpDownloader
+from bot.fit import FfmpegFitter
 from bot.intake import Intake
 from bot.media import FfmpegMedia
 from bot.ports import Replier
@@ -18,6 +19,8 @@ from bot.queue import AsyncioJobQueue
 from bot.resolve import HttpxLinkResolver
 from bot.service import Service
 from bot.settings import CoreSettings
+from bot.sites import SiteCatalog
+from bot.slideshow import GalleryDlSlideshows
 
 
 class Engine:
@@ -26,6 +29,7 @@ class Engine:
     def __init__(self, settings: CoreSettings) -> None:
         self.settings = settings
         self.work_root = settings.data_dir / "jobs"
+        self.sites = SiteCatalog(settings.allowed_sites)
         ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
         self.resolver = HttpxLinkResolver(
             proxy=settings.download_proxy,
@@ -38,19 +42,31 @@ class Engine:
             timeout_s=settings.download_timeout_s,
             ffmpeg_path=ffmpeg,
             threads=settings.max_concurrent_downloads,
+            max_duration_s=settings.max_duration_s,
+            extractors=self.sites.ytdlp_extractors,
         )
+        self.slideshows = GalleryDlSlideshows(
+            proxy=settings.download_proxy,
+            verify_tls=settings.download_verify_tls,
+            timeout_s=settings.download_timeout_s,
+        )
+        self.fitter = FfmpegFitter(ffmpeg)
         self.media = FfmpegMedia(ffmpeg)
         self.queue = AsyncioJobQueue(workers=settings.workers, maxsize=settings.queue_size)
-        self.intake = Intake(self.queue)
+        self.intake = Intake(self.queue, self.sites)
         self._warm_up: asyncio.Task[None] | None = None
 
     def service(self, repliers: Mapping[str, Replier], *, work_root: Path | None) -> Service:
         return Service(
             resolver=self.resolver,
             downloader=self.downloader,
+            slideshows=self.slideshows,
             media=self.media,
+            fitter=self.fitter,
             repliers=repliers,
             max_downloads=self.settings.max_concurrent_downloads,
+            max_encodes=self.settings.max_concurrent_encodes,
+            slideshow_mode=self.settings.slideshow_mode,
             work_root=work_root,
         )
 

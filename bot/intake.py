@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
-from bot.links import Link, LinkKind, find_links
+from bot.links import Link, LinkKind
 from bot.model import Origin, VideoRequest
 from bot.ports import JobQueue
+from bot.sites import SiteCatalog
 
 MAX_LINKS_PER_MESSAGE = 3
 
@@ -16,10 +17,6 @@ HELP_TEXT = (
     "I take links like https://www.tiktok.com/@user/video/123…, https://vm.tiktok.com/…, "
     "https://vt.tiktok.com/… and https://www.tiktok.com/t/…, up to 3 per message.\n"
     "In groups I answer only messages that hold such a link."
-)
-NO_LINK_TEXT = (
-    "I send the video behind a TikTok link: paste a link like "
-    "https://www.tiktok.com/@user/video/123… or https://vm.tiktok.com/…"
 )
 BUSY_TEXT = "I'm busy right now, please try again in a minute."
 
@@ -36,8 +33,15 @@ class Answer(enum.Enum):
 class Intake:
     """Picks the links of a message and queues them as one request."""
 
-    def __init__(self, queue: JobQueue) -> None:
+    def __init__(self, queue: JobQueue, sites: SiteCatalog) -> None:
         self._queue = queue
+        self._sites = sites
+        self.no_link_text = (
+            f"I send the video behind links from {', '.join(sites.names)}: paste a link like "
+            "https://www.tiktok.com/@user/video/123… or https://vm.tiktok.com/…"
+            if "TikTok" in sites.names
+            else f"I send the video behind links from {', '.join(sites.names)}."
+        )
 
     def take(
         self, texts: Iterable[str], origin: Origin, budget_bytes: int, *, private: bool
@@ -53,7 +57,7 @@ class Intake:
 
         Split from `submit` for platforms that must acknowledge before work may start.
         """
-        links = select_links(texts, private=private)
+        links = select_links(texts, self._sites, private=private)
         if not links:
             return Answer.NO_LINK if private else Answer.IGNORED
         return VideoRequest(links=tuple(links), origin=origin, budget_bytes=budget_bytes)
@@ -62,12 +66,12 @@ class Intake:
         return Answer.QUEUED if self._queue.submit(request) else Answer.BUSY
 
 
-def select_links(texts: Iterable[str], *, private: bool) -> list[Link]:
+def select_links(texts: Iterable[str], sites: SiteCatalog, *, private: bool) -> list[Link]:
     """Links in order, each clip once, at most three; in groups only those that lead to a post."""
     chosen: list[Link] = []
     seen: set[str] = set()
     for text in texts:
-        for link in find_links(text):
+        for link in sites.find(text):
             key = link.clip_id or link.url
             if key in seen or (not private and link.kind is LinkKind.NOT_VIDEO):
                 continue

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import av
 
-from bot.model import FetchError, Reason
+from bot.model import Album, FetchError, Reason
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ class Probe:
     duration: float
     acodec: str | None
     faststart: bool
+    size: int
 
     @property
     def playable(self) -> bool:
@@ -83,12 +84,27 @@ def probe(path: Path) -> Probe:
                 duration=duration,
                 acodec=audio.codec_context.name if audio is not None else None,
                 faststart=_moov_before_mdat(path) if "mp4" in format_names else False,
+                size=path.stat().st_size,
             )
     except (av.error.FFmpegError, OSError) as err:
         raise FetchError(Reason.NOT_A_VIDEO, f"probe failed: {err}") from None
 
 
+SLIDE_MIN_S = 2.0
+SLIDESHOW_MAX_SIDE = 1080
 THUMBNAIL_SIDE = 320
+
+
+def _even_within(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """The shape scaled so its short side is at most `short_side`, both sides even."""
+    scale = min(1.0, short_side / max(1, min(width, height)))
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def _concat_quote(path: Path) -> str:
+    return str(path.resolve()).replace("'", "'\\''")
+
+
 THUMBNAIL_MAX_BYTES = 200_000
 
 
@@ -159,6 +175,38 @@ class FfmpegMedia:
             log.info("no thumbnail: %r", err)
             return None
         return target if target.stat().st_size < THUMBNAIL_MAX_BYTES else None
+
+    async def slideshow_video(self, album: Album, workdir: Path) -> Path:
+        """One video of the album: each image an equal share of the music (at least
+        SLIDE_MIN_S), all letterboxed to the first image's shape, the music underneath."""
+        if not album.images:
+            raise FetchError(Reason.NOT_A_VIDEO, "a photo post without images")
+        music = await asyncio.to_thread(probe, album.audio) if album.audio else None
+        first = await asyncio.to_thread(probe, album.images[0])
+        slide_s = max(SLIDE_MIN_S, (music.duration if music else 0.0) / len(album.images))
+        total_s = slide_s * len(album.images)
+        width, height = _even_within(first.width, first.height, SLIDESHOW_MAX_SIDE)
+        listing = workdir / "slides.txt"
+        entries = [
+            f"file '{_concat_quote(image)}'\nduration {slide_s:.3f}" for image in album.images
+        ]
+        # The concat demuxer takes the last entry's duration only when the file is listed again.
+        entries.append(f"file '{_concat_quote(album.images[-1])}'")
+        listing.write_text("\n".join(entries) + "\n")
+        target = workdir / "slideshow.mp4"
+        audio_in = ["-i", str(album.audio)] if album.audio else []
+        audio_out = ["-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"] if album.audio else []
+        await self._run(
+            "-f", "concat", "-safe", "0", "-i", str(listing), *audio_in,
+            "-map", "0:v:0",
+            "-vf", f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+                   f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,"
+                   "scale=out_range=tv,format=yuv420p,fps=30",
+            "-c:v", "libx264", "-preset", "veryfast", "-tune", "stillimage", "-crf", "23",
+            "-color_range", "tv", *audio_out,
+            "-t", f"{total_s:.3f}", "-movflags", "+faststart", "-f", "mp4", str(target),
+        )  # fmt: skip
+        return target
 
     async def _run(self, *args: str) -> None:
         process = await asyncio.create_subprocess_exec(

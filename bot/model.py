@@ -50,6 +50,15 @@ class Media:
     info: ClipInfo
 
 
+@dataclass(frozen=True, slots=True)
+class Album:
+    """A photo post (slideshow): its images in order and its music, sent as they are."""
+
+    images: tuple[Path, ...]
+    audio: Path | None
+    info: ClipInfo
+
+
 class Reason(enum.Enum):
     """The closed set of reasons a link is not answered with a video; values are user-facing."""
 
@@ -60,6 +69,7 @@ class Reason(enum.Enum):
     NOT_A_VIDEO = "That link doesn't lead to a video."
     TIMED_OUT = "The download timed out, please try again."
     TOO_LARGE = "This video is too large for this chat's upload limit."
+    TOO_LONG = "This video is too long for me to send."
     BLOCKED = "TikTok refused the download right now, please try again later."
     UNSUPPORTED_SITE = "I can't fetch links from that site."
     FAILED = "Something went wrong fetching this video, please try again."

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from bot.download import Download
 from bot.links import Link
-from bot.model import Media, Origin, Reason, VideoRequest
+from bot.model import Album, Media, Origin, Reason, VideoRequest
 
 
 class LinkResolver(Protocol):
@@ -19,7 +19,14 @@ class LinkResolver(Protocol):
 class Downloader(Protocol):
     """Fetches a clip into a job directory."""
 
-    async def fetch(self, link: Link, workdir: Path) -> Download: ...
+    async def fetch(self, link: Link, workdir: Path, budget_bytes: int) -> Download:
+        """Raise FetchError before any media request when the clip cannot be sent."""
+
+
+class SlideshowFetcher(Protocol):
+    """Fetches the images and music of a photo post into a job directory."""
+
+    async def fetch(self, link: Link, workdir: Path) -> Album: ...
 
 
 class Replier(Protocol):
@@ -30,6 +37,9 @@ class Replier(Protocol):
 
     async def deliver(self, origin: Origin, media: Media) -> None:
         """Send the video. Raise FetchError(Reason.TOO_LARGE) when the platform refuses its size."""
+
+    async def deliver_album(self, origin: Origin, album: Album) -> None:
+        """Send a photo post's images (in groups the platform allows) and then its music."""
 
     async def fail(self, origin: Origin, reason: Reason) -> None:
         """Tell the requester why a link got no video."""

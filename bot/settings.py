@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class SlideshowMode(enum.Enum):
+    """How a TikTok photo post is sent: its photos and music as they are, or made into a video."""
+
+    ALBUM = "album"
+    VIDEO = "video"
 
 
 class CoreSettings(BaseSettings):
@@ -19,5 +28,17 @@ class CoreSettings(BaseSettings):
     data_dir: Path = Path("data")
     log_level: str = "INFO"
     max_concurrent_downloads: int = Field(default=4, ge=1)
+    max_concurrent_encodes: int = Field(default=1, ge=1)
+    max_duration_s: float = Field(default=600.0, gt=0)
     queue_size: int = Field(default=500, ge=1)
     workers: int = Field(default=16, ge=1)
+    slideshow_mode: SlideshowMode = SlideshowMode.ALBUM
+    # yt-dlp extractor names (as `yt-dlp --list-extractors` prints them), comma-separated.
+    allowed_sites: Annotated[tuple[str, ...], NoDecode] = ("TikTok",)
+
+    @field_validator("allowed_sites", mode="before")
+    @classmethod
+    def _split_sites(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value

@@ -29,11 +29,23 @@ def tall_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
 
 @pytest.fixture(scope="session")
 def large_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
-    """Over Discord's default 10 MiB upload limit: 4 s of 1080x1920 at 30 Mbit/s (~15 MB)."""
+    """Over Discord's default 10 MiB upload limit: 30 s of 1080x1920 at 4 Mbit/s (~15 MB)."""
     return make_clip(
         tmp_path_factory.mktemp("clips") / "large.mp4",
-        duration=4.0,
+        duration=30.0,
         width=1080,
         height=1920,
-        bitrate="30M",
+        bitrate="4M",
+    )
+
+
+@pytest.fixture(scope="session")
+def small_rendition(tmp_path_factory: pytest.TempPathFactory) -> Clip:
+    """The same 30 s at 720x1280 and 1.5 Mbit/s (~6 MB): a format that fits 10 MiB as served."""
+    return make_clip(
+        tmp_path_factory.mktemp("clips") / "small.mp4",
+        duration=30.0,
+        width=720,
+        height=1280,
+        bitrate="1500k",
     )

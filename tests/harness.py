@@ -33,6 +33,7 @@ async def running_bot(
     discord: FakeDiscord | None = None,
     discord_message_content: bool = False,
     discord_command_guild_id: int | None = None,
+    telegram_upload_limit_mb: int = 50,
     **core: Any,
 ) -> AsyncIterator[Reshare]:
     """Start the bot as `python -m bot` would, from settings that name the stand-ins."""
@@ -49,6 +50,7 @@ async def running_bot(
             _env_file=None,
             telegram_bot_token=SecretStr(telegram.token),
             telegram_api_url=telegram.root,
+            telegram_upload_limit_mb=telegram_upload_limit_mb,
         )
     discord_settings = DiscordSettings(_env_file=None)
     if discord is not None:

@@ -15,7 +15,7 @@ from discord import app_commands
 from adapters.discord.inbound import interaction_origin, message_budget, message_origin, texts_of
 from adapters.discord.outbound import DiscordReplier
 from adapters.discord.settings import DiscordSettings
-from bot.intake import BUSY_TEXT, NO_LINK_TEXT, Answer, Intake
+from bot.intake import BUSY_TEXT, Answer, Intake
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class DiscordAdapter:
                 texts_of(message), message_origin(message), message_budget(message), private=private
             )
             if answer is Answer.NO_LINK:
-                await message.reply(NO_LINK_TEXT, mention_author=False)
+                await message.reply(self._intake.no_link_text, mention_author=False)
             elif answer is Answer.BUSY:
                 await message.reply(BUSY_TEXT, mention_author=False)
 
@@ -78,7 +78,7 @@ class DiscordAdapter:
         origin = interaction_origin(interaction)
         request = self._intake.request(texts, origin, interaction.filesize_limit, private=True)
         if isinstance(request, Answer):
-            await interaction.response.send_message(NO_LINK_TEXT, ephemeral=True)
+            await interaction.response.send_message(self._intake.no_link_text, ephemeral=True)
             return
         # Acknowledge first: Discord allows 3 s, and a worker may answer before this returns.
         await interaction.response.defer(thinking=True)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from pathlib import Path
 from typing import cast
 
 import discord
 
 from adapters.discord.inbound import InteractionOrigin, MessageOrigin
 from bot.caption import make_caption
-from bot.model import FetchError, Media, Origin, Reason
+from bot.model import Album, FetchError, Media, Origin, Reason
 
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1000
+ATTACHMENTS_MAX = 10
 FAILED_REACTION = "⚠️"
 # Webhook routes name the interaction's first response "@original"; discord.py types ids as int.
 ORIGINAL_RESPONSE = cast(int, "@original")
@@ -41,29 +43,49 @@ class DiscordReplier:
         # An interaction already shows "thinking…" from its deferred response.
 
     async def deliver(self, origin: Origin, media: Media) -> None:
-        caption = make_caption(media.info, limit=CAPTION_LIMIT)
         name = f"{media.info.clip_id or 'video'}.mp4"
+        with media.path.open("rb") as video:
+            caption = make_caption(media.info, limit=CAPTION_LIMIT)
+            await self._send(origin, caption, [discord.File(video, filename=name)])
+        if isinstance(origin, MessageOrigin):
+            await self._suppress_their_preview(origin)
+
+    async def _send(self, origin: Origin, content: str, files: list[discord.File]) -> None:
+        """Through the interaction when there is one, else as a reply; 413 is a reason."""
         try:
-            with media.path.open("rb") as video:
-                upload = discord.File(video, filename=name)
-                if isinstance(origin, InteractionOrigin):
-                    await self._webhook(origin).send(
-                        caption, file=upload, suppress_embeds=True, wait=True
-                    )
-                elif isinstance(origin, MessageOrigin):
-                    await self._channel(origin).send(
-                        caption,
-                        file=upload,
-                        reference=_reference(origin),
-                        mention_author=False,
-                        suppress_embeds=True,
-                    )
+            if isinstance(origin, InteractionOrigin):
+                await self._webhook(origin).send(
+                    content, files=files, suppress_embeds=True, wait=True
+                )
+            elif isinstance(origin, MessageOrigin):
+                await self._channel(origin).send(
+                    content,
+                    files=files,
+                    reference=_reference(origin),
+                    mention_author=False,
+                    suppress_embeds=True,
+                )
         except discord.HTTPException as err:
             if _too_large(err):
                 raise FetchError(Reason.TOO_LARGE, str(err)) from None
             raise
-        if isinstance(origin, MessageOrigin):
-            await self._suppress_their_preview(origin)
+
+    async def deliver_album(self, origin: Origin, album: Album) -> None:
+        """The photos as attachments, ten to a message (caption on the first), then the music."""
+        caption = make_caption(album.info, limit=CAPTION_LIMIT)
+        groups: list[list[Path]] = [
+            list(album.images[start : start + ATTACHMENTS_MAX])
+            for start in range(0, len(album.images), ATTACHMENTS_MAX)
+        ]
+        if album.audio is not None:
+            groups.append([album.audio])
+        for n, group in enumerate(groups):
+            with contextlib.ExitStack() as opened:
+                files = [
+                    discord.File(opened.enter_context(path.open("rb")), filename=path.name)
+                    for path in group
+                ]
+                await self._send(origin, caption if n == 0 else "", files)
 
     async def fail(self, origin: Origin, reason: Reason) -> None:
         if isinstance(origin, InteractionOrigin):

@@ -15,9 +15,7 @@ from telegram.ext import (
 from adapters.telegram.inbound import is_private, origin_of, texts_of
 from adapters.telegram.outbound import TelegramReplier
 from adapters.telegram.settings import TelegramSettings
-from bot.intake import BUSY_TEXT, HELP_TEXT, NO_LINK_TEXT, Answer, Intake
-
-_IMMEDIATE_REPLIES = {Answer.NO_LINK: NO_LINK_TEXT, Answer.BUSY: BUSY_TEXT}
+from bot.intake import BUSY_TEXT, HELP_TEXT, Answer, Intake
 
 
 class TelegramAdapter:
@@ -76,6 +74,6 @@ class TelegramAdapter:
         answer = self._intake.take(
             texts_of(message), origin_of(message), self._budget_bytes, private=is_private(message)
         )
-        text = _IMMEDIATE_REPLIES.get(answer)
+        text = {Answer.NO_LINK: self._intake.no_link_text, Answer.BUSY: BUSY_TEXT}.get(answer)
         if text is not None:
             await message.reply_text(text, do_quote=not is_private(message))

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import contextlib
 
-from telegram import Bot, ReplyParameters
+from telegram import Bot, InputMediaPhoto, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, NetworkError
 
 from adapters.telegram.inbound import TelegramOrigin
 from bot.caption import make_caption
-from bot.model import FetchError, Media, Origin, Reason
+from bot.model import Album, FetchError, Media, Origin, Reason
 
 CAPTION_LIMIT = 1024
 UPLOAD_TIMEOUT_S = 300.0
+MEDIA_GROUP_MAX = 10
 
 
 def _telegram(origin: Origin) -> TelegramOrigin:
@@ -64,6 +65,44 @@ class TelegramReplier:
                 if _too_large(err):
                     raise FetchError(Reason.TOO_LARGE, str(err)) from None
                 raise
+
+    async def deliver_album(self, origin: Origin, album: Album) -> None:
+        """The photos as media groups of at most ten (caption on the first), then the music."""
+        where = _telegram(origin)
+        caption = make_caption(album.info, limit=CAPTION_LIMIT)
+        for start in range(0, len(album.images), MEDIA_GROUP_MAX):
+            chunk = album.images[start : start + MEDIA_GROUP_MAX]
+            first_caption = caption if start == 0 else None
+            with contextlib.ExitStack() as files:
+                photos = [files.enter_context(image.open("rb")) for image in chunk]
+                if len(photos) == 1:
+                    await self._bot.send_photo(
+                        where.chat_id,
+                        photos[0],
+                        caption=first_caption,
+                        reply_parameters=_quote(where),
+                        write_timeout=UPLOAD_TIMEOUT_S,
+                    )
+                    continue
+                group = [
+                    InputMediaPhoto(photo, caption=first_caption if n == 0 else None)
+                    for n, photo in enumerate(photos)
+                ]
+                await self._bot.send_media_group(
+                    where.chat_id,
+                    group,
+                    reply_parameters=_quote(where),
+                    write_timeout=UPLOAD_TIMEOUT_S,
+                )
+        if album.audio is not None:
+            with album.audio.open("rb") as music:
+                await self._bot.send_audio(
+                    where.chat_id,
+                    music,
+                    filename=f"{album.info.clip_id or 'music'}{album.audio.suffix}",
+                    reply_parameters=_quote(where),
+                    write_timeout=UPLOAD_TIMEOUT_S,
+                )
 
     async def fail(self, origin: Origin, reason: Reason) -> None:
         where = _telegram(origin)

@@ -1,4 +1,4 @@
-"""Small real mp4 files for tests, rendered with ffmpeg's test sources.
+"""Small real media files for tests (mp4 clips, JPEG slides, MP3 music), rendered with ffmpeg.
 
 The stand-ins serve real files so that the bot's probing, format checks and uploads run
 against the same kind of bytes TikTok sends (H.264 or HEVC tagged ``hvc1``, AAC, faststart).
@@ -88,9 +88,7 @@ def make_clip(
     if audio:
         cmd += ["-c:a", "aac", "-b:a", "64k", "-ac", "2"]
     cmd += ["-t", str(duration), "-movflags", "+faststart", "-f", "mp4", str(path)]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed ({result.returncode}): {result.stderr.strip()}")
+    _run(cmd)
     return Clip(
         path=path,
         width=width,
@@ -99,3 +97,98 @@ def make_clip(
         vcodec=codec,
         has_audio=audio,
     )
+
+
+def make_image(
+    path: Path,
+    *,
+    width: int = 1080,
+    height: int = 1440,
+    color: str | None = None,
+    seed: int = 0,
+) -> Path:
+    """Render one baseline JPEG to ``path``, like the slides of a TikTok photo post.
+
+    Without ``color`` it is a testsrc2 frame whose moment and hue come from ``seed``, so images
+    made with different seeds differ; with ``color`` (an ffmpeg colour name or 0xRRGGBB) it is a
+    plain fill. Full-range 4:2:0, as camera JPEGs are (decoders report ``yuvj420p``).
+    """
+    if width % 2 or height % 2:
+        raise ValueError(f"4:2:0 JPEG needs even dimensions, got {width}x{height}")
+    if color is None:
+        source = [
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={width}x{height}:rate=1",
+            "-ss",
+            str(seed),
+        ]
+        filters = f"hue=h={seed * 67 % 360},scale=out_range=full"
+    else:
+        source = ["-f", "lavfi", "-i", f"color=c={color}:size={width}x{height}:duration=1"]
+        filters = "scale=out_range=full"
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        *source,
+        "-vf",
+        filters,
+        "-frames:v",
+        "1",
+        "-update",
+        "1",
+        "-c:v",
+        "mjpeg",
+        "-q:v",
+        "4",
+        "-pix_fmt",
+        "yuv420p",
+        "-color_range",
+        "pc",
+        "-f",
+        "image2",
+        str(path),
+    ]
+    _run(cmd)
+    return path
+
+
+def make_music(path: Path, *, duration: float, frequency: int = 523) -> Path:
+    """Render a stereo 44.1 kHz 128 kbit/s MP3 sine tone to ``path``.
+
+    MP3 because that is what a TikTok ``music.playUrl`` (``.../obj/...mp3``) serves.
+    """
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency={frequency}:sample_rate=44100:duration={duration}",
+        "-ac",
+        "2",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "128k",
+        "-f",
+        "mp3",
+        str(path),
+    ]
+    _run(cmd)
+    return path
+
+
+def _run(cmd: list[str]) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed ({result.returncode}): {result.stderr.strip()}")

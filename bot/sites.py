@@ -1,0 +1,65 @@
+"""Which links users may send: TikTok's (found by links.py), and other yt-dlp extractors by name."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from yt_dlp.extractor import gen_extractor_classes
+
+from bot.links import SITE as TIKTOK
+from bot.links import Link, LinkKind, find_links, parse_link
+
+_URL = re.compile(r"(?ai:https?://)[^\s<>\"'()\[\]{}|\\^`]+")
+_TRAILING = ".,;:!?…"
+
+
+class SiteCatalog:
+    """Built once from ALLOWED_SITES; the generic extractor only when named there."""
+
+    def __init__(self, allowed: Sequence[str]) -> None:
+        wanted = {name.lower(): name for name in allowed}
+        self._tiktok = TIKTOK in wanted
+        others = {name: label for name, label in wanted.items() if name != TIKTOK}
+        self._extractors: list[tuple[str, Any]] = []
+        if others:
+            by_name = {ie.IE_NAME.lower(): ie for ie in gen_extractor_classes()}
+            unknown = sorted(label for name, label in others.items() if name not in by_name)
+            if unknown:
+                raise ValueError(f"ALLOWED_SITES names no yt-dlp extractor: {', '.join(unknown)}")
+            self._extractors = [(by_name[name].IE_NAME, by_name[name]) for name in others]
+        self.names: tuple[str, ...] = (
+            *(["TikTok"] if self._tiktok else []),
+            *(name for name, _ in self._extractors),
+        )
+
+    @property
+    def ytdlp_extractors(self) -> list[str]:
+        """yt-dlp's `allowed_extractors`: exact names, so no other extractor ever runs."""
+        tiktok = ["tiktok"] if self._tiktok else []
+        return [*tiktok, *(re.escape(name.lower()) for name, _ in self._extractors)]
+
+    def find(self, text: str) -> list[Link]:
+        """Every allowed link in the text, in order of appearance."""
+        found = find_links(text) if self._tiktok else []
+        if self._extractors:
+            found.extend(self._other_links(text))
+            found.sort(key=lambda link: text.find(link.original))
+        return found
+
+    def _other_links(self, text: str) -> list[Link]:
+        links: list[Link] = []
+        for match in _URL.finditer(text):
+            url = match.group().rstrip(_TRAILING)
+            if parse_link(url) is not None:
+                continue  # TikTok's own, allowed or not
+            for name, extractor in self._extractors:
+                if extractor.suitable(url):
+                    try:
+                        clip_id = f"{name.lower()}:{extractor.get_temp_id(url)}"
+                    except Exception:
+                        clip_id = None
+                    links.append(Link(name, LinkKind.VIDEO, url, clip_id, url))
+                    break
+        return links

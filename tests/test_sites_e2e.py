@@ -1,0 +1,58 @@
+"""ALLOWED_SITES: other yt-dlp extractors go through the same pipeline only when allowed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import answers, assert_plays, running_bot, uploaded_video
+from tests.standins.clips import Clip
+from tests.standins.othersite import StreamableSite
+from tests.standins.telegram_api import FakeBotApi
+from tests.standins.tiktok import TikTokStandIn
+
+
+@pytest.fixture
+async def tiktok() -> AsyncIterator[TikTokStandIn]:
+    async with TikTokStandIn() as tt:
+        yield tt
+
+
+@pytest.fixture
+def streamable_link(tiktok: TikTokStandIn, tall_clip: Clip) -> str:
+    site = StreamableSite.attach(tiktok)
+    return site.add_other_video("dnd1", tall_clip, title="a streamable clip", uploader="maker")
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    async with FakeBotApi() as server:
+        yield server
+
+
+async def test_an_allowed_site_goes_through_the_same_pipeline(
+    tiktok: TikTokStandIn, api: FakeBotApi, streamable_link: str, tall_clip: Clip, tmp_path: Path
+) -> None:
+    async with running_bot(
+        tiktok, tmp_path / "data", telegram=api, allowed_sites=("TikTok", "Streamable")
+    ):
+        api.inject_message(f"look {streamable_link}", chat_id=-1005, chat_type="group")
+        [call] = await api.wait_for_call("sendVideo", timeout=60)
+    assert call.params["caption"].startswith("@maker: a streamable clip")
+    assert call.params["caption"].endswith(streamable_link)
+    assert_plays(uploaded_video(api, call, tmp_path), tall_clip)
+
+
+async def test_a_site_not_allowed_is_refused_in_private_and_ignored_in_groups(
+    tiktok: TikTokStandIn, api: FakeBotApi, streamable_link: str, tmp_path: Path
+) -> None:
+    async with running_bot(tiktok, tmp_path / "data", telegram=api):
+        api.inject_message(streamable_link, chat_id=-1006, chat_type="group")
+        api.inject_message(streamable_link, chat_id=606)
+        [call] = await api.wait_for_call("sendMessage")
+    assert call.params["chat_id"] == 606
+    assert "links from TikTok" in call.params["text"]
+    assert {c.params["chat_id"] for c in answers(api)} == {606}
+    assert tiktok.requests == []
