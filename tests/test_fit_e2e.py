@@ -17,12 +17,16 @@ from tests.standins.tiktok import TikTokStandIn
 
 LARGE_POST = "7301234567890123459"
 TWO_FORMATS_POST = "7301234567890123460"
+SMALL_POST = "7301234567890123461"
 TEN_MIB = 10 * 1024 * 1024
 
 
 @pytest.fixture
-async def tiktok(large_clip: Clip, small_rendition: Clip) -> AsyncIterator[TikTokStandIn]:
+async def tiktok(
+    large_clip: Clip, small_rendition: Clip, h264_clip: Clip
+) -> AsyncIterator[TikTokStandIn]:
     async with TikTokStandIn() as tt:
+        tt.add_video(SMALL_POST, h264_clip, author="small")
         tt.add_video(LARGE_POST, large_clip, author="big", desc="large")
         tt.add_video(TWO_FORMATS_POST, large_clip, author="two", extra_clips=[small_rendition])
         yield tt
@@ -80,23 +84,27 @@ async def test_a_format_that_fits_is_sent_as_served(
     assert tiktok.media_requests == 1
 
 
-async def test_telegram_budget_counts_decimal_megabytes(
+async def test_telegram_budget_counts_decimal_megabytes_and_encodes_block_no_one(
     tiktok: TikTokStandIn, large_clip: Clip, tmp_path: Path
 ) -> None:
     async with FakeBotApi() as api:
         async with running_bot(
             tiktok, tmp_path / "data", telegram=api, telegram_upload_limit_mb=10
         ):
-            api.inject_message(link(LARGE_POST))
-            [call] = await api.wait_for_call("sendVideo", timeout=120)
-        data = api.video_bytes(call)
+            api.inject_message(link(LARGE_POST), chat_id=1001)
+            await tiktok.wait_for_media_request()
+            # While the large clip is re-encoded, a clip that fits is fetched and sent.
+            api.inject_message(link(SMALL_POST), chat_id=1002)
+            first, second = await api.wait_for_call("sendVideo", count=2, timeout=120)
+        data = api.video_bytes(second)
+    assert (first.params["chat_id"], second.params["chat_id"]) == (1002, 1001)
     assert 8_500_000 <= len(data) <= 10_000_000
     received = tmp_path / "received.mp4"
     received.write_bytes(data)
     found = probe(received)
     assert found.playable
-    assert (call.params["width"], call.params["height"]) == (found.width, found.height)
-    assert call.params["duration"] == round(found.duration)
+    assert (second.params["width"], second.params["height"]) == (found.width, found.height)
+    assert second.params["duration"] == round(found.duration)
 
 
 async def test_a_clip_longer_than_allowed_gets_the_reason_without_a_media_request(

@@ -99,9 +99,14 @@ async def test_slideshow_mode_video_makes_one_video_as_long_as_the_music(
             tiktok, tmp_path / "data", telegram=api, slideshow_mode=SlideshowMode.VIDEO
         ):
             api.inject_message(tiktok.photo_url(POST))
-            [call] = await api.wait_for_call("sendVideo", timeout=60)
+            api.inject_message(tiktok.photo_url(BIG_POST))
+            call, many = await api.wait_for_call("sendVideo", count=2, timeout=90)
         received = tmp_path / "slideshow.mp4"
         received.write_bytes(api.video_bytes(call))
+        many_slides = tmp_path / "many.mp4"
+        many_slides.write_bytes(api.video_bytes(many))
+    # Twelve slides to 9 s of music: each still gets its 2 s, the video runs past the music.
+    assert probe(many_slides).duration == pytest.approx(12 * 2.0, abs=0.2)
     found = probe(received)
     assert found.playable
     assert (found.vcodec, found.pix_fmt, found.acodec) == ("h264", "yuv420p", "aac")
