@@ -55,6 +55,7 @@ class Engine:
         self.queue = AsyncioJobQueue(workers=settings.workers, maxsize=settings.queue_size)
         self.intake = Intake(self.queue, self.sites)
         self._warm_up: asyncio.Task[None] | None = None
+        self._service: Service | None = None
 
     def service(self, repliers: Mapping[str, Replier], *, work_root: Path | None) -> Service:
         return Service(
@@ -79,7 +80,8 @@ class Engine:
     def start(self, repliers: Mapping[str, Replier]) -> None:
         self.prepare_dirs()
         self._warm_up = asyncio.create_task(self.downloader.warm_up())
-        self.queue.start(self.service(repliers, work_root=self.work_root).process)
+        self._service = self.service(repliers, work_root=self.work_root)
+        self.queue.start(self._service.process)
 
     async def warmed_up(self) -> None:
         """Wait until the extractor is imported (benchmarks start timing after it)."""
@@ -88,6 +90,8 @@ class Engine:
 
     async def stop(self) -> None:
         await self.queue.stop()
+        if self._service is not None:
+            await self._service.drain()
         if self._warm_up is not None:
             self._warm_up.cancel()
             with contextlib.suppress(BaseException):

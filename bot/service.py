@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 from bot.download import SlideshowPost
@@ -52,22 +53,67 @@ class Service:
         self._slideshow_mode = slideshow_mode
         self._work_root = work_root
         self._working_every_s = working_every_s
+        self._flights: dict[tuple[str, int, SlideshowMode], _Flight] = {}
+        self._landing: set[asyncio.Task[Outcome]] = set()
 
     async def process(self, request: VideoRequest) -> None:
         replier = self._repliers[request.origin.platform]
         async with contextlib.AsyncExitStack() as stack:
-            workdirs = [stack.enter_context(self._job_dir()) for _ in request.links]
-            prepared = [
-                asyncio.create_task(self._prepare(link, request.budget_bytes, workdir))
-                for link, workdir in zip(request.links, workdirs, strict=True)
+            flights = [
+                await stack.enter_async_context(self._join(link, request.budget_bytes))
+                for link in request.links
             ]
-            # Registered after the directories, so it runs first: no task still writes when
-            # the directories are removed, also on cancellation.
-            stack.push_async_callback(_cancel_and_wait, prepared)
-            indicator = asyncio.create_task(self._show_working(replier, request.origin, prepared))
+            jobs = [flight.task for flight in flights]
+            indicator = asyncio.create_task(self._show_working(replier, request.origin, jobs))
             stack.push_async_callback(_cancel_and_wait, [indicator])
-            for task in prepared:
-                await self._answer(replier, request.origin, await task)
+            for flight in flights:
+                # Shielded: another requester may share this job; leaving ends only our share.
+                outcome = await asyncio.shield(flight.task)
+                await self._answer(replier, request.origin, outcome)
+
+    @contextlib.asynccontextmanager
+    async def _join(self, link: Link, budget_bytes: int) -> AsyncIterator[_Flight]:
+        """Share one job among everyone who asks for the same clip at the same time.
+
+        The job's directory lives until the last of them has been answered.
+        """
+        key = (link.clip_id or link.url, budget_bytes, self._slideshow_mode)
+        flight = self._flights.get(key)
+        if flight is None:
+            directory = tempfile.TemporaryDirectory(
+                prefix="reshare-", dir=self._work_root, ignore_cleanup_errors=True
+            )
+            workdir = Path(directory.name)
+            task = asyncio.create_task(self._prepare(link, budget_bytes, workdir))
+            flight = self._flights[key] = _Flight(task=task, directory=directory)
+        flight.users += 1
+        try:
+            yield flight
+        finally:
+            flight.users -= 1
+            if flight.users == 0:
+                del self._flights[key]
+                self._land(flight)
+
+    def _land(self, flight: _Flight) -> None:
+        """Remove the job's directory once its task has ended, never before; no await here,
+        so a second cancellation of the caller cannot skip the clean-up."""
+        if flight.task.done():
+            flight.directory.cleanup()
+            return
+        flight.task.cancel()
+        self._landing.add(flight.task)
+
+        def cleanup(task: asyncio.Task[Outcome]) -> None:
+            flight.directory.cleanup()
+            self._landing.discard(task)
+
+        flight.task.add_done_callback(cleanup)
+
+    async def drain(self) -> None:
+        """Wait until every cancelled job has ended and its directory is gone."""
+        while self._landing:
+            await asyncio.wait(list(self._landing))
 
     async def _prepare(self, link: Link, budget_bytes: int, workdir: Path) -> Outcome:
         try:
@@ -151,13 +197,14 @@ class Service:
                 log.debug("working indicator failed: %r", err)
             await asyncio.wait(jobs, timeout=self._working_every_s)
 
-    @contextlib.contextmanager
-    def _job_dir(self) -> Iterator[Path]:
-        """A private directory per job (mode 0700), removed however the job ends."""
-        with tempfile.TemporaryDirectory(
-            prefix="reshare-", dir=self._work_root, ignore_cleanup_errors=True
-        ) as name:
-            yield Path(name)
+
+@dataclasses.dataclass(slots=True)
+class _Flight:
+    """One job in progress and how many requests wait for it."""
+
+    task: asyncio.Task[Outcome]
+    directory: tempfile.TemporaryDirectory[str]
+    users: int = 0
 
 
 async def _cancel_and_wait(tasks: Sequence[asyncio.Task[object]]) -> None:

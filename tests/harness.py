@@ -68,7 +68,8 @@ async def running_bot(
         yield reshare
     finally:
         await reshare.stop()
-    assert list((data_dir / "jobs").iterdir()) == [], "temporary files left behind"
+    left = [str(p) for p in (data_dir / "jobs").rglob("*")]
+    assert left == [], f"temporary files left behind: {left}"
 
 
 def answers(api: FakeBotApi) -> list[ApiCall]:

@@ -80,3 +80,16 @@ async def test_stopping_mid_download_removes_the_job_directory(
         assert len(list((data_dir / "jobs").iterdir())) == 1
     # running_bot asserts that the jobs directory is empty once the bot has stopped.
     assert api.calls_to("sendVideo") == []
+
+
+async def test_requests_for_the_same_clip_at_once_share_one_download(
+    tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
+) -> None:
+    tiktok.media_delay_s = 0.5
+    async with running_bot(tiktok, tmp_path / "data", telegram=api):
+        for n in range(20):
+            api.inject_message(link(POSTS[0]), chat_id=4000 + n)
+        videos = await api.wait_for_call("sendVideo", count=20)
+    assert tiktok.media_requests == 1
+    assert sorted(v.params["chat_id"] for v in videos) == [4000 + n for n in range(20)]
+    assert len({api.video_bytes(v) for v in videos}) == 1
