@@ -42,7 +42,7 @@ class Reshare:
             repliers["telegram"] = self.telegram.replier
         if self.discord:
             repliers["discord"] = self.discord.replier
-        self.engine.start(repliers)
+        await self.engine.start(repliers)
         if self.telegram:
             await self.telegram.start()
         if self.discord:

@@ -6,7 +6,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.model import Album, Media, Origin, Reason
+from bot.cache import CachedMedia
+from bot.model import Album, Media, Origin, Reason, StaleHandle
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +26,15 @@ class FileReplier:
     async def working(self, origin: Origin) -> None:
         return None
 
-    async def deliver(self, origin: Origin, media: Media) -> None:
+    async def deliver(self, origin: Origin, media: Media) -> str | None:
         clip_id = media.info.clip_id
         target = self._output or Path(f"{clip_id if clip_id.isdigit() else 'video'}.mp4")
         shutil.copyfile(media.path, target)
         self.saved = target
+        return None
+
+    async def resend(self, origin: Origin, cached: CachedMedia) -> None:
+        raise StaleHandle("a shell fetch keeps no cache")
 
     async def deliver_album(self, origin: Origin, album: Album) -> None:
         """A photo post becomes a directory: the images in order, then the music."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
+from bot.cache import DiskMediaCache, SqliteCache
 from bot.download import YtDlpDownloader
 from bot.fit import FfmpegFitter
 from bot.intake import Intake
@@ -56,8 +57,16 @@ class Engine:
         self.intake = Intake(self.queue, self.sites)
         self._warm_up: asyncio.Task[None] | None = None
         self._service: Service | None = None
+        self._cache: SqliteCache | None = None
 
-    def service(self, repliers: Mapping[str, Replier], *, work_root: Path | None) -> Service:
+    def service(
+        self,
+        repliers: Mapping[str, Replier],
+        *,
+        work_root: Path | None,
+        cache: SqliteCache | None = None,
+        media_cache: DiskMediaCache | None = None,
+    ) -> Service:
         return Service(
             resolver=self.resolver,
             downloader=self.downloader,
@@ -68,6 +77,8 @@ class Engine:
             max_downloads=self.settings.max_concurrent_downloads,
             max_encodes=self.settings.max_concurrent_encodes,
             slideshow_mode=self.settings.slideshow_mode,
+            cache=cache,
+            media_cache=media_cache,
             work_root=work_root,
         )
 
@@ -77,10 +88,19 @@ class Engine:
         shutil.rmtree(self.work_root, ignore_errors=True)
         self.work_root.mkdir(mode=0o700)
 
-    def start(self, repliers: Mapping[str, Replier]) -> None:
+    async def start(self, repliers: Mapping[str, Replier]) -> None:
         self.prepare_dirs()
+        data_dir = self.settings.data_dir
+        self._cache = await SqliteCache.open(
+            data_dir / "cache.sqlite3", max_age_s=self.settings.cache_max_age_s
+        )
+        media_cache = DiskMediaCache(
+            data_dir / "media", max_bytes=self.settings.media_cache_mb * 1_000_000
+        )
         self._warm_up = asyncio.create_task(self.downloader.warm_up())
-        self._service = self.service(repliers, work_root=self.work_root)
+        self._service = self.service(
+            repliers, work_root=self.work_root, cache=self._cache, media_cache=media_cache
+        )
         self.queue.start(self._service.process)
 
     async def warmed_up(self) -> None:
@@ -92,6 +112,8 @@ class Engine:
         await self.queue.stop()
         if self._service is not None:
             await self._service.drain()
+        if self._cache is not None:
+            await self._cache.close()
         if self._warm_up is not None:
             self._warm_up.cancel()
             with contextlib.suppress(BaseException):

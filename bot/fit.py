@@ -46,10 +46,16 @@ BASE_FPS = 30.0
 # AAC rates: the largest that takes at most this share of the total bitrate, else the smallest.
 AUDIO_KBPS = (128, 96, 64)
 AUDIO_SHARE = 0.10
-# x264 presets by pixel rate (pixels per second of output): the slowest that still encodes about
-# twice realtime on 2 cores, measured by bench/fit.py.
-PRESETS = ((1280 * 720 * 30, "faster"), (1920 * 1080 * 30, "veryfast"))
-FASTEST_PRESET = "superfast"
+# x264 presets by output pixel rate: the slowest that still encodes twice realtime on 2 cores
+# with room to spare, decoding a 12 Mbit/s 1080p source included (bench/fit.py --compare).
+# Measured at 720p30 (CPU s / 2 / clip s): veryfast 0.31, faster 0.42, fast 0.47, medium 0.53;
+# at 1080p30: superfast 0.36, veryfast 0.55. Two-pass cost 1.5x and gained no SSIM.
+PRESETS = (
+    (540 * 960 * 30, "medium"),
+    (720 * 1280 * 30, "faster"),
+    (1080 * 1920 * 30, "superfast"),
+)
+FASTEST_PRESET = "ultrafast"
 # VBV: short peaks up to 1.5x the average, smoothed over 2 s of video, so playback can start early.
 MAXRATE_FACTOR = 1.5
 BUFSIZE_SECONDS = 2
@@ -173,44 +179,56 @@ class FfmpegFitter:
             )
         target = workdir / "fitted.mp4"
         for attempt in range(MAX_RETRIES + 1):
-            await self._encode(source, plan, target)
-            size = target.stat().st_size
+            await self.encode(source, plan, target)
+            size = (await asyncio.to_thread(target.stat)).st_size
             log.info("fit attempt %d: %s -> %d bytes of %d", attempt + 1, plan, size, budget_bytes)
             if size <= budget_bytes and (source_bytes <= budget_bytes or size >= MIN_FILL * goal):
                 break
             if attempt < MAX_RETRIES:
                 plan = _corrected(plan, size, goal, probe.duration)
         if size > budget_bytes:
-            target.unlink(missing_ok=True)
+            await asyncio.to_thread(target.unlink, missing_ok=True)
             raise FetchError(Reason.TOO_LARGE, f"re-encode still {size} bytes over {budget_bytes}")
+        if source_bytes > budget_bytes and size < MIN_FILL * goal:
+            log.warning("fit left %d of %d bytes unused; sending it anyway", goal - size, goal)
         made = await asyncio.to_thread(probe_file, target)
         if not made.playable:
             raise FetchError(Reason.FAILED, f"re-encode not playable: {made}")
         return target
 
-    async def _encode(self, source: Path, plan: EncodePlan, target: Path) -> None:
-        short, long = min(plan.width, plan.height), max(plan.width, plan.height)
-        # Sized by orientation, so a source that ffmpeg auto-rotates is not stretched.
-        scale = (
-            f"scale=w='if(gt(iw,ih),{long},{short})':h='if(gt(iw,ih),{short},{long})'"
-            # JPEG-range sources (yuvj420p) stay full-range unless the range is converted.
-            ":out_range=tv,format=yuv420p"
-        )
-        video = [
-            "-c:v", "libx264", "-preset", plan.preset, "-profile:v", "high",
-            "-pix_fmt", "yuv420p", "-color_range", "tv", "-vf", scale,
-            "-b:v", f"{plan.video_kbps}k",
-            "-maxrate", f"{int(plan.video_kbps * MAXRATE_FACTOR)}k",
-            "-bufsize", f"{plan.video_kbps * BUFSIZE_SECONDS}k",
-        ]  # fmt: skip
-        audio = (
-            ["-an"] if plan.audio_kbps is None else ["-c:a", "aac", "-b:a", f"{plan.audio_kbps}k"]
-        )
+    async def encode(self, source: Path, plan: EncodePlan, target: Path) -> None:
+        """One ffmpeg run of the plan: H.264 high yuv420p (tv range), AAC or no audio, faststart."""
         await _run(
             self._ffmpeg,
-            "-i", str(source), "-map", "0:v:0", "-map", "0:a:0?", *video, *audio,
+            "-i", str(source), "-map", "0:v:0", "-map", "0:a:0?",
+            *video_args(plan), *audio_args(plan),
             "-movflags", "+faststart", "-f", "mp4", str(target),
         )  # fmt: skip
+
+
+def video_args(plan: EncodePlan) -> list[str]:
+    """ffmpeg output options for the plan's picture: scale, range, x264 one-pass ABR with VBV."""
+    short, long = min(plan.width, plan.height), max(plan.width, plan.height)
+    # Sized by orientation, so a source that ffmpeg auto-rotates is not stretched.
+    scale = (
+        f"scale=w='if(gt(iw,ih),{long},{short})':h='if(gt(iw,ih),{short},{long})'"
+        # JPEG-range sources (yuvj420p) stay full-range unless the range is converted.
+        ":out_range=tv,format=yuv420p"
+    )
+    return [
+        "-vf", scale, "-pix_fmt", "yuv420p", "-color_range", "tv",
+        "-c:v", "libx264", "-preset", plan.preset, "-profile:v", "high",
+        "-b:v", f"{plan.video_kbps}k",
+        "-maxrate", f"{int(plan.video_kbps * MAXRATE_FACTOR)}k",
+        "-bufsize", f"{plan.video_kbps * BUFSIZE_SECONDS}k",
+    ]  # fmt: skip
+
+
+def audio_args(plan: EncodePlan) -> list[str]:
+    """AAC at the plan's rate, or no audio track at all."""
+    if plan.audio_kbps is None:
+        return ["-an"]
+    return ["-c:a", "aac", "-b:a", f"{plan.audio_kbps}k"]
 
 
 def _corrected(plan: EncodePlan, size: int, goal: int, duration: float) -> EncodePlan:

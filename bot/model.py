@@ -86,3 +86,7 @@ class FetchError(Exception):
         super().__init__(f"{reason.name}: {detail}" if detail else reason.name)
         self.reason = reason
         self.detail = detail
+
+
+class StaleHandle(Exception):
+    """The platform no longer accepts a handle (file_id) stored for a clip."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from bot.cache import CachedMedia
 from bot.download import Download
 from bot.links import Link
 from bot.model import Album, Media, Origin, Reason, VideoRequest
@@ -35,8 +36,12 @@ class Replier(Protocol):
     async def working(self, origin: Origin) -> None:
         """Show that a job runs (called again every few seconds while it does)."""
 
-    async def deliver(self, origin: Origin, media: Media) -> None:
-        """Send the video. Raise FetchError(Reason.TOO_LARGE) when the platform refuses its size."""
+    async def deliver(self, origin: Origin, media: Media) -> str | None:
+        """Send the video; return the platform's handle to send it again without an upload
+        (Telegram's file_id), or None. Raise FetchError(Reason.TOO_LARGE) when refused for size."""
+
+    async def resend(self, origin: Origin, cached: CachedMedia) -> None:
+        """Send a video by the handle `deliver` returned; StaleHandle when it is refused."""
 
     async def deliver_album(self, origin: Origin, album: Album) -> None:
         """Send a photo post's images (in groups the platform allows) and then its music."""

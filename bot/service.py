@@ -5,16 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import tempfile
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
+from bot.cache import CachedMedia, CacheKey, DiskMediaCache, SqliteCache
 from bot.download import SlideshowPost
 from bot.fit import FfmpegFitter
 from bot.links import Link, LinkKind
 from bot.media import FfmpegMedia, probe
-from bot.model import Album, ClipInfo, FetchError, Media, Origin, Reason, VideoRequest
+from bot.model import (
+    Album,
+    ClipInfo,
+    FetchError,
+    Media,
+    Origin,
+    Reason,
+    StaleHandle,
+    VideoRequest,
+)
 from bot.ports import Downloader, LinkResolver, Replier, SlideshowFetcher
 from bot.settings import SlideshowMode
 
@@ -38,6 +50,8 @@ class Service:
         max_downloads: int,
         max_encodes: int,
         slideshow_mode: SlideshowMode = SlideshowMode.ALBUM,
+        cache: SqliteCache | None = None,
+        media_cache: DiskMediaCache | None = None,
         work_root: Path | None = None,
         working_every_s: float = 4.0,
     ) -> None:
@@ -51,16 +65,19 @@ class Service:
         # Encodes take the CPU for seconds; their own cap keeps downloads and other jobs moving.
         self._encode_slots = asyncio.Semaphore(max_encodes)
         self._slideshow_mode = slideshow_mode
+        self._cache = cache
+        self._media_cache = media_cache
         self._work_root = work_root
         self._working_every_s = working_every_s
-        self._flights: dict[tuple[str, int, SlideshowMode], _Flight] = {}
-        self._landing: set[asyncio.Task[Outcome]] = set()
+        self._flights: dict[tuple[str, str, int, SlideshowMode], _Flight] = {}
+        self._landing: set[asyncio.Task[_Prepared]] = set()
 
     async def process(self, request: VideoRequest) -> None:
         replier = self._repliers[request.origin.platform]
         async with contextlib.AsyncExitStack() as stack:
+            platform = request.origin.platform
             flights = [
-                await stack.enter_async_context(self._join(link, request.budget_bytes))
+                await stack.enter_async_context(self._join(link, platform, request.budget_bytes))
                 for link in request.links
             ]
             jobs = [flight.task for flight in flights]
@@ -68,24 +85,28 @@ class Service:
             stack.push_async_callback(_cancel_and_wait, [indicator])
             for flight in flights:
                 # Shielded: another requester may share this job; leaving ends only our share.
-                outcome = await asyncio.shield(flight.task)
-                await self._answer(replier, request.origin, outcome)
+                prepared = await asyncio.shield(flight.task)
+                if isinstance(prepared.outcome, CachedMedia):
+                    if await self._resend(replier, request.origin, prepared):
+                        continue
+                    prepared = await self._without_cache(flight.link, request, stack)
+                await self._answer(replier, request.origin, prepared)
 
     @contextlib.asynccontextmanager
-    async def _join(self, link: Link, budget_bytes: int) -> AsyncIterator[_Flight]:
+    async def _join(self, link: Link, platform: str, budget_bytes: int) -> AsyncIterator[_Flight]:
         """Share one job among everyone who asks for the same clip at the same time.
 
         The job's directory lives until the last of them has been answered.
         """
-        key = (link.clip_id or link.url, budget_bytes, self._slideshow_mode)
+        key = (platform, link.clip_id or link.url, budget_bytes, self._slideshow_mode)
         flight = self._flights.get(key)
         if flight is None:
             directory = tempfile.TemporaryDirectory(
                 prefix="reshare-", dir=self._work_root, ignore_cleanup_errors=True
             )
             workdir = Path(directory.name)
-            task = asyncio.create_task(self._prepare(link, budget_bytes, workdir))
-            flight = self._flights[key] = _Flight(task=task, directory=directory)
+            task = asyncio.create_task(self._prepare(link, platform, budget_bytes, workdir))
+            flight = self._flights[key] = _Flight(link=link, task=task, directory=directory)
         flight.users += 1
         try:
             yield flight
@@ -104,7 +125,7 @@ class Service:
         flight.task.cancel()
         self._landing.add(flight.task)
 
-        def cleanup(task: asyncio.Task[Outcome]) -> None:
+        def cleanup(task: asyncio.Task[_Prepared]) -> None:
             flight.directory.cleanup()
             self._landing.discard(task)
 
@@ -115,23 +136,76 @@ class Service:
         while self._landing:
             await asyncio.wait(list(self._landing))
 
-    async def _prepare(self, link: Link, budget_bytes: int, workdir: Path) -> Outcome:
+    async def _prepare(
+        self, link: Link, platform: str, budget_bytes: int, workdir: Path, *, cached: bool = True
+    ) -> _Prepared:
+        key: CacheKey | None = None
         try:
             link = await self._resolver.resolve(link)
+            key = self._cache_key(link, platform, budget_bytes)
+            if cached and key is not None and self._cache is not None:
+                hit = await self._cache.get(key)
+                if hit is not None:
+                    return _Prepared(hit, key)
             if link.kind is LinkKind.PHOTO:
-                return await self._slideshow(link, budget_bytes, workdir)
+                return _Prepared(await self._slideshow(link, budget_bytes, workdir), key)
             try:
                 async with self._download_slots:
                     download = await self._downloader.fetch(link, workdir, budget_bytes)
             except SlideshowPost:
-                return await self._slideshow(link, budget_bytes, workdir)
-            return await self._playable_within(download.path, download.info, budget_bytes, workdir)
+                return _Prepared(await self._slideshow(link, budget_bytes, workdir), key)
+            media = await self._playable_within(download.path, download.info, budget_bytes, workdir)
+            return _Prepared(media, key)
         except FetchError as err:
             log.info("link %s not fetched: %s", link.url, err)
-            return err.reason
+            return _Prepared(err.reason, key)
         except Exception:
             log.exception("link %s failed unexpectedly", link.url)
-            return Reason.FAILED
+            return _Prepared(Reason.FAILED, key)
+
+    def _cache_key(self, link: Link, platform: str, budget_bytes: int) -> CacheKey | None:
+        """The canonical clip and what changes the bytes sent; None when the id is unknown."""
+        if link.clip_id is None:
+            return None
+        clip_id = link.clip_id if ":" in link.clip_id else f"{link.site}:{link.clip_id}"
+        variant = f"budget={budget_bytes};slideshow={self._slideshow_mode.value}"
+        return CacheKey(platform=platform, clip_id=clip_id, variant=variant)
+
+    async def _resend(self, replier: Replier, origin: Origin, prepared: _Prepared) -> bool:
+        """Send a clip fetched before without fetching it; False when its copy is gone."""
+        hit = prepared.outcome
+        assert isinstance(hit, CachedMedia)
+        kind, _, handle = hit.handle.partition(":")
+        try:
+            if kind == "disk":
+                path = None
+                if self._media_cache is not None and prepared.key is not None:
+                    path = await asyncio.to_thread(self._media_cache.path_for, prepared.key)
+                if path is None:
+                    raise StaleHandle("no longer in the media cache")
+                await replier.deliver(origin, _media_from(hit, path))
+            else:
+                await replier.resend(origin, dataclasses.replace(hit, handle=handle))
+        except Exception as err:
+            # A stale handle, an evicted file, or any refusal: the user still gets the video.
+            log.info("cached copy refused (%r): fetching anew", err)
+            if self._cache is not None and prepared.key is not None:
+                await self._cache.forget(prepared.key)
+            return False
+        return True
+
+    async def _without_cache(
+        self, link: Link, request: VideoRequest, stack: contextlib.AsyncExitStack
+    ) -> _Prepared:
+        directory = stack.enter_context(
+            tempfile.TemporaryDirectory(
+                prefix="reshare-", dir=self._work_root, ignore_cleanup_errors=True
+            )
+        )
+        platform = request.origin.platform
+        return await self._prepare(
+            link, platform, request.budget_bytes, Path(directory), cached=False
+        )
 
     async def _playable_within(
         self, source: Path, info: ClipInfo, budget_bytes: int, workdir: Path
@@ -169,13 +243,17 @@ class Service:
             video = await self._media.slideshow_video(album, workdir)
         return await self._playable_within(video, album.info, budget_bytes, workdir)
 
-    async def _answer(self, replier: Replier, origin: Origin, outcome: Outcome) -> None:
+    async def _answer(self, replier: Replier, origin: Origin, prepared: _Prepared) -> None:
+        outcome = prepared.outcome
+        if isinstance(outcome, CachedMedia):
+            raise TypeError("cached media is resent, not answered")
         if not isinstance(outcome, Reason):
             try:
                 if isinstance(outcome, Album):
                     await replier.deliver_album(origin, outcome)
                 else:
-                    await replier.deliver(origin, outcome)
+                    handle = await replier.deliver(origin, outcome)
+                    await self._remember(prepared.key, outcome, handle)
                 return
             except FetchError as err:
                 outcome = err.reason
@@ -187,8 +265,35 @@ class Service:
         except Exception:
             log.exception("could not tell the requester: %s", outcome.name)
 
+    async def _remember(self, key: CacheKey | None, media: Media, handle: str | None) -> None:
+        """Keep what lets the next request skip the download: the platform's own handle, or a
+        copy in the media cache for platforms that take only uploads."""
+        if key is None or self._cache is None:
+            return
+        if handle is not None:
+            stored = f"platform:{handle}"
+        elif self._media_cache is not None:
+            kept = await asyncio.to_thread(self._media_cache.store, key, media.path)
+            if kept == media.path:
+                return
+            stored = f"disk:{kept.name}"
+        else:
+            return
+        await self._cache.put(
+            key,
+            CachedMedia(
+                handle=stored,
+                width=media.width,
+                height=media.height,
+                duration=media.duration,
+                size=media.size,
+                caption=json.dumps(dataclasses.asdict(media.info)),
+                stored_at=time.time(),
+            ),
+        )
+
     async def _show_working(
-        self, replier: Replier, origin: Origin, jobs: Sequence[asyncio.Task[Outcome]]
+        self, replier: Replier, origin: Origin, jobs: Sequence[asyncio.Task[_Prepared]]
     ) -> None:
         while not all(job.done() for job in jobs):
             try:
@@ -202,9 +307,31 @@ class Service:
 class _Flight:
     """One job in progress and how many requests wait for it."""
 
-    task: asyncio.Task[Outcome]
+    link: Link
+    task: asyncio.Task[_Prepared]
     directory: tempfile.TemporaryDirectory[str]
     users: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A job's outcome and the cache key it belongs under (None when the clip id is unknown)."""
+
+    outcome: Outcome | CachedMedia
+    key: CacheKey | None
+
+
+def _media_from(hit: CachedMedia, path: Path) -> Media:
+    """A video kept in the media cache, as a Media to upload again."""
+    return Media(
+        path=path,
+        width=hit.width,
+        height=hit.height,
+        duration=hit.duration,
+        size=hit.size,
+        thumbnail=None,
+        info=ClipInfo(**json.loads(hit.caption)),
+    )
 
 
 async def _cancel_and_wait(tasks: Sequence[asyncio.Task[object]]) -> None:

@@ -33,6 +33,9 @@ class CoreSettings(BaseSettings):
     queue_size: int = Field(default=500, ge=1)
     workers: int = Field(default=16, ge=1)
     slideshow_mode: SlideshowMode = SlideshowMode.ALBUM
+    # Posts get removed: a cached clip is fetched anew after this many seconds.
+    cache_max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    media_cache_mb: int = Field(default=500, ge=0)
     # yt-dlp extractor names (as `yt-dlp --list-extractors` prints them), comma-separated.
     allowed_sites: Annotated[tuple[str, ...], NoDecode] = ("TikTok",)
 

@@ -10,8 +10,9 @@ from typing import cast
 import discord
 
 from adapters.discord.inbound import InteractionOrigin, MessageOrigin
+from bot.cache import CachedMedia
 from bot.caption import make_caption
-from bot.model import Album, FetchError, Media, Origin, Reason
+from bot.model import Album, FetchError, Media, Origin, Reason, StaleHandle
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +43,18 @@ class DiscordReplier:
             await self._client.get_partial_messageable(origin.channel_id).typing()
         # An interaction already shows "thinking…" from its deferred response.
 
-    async def deliver(self, origin: Origin, media: Media) -> None:
+    async def deliver(self, origin: Origin, media: Media) -> str | None:
+        """Upload the video; Discord has no handle to send it again, so None."""
         name = f"{media.info.clip_id or 'video'}.mp4"
         with media.path.open("rb") as video:
             caption = make_caption(media.info, limit=CAPTION_LIMIT)
             await self._send(origin, caption, [discord.File(video, filename=name)])
         if isinstance(origin, MessageOrigin):
             await self._suppress_their_preview(origin)
+        return None
+
+    async def resend(self, origin: Origin, cached: CachedMedia) -> None:
+        raise StaleHandle("Discord takes uploads only: the core keeps files for it")
 
     async def _send(self, origin: Origin, content: str, files: list[discord.File]) -> None:
         """Through the interaction when there is one, else as a reply; 413 is a reason."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 from telegram import Bot, InputMediaPhoto, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, NetworkError
 
 from adapters.telegram.inbound import TelegramOrigin
+from bot.cache import CachedMedia
 from bot.caption import make_caption
-from bot.model import Album, FetchError, Media, Origin, Reason
+from bot.model import Album, ClipInfo, FetchError, Media, Origin, Reason, StaleHandle
 
 CAPTION_LIMIT = 1024
 UPLOAD_TIMEOUT_S = 300.0
@@ -41,13 +43,14 @@ class TelegramReplier:
     async def working(self, origin: Origin) -> None:
         await self._bot.send_chat_action(_telegram(origin).chat_id, ChatAction.UPLOAD_VIDEO)
 
-    async def deliver(self, origin: Origin, media: Media) -> None:
+    async def deliver(self, origin: Origin, media: Media) -> str | None:
+        """Upload the video; its file_id lets the same bot send it again without an upload."""
         where = _telegram(origin)
         with contextlib.ExitStack() as files:
             video = files.enter_context(media.path.open("rb"))
             thumbnail = files.enter_context(media.thumbnail.open("rb")) if media.thumbnail else None
             try:
-                await self._bot.send_video(
+                sent = await self._bot.send_video(
                     where.chat_id,
                     video,
                     width=media.width,
@@ -65,6 +68,26 @@ class TelegramReplier:
                 if _too_large(err):
                     raise FetchError(Reason.TOO_LARGE, str(err)) from None
                 raise
+        return sent.video.file_id if sent.video else None
+
+    async def resend(self, origin: Origin, cached: CachedMedia) -> None:
+        where = _telegram(origin)
+        info = ClipInfo(**json.loads(cached.caption))
+        try:
+            await self._bot.send_video(
+                where.chat_id,
+                cached.handle,
+                width=cached.width,
+                height=cached.height,
+                duration=max(1, round(cached.duration)),
+                supports_streaming=True,
+                caption=make_caption(info, limit=CAPTION_LIMIT),
+                reply_parameters=_quote(where),
+            )
+        except BadRequest as err:
+            if "file" in str(err).lower():
+                raise StaleHandle(str(err)) from None
+            raise
 
     async def deliver_album(self, origin: Origin, album: Album) -> None:
         """The photos as media groups of at most ten (caption on the first), then the music."""

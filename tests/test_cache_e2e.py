@@ -1,0 +1,128 @@
+"""Instant replies: a clip fetched once is sent again without a download."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import running_bot
+from tests.standins.clips import Clip
+from tests.standins.discord_api import FakeDiscord
+from tests.standins.telegram_api import FakeBotApi
+from tests.standins.tiktok import TikTokStandIn
+
+POST = "7301234567890123456"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
+    async with TikTokStandIn() as tt:
+        tt.add_video(POST, h264_clip, author="dancer", desc="a small dance")
+        tt.add_short_link("ZMshort1", f"/@dancer/video/{POST}")
+        yield tt
+
+
+async def test_telegram_resends_by_file_id_for_any_link_form_in_any_chat(
+    tiktok: TikTokStandIn, tmp_path: Path
+) -> None:
+    async with FakeBotApi() as api, running_bot(tiktok, tmp_path / "data", telegram=api) as bot:
+        api.inject_message(f"https://www.tiktok.com/@dancer/video/{POST}", chat_id=1)
+        [first] = await api.wait_for_call("sendVideo")
+        # Until the first job has ended, others join it rather than read the cache.
+        await bot.engine.queue.join()
+        api.inject_message("https://vm.tiktok.com/ZMshort1/", chat_id=2, chat_type="group")
+        api.inject_message(f"https://m.tiktok.com/v/{POST}.html", chat_id=3)
+        _, second, third = await api.wait_for_call("sendVideo", count=3)
+    assert tiktok.media_requests == 1
+    for again in (second, third):
+        assert again.files == {}
+        assert isinstance(again.params["video"], str)
+        assert again.params["caption"] == first.params["caption"]
+        assert (again.params["width"], again.params["height"]) == (
+            first.params["width"],
+            first.params["height"],
+        )
+    assert api.video_bytes(second) == api.video_bytes(first)
+
+
+async def test_a_refused_file_id_falls_back_to_a_fresh_fetch(
+    tiktok: TikTokStandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data_dir = tmp_path / "data"
+    async with FakeBotApi() as api, running_bot(tiktok, data_dir, telegram=api) as bot:
+        api.inject_message(f"https://www.tiktok.com/@dancer/video/{POST}", chat_id=1)
+        await api.wait_for_call("sendVideo")
+        await bot.engine.queue.join()
+    # A new Bot API server knows none of the old file_ids, as after a token change.
+    caplog.set_level(logging.INFO, logger="bot.service")
+    async with FakeBotApi() as api, running_bot(tiktok, data_dir, telegram=api):
+        api.inject_message(f"https://www.tiktok.com/@dancer/video/{POST}", chat_id=1)
+        refused, fresh = await api.wait_for_call("sendVideo", count=2)
+    assert "cached copy refused" in caplog.text
+    assert isinstance(refused.params["video"], str)
+    assert fresh.files
+    assert api.calls_to("sendMessage") == []
+    assert tiktok.media_requests == 2
+
+
+async def test_discord_reuploads_from_the_media_cache_without_a_download(
+    tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
+) -> None:
+    async with (
+        FakeDiscord() as discord_api,
+        running_bot(tiktok, tmp_path / "data", discord=discord_api) as bot,
+    ):
+        webhooks = []
+        for url in (
+            f"https://www.tiktok.com/@dancer/video/{POST}",
+            "https://vm.tiktok.com/ZMshort1/",
+        ):
+            interaction = discord_api.inject_slash_command("download", {"url": url})
+            webhook = f"/webhooks/{discord_api.application_id}/{interaction['token']}"
+            [followup] = await discord_api.wait_for_request("POST", webhook)
+            webhooks.append(followup)
+            await bot.engine.queue.join()
+    assert tiktok.media_requests == 1
+    first, second = webhooks
+    assert second.files[0].data == first.files[0].data == h264_clip.path.read_bytes()
+    assert second.json["content"] == first.json["content"]
+
+
+async def test_the_cache_survives_a_restart_of_the_real_process(
+    tiktok: TikTokStandIn, tmp_path: Path
+) -> None:
+    token = "424242:TEST-cache-token"
+    async with FakeBotApi(token=token) as api:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT),
+            "DATA_DIR": str(tmp_path / "data"),
+            "TELEGRAM_BOT_TOKEN": token,
+            "TELEGRAM_API_URL": api.root,
+            "DOWNLOAD_PROXY": tiktok.proxy_url,
+            "DOWNLOAD_VERIFY_TLS": "false",
+        }
+        for round_ in (1, 2):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", cwd=tmp_path, env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            try:
+                api.inject_message("https://vm.tiktok.com/ZMshort1/", chat_id=round_)
+                await api.wait_for_call("sendVideo", count=round_, timeout=60)
+            finally:
+                process.send_signal(signal.SIGTERM)
+                _, stderr = await asyncio.wait_for(process.communicate(), 30)
+            assert process.returncode == 0, stderr.decode()
+    first, second = api.calls_to("sendVideo")
+    assert first.files
+    assert second.files == {}
+    assert tiktok.media_requests == 1
