@@ -14,6 +14,7 @@ from bot.cache import DiskMediaCache, SqliteCache
 from bot.download import YtDlpDownloader
 from bot.fit import FfmpegFitter
 from bot.intake import Intake
+from bot.limits import RateLimits
 from bot.media import FfmpegMedia
 from bot.ports import Replier
 from bot.queue import AsyncioJobQueue
@@ -54,7 +55,11 @@ class Engine:
         self.fitter = FfmpegFitter(ffmpeg)
         self.media = FfmpegMedia(ffmpeg)
         self.queue = AsyncioJobQueue(workers=settings.workers, maxsize=settings.queue_size)
-        self.intake = Intake(self.queue, self.sites)
+        limits = RateLimits(
+            user_per_minute=settings.rate_limit_user_per_min,
+            chat_per_minute=settings.rate_limit_chat_per_min,
+        )
+        self.intake = Intake(self.queue, self.sites, limits)
         self._warm_up: asyncio.Task[None] | None = None
         self._service: Service | None = None
         self._cache: SqliteCache | None = None

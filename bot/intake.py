@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from bot.limits import RateLimits, Verdict
 from bot.links import Link, LinkKind
 from bot.model import Origin, VideoRequest
 from bot.ports import JobQueue
@@ -19,6 +21,7 @@ HELP_TEXT = (
     "In groups I answer only messages that hold such a link."
 )
 BUSY_TEXT = "I'm busy right now, please try again in a minute."
+SLOW_DOWN_TEXT = "That's a lot of links at once: please wait a minute before sending more."
 
 
 class Answer(enum.Enum):
@@ -28,14 +31,24 @@ class Answer(enum.Enum):
     NO_LINK = "no_link"
     IGNORED = "ignored"
     BUSY = "busy"
+    SLOW_DOWN = "slow_down"
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who sent a message and where, as the platform numbers them (for rate limits)."""
+
+    user: int | str
+    chat: int | str
 
 
 class Intake:
     """Picks the links of a message and queues them as one request."""
 
-    def __init__(self, queue: JobQueue, sites: SiteCatalog) -> None:
+    def __init__(self, queue: JobQueue, sites: SiteCatalog, limits: RateLimits) -> None:
         self._queue = queue
         self._sites = sites
+        self._limits = limits
         self.no_link_text = (
             f"I send the video behind links from {', '.join(sites.names)}: paste a link like "
             "https://www.tiktok.com/@user/video/123… or https://vm.tiktok.com/…"
@@ -44,14 +57,26 @@ class Intake:
         )
 
     def take(
-        self, texts: Iterable[str], origin: Origin, budget_bytes: int, *, private: bool
+        self,
+        texts: Iterable[str],
+        origin: Origin,
+        budget_bytes: int,
+        *,
+        private: bool,
+        sender: Sender,
     ) -> Answer:
         """`private` is true where every message is meant for the bot (a DM, a command)."""
-        request = self.request(texts, origin, budget_bytes, private=private)
+        request = self.request(texts, origin, budget_bytes, private=private, sender=sender)
         return self.submit(request) if isinstance(request, VideoRequest) else request
 
     def request(
-        self, texts: Iterable[str], origin: Origin, budget_bytes: int, *, private: bool
+        self,
+        texts: Iterable[str],
+        origin: Origin,
+        budget_bytes: int,
+        *,
+        private: bool,
+        sender: Sender,
     ) -> VideoRequest | Answer:
         """The request for a message, or what to say when there is nothing to fetch.
 
@@ -60,6 +85,15 @@ class Intake:
         links = select_links(texts, self._sites, private=private)
         if not links:
             return Answer.NO_LINK if private else Answer.IGNORED
+        verdict = self._limits.check(
+            f"{origin.platform}:user:{sender.user}",
+            f"{origin.platform}:chat:{sender.chat}",
+            len(links),
+        )
+        if verdict is Verdict.REFUSE_AND_SAY:
+            return Answer.SLOW_DOWN
+        if verdict is Verdict.REFUSE_QUIETLY:
+            return Answer.IGNORED
         return VideoRequest(links=tuple(links), origin=origin, budget_bytes=budget_bytes)
 
     def submit(self, request: VideoRequest) -> Answer:

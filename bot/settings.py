@@ -31,6 +31,8 @@ class CoreSettings(BaseSettings):
     max_concurrent_encodes: int = Field(default=1, ge=1)
     max_duration_s: float = Field(default=600.0, gt=0)
     queue_size: int = Field(default=500, ge=1)
+    rate_limit_user_per_min: int = Field(default=10, ge=1)
+    rate_limit_chat_per_min: int = Field(default=30, ge=1)
     workers: int = Field(default=16, ge=1)
     slideshow_mode: SlideshowMode = SlideshowMode.ALBUM
     # Posts get removed: a cached clip is fetched anew after this many seconds.

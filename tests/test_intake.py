@@ -2,12 +2,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.intake import Answer, Intake, select_links
+from bot.intake import Answer, Intake, Sender, select_links
+from bot.limits import RateLimits, Verdict
 from bot.links import LinkKind
 from bot.queue import AsyncioJobQueue
 from bot.sites import SiteCatalog
 
 TIKTOK_ONLY = SiteCatalog(["TikTok"])
+SOMEONE = Sender(user=1, chat=1)
+
+
+def generous() -> RateLimits:
+    return RateLimits(user_per_minute=1000, chat_per_minute=1000)
 
 
 @dataclass(frozen=True)
@@ -44,15 +50,17 @@ def test_links_to_no_post_are_answered_only_in_private() -> None:
 
 async def test_take_queues_answers_help_or_stays_quiet() -> None:
     queue = AsyncioJobQueue(workers=1, maxsize=10)
-    intake = Intake(queue, TIKTOK_ONLY)
-    assert intake.take(["hi"], ChatOrigin(1), 10, private=True) is Answer.NO_LINK
-    assert intake.take(["hi"], ChatOrigin(2), 10, private=False) is Answer.IGNORED
-    assert intake.take([post(1)], ChatOrigin(3), 10, private=False) is Answer.QUEUED
+    intake = Intake(queue, TIKTOK_ONLY, generous())
+    assert intake.take(["hi"], ChatOrigin(1), 10, private=True, sender=SOMEONE) is Answer.NO_LINK
+    assert intake.take(["hi"], ChatOrigin(2), 10, private=False, sender=SOMEONE) is Answer.IGNORED
+    assert intake.take([post(1)], ChatOrigin(3), 10, private=False, sender=SOMEONE) is Answer.QUEUED
 
 
 async def test_a_full_queue_answers_busy_at_once() -> None:
-    intake = Intake(AsyncioJobQueue(workers=1, maxsize=2), TIKTOK_ONLY)
-    answers = [intake.take([post(n)], ChatOrigin(n), 10, private=True) for n in range(4)]
+    intake = Intake(AsyncioJobQueue(workers=1, maxsize=2), TIKTOK_ONLY, generous())
+    answers = [
+        intake.take([post(n)], ChatOrigin(n), 10, private=True, sender=SOMEONE) for n in range(4)
+    ]
     assert answers == [Answer.QUEUED, Answer.QUEUED, Answer.BUSY, Answer.BUSY]
 
 
@@ -69,10 +77,50 @@ def test_other_sites_count_only_when_allowed() -> None:
 
 
 def test_the_no_link_answer_names_the_sites_taken() -> None:
-    intake = Intake(AsyncioJobQueue(workers=1, maxsize=1), SiteCatalog(["TikTok", "Streamable"]))
+    intake = Intake(
+        AsyncioJobQueue(workers=1, maxsize=1), SiteCatalog(["TikTok", "Streamable"]), generous()
+    )
     assert "TikTok, Streamable" in intake.no_link_text
 
 
 def test_an_unknown_site_name_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="Nosuchsite"):
         SiteCatalog(["TikTok", "Nosuchsite"])
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_limit_says_so_once_then_stays_quiet_until_the_minute_passes() -> None:
+    clock = FakeClock()
+    limits = RateLimits(user_per_minute=3, chat_per_minute=100, clock=clock)
+    verdicts = [limits.check("u1", "c1", 1) for _ in range(6)]
+    assert verdicts == [Verdict.ALLOW] * 3 + [Verdict.REFUSE_AND_SAY] + [Verdict.REFUSE_QUIETLY] * 2
+    assert limits.check("u2", "c1", 1) is Verdict.ALLOW  # only u1 is over its limit
+    assert limits.check("u3", "c2", 1) is Verdict.ALLOW
+    clock.now += 61
+    assert limits.check("u1", "c1", 3) is Verdict.ALLOW
+    assert limits.check("u1", "c1", 1) is Verdict.REFUSE_AND_SAY
+
+
+def test_a_chat_limit_holds_across_users() -> None:
+    limits = RateLimits(user_per_minute=100, chat_per_minute=4, clock=FakeClock())
+    assert [limits.check(f"u{n}", "group", 2) for n in range(3)] == [
+        Verdict.ALLOW,
+        Verdict.ALLOW,
+        Verdict.REFUSE_AND_SAY,
+    ]
+
+
+async def test_intake_turns_the_limit_into_one_notice() -> None:
+    limits = RateLimits(user_per_minute=2, chat_per_minute=100)
+    intake = Intake(AsyncioJobQueue(workers=1, maxsize=100), TIKTOK_ONLY, limits)
+    answers = [
+        intake.take([post(n)], ChatOrigin(5), 10, private=False, sender=SOMEONE) for n in range(5)
+    ]
+    assert answers == [Answer.QUEUED] * 2 + [Answer.SLOW_DOWN] + [Answer.IGNORED] * 2

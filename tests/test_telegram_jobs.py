@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.intake import BUSY_TEXT, SLOW_DOWN_TEXT
 from tests.harness import running_bot
 from tests.standins.clips import Clip
 from tests.standins.telegram_api import FakeBotApi
@@ -86,10 +87,40 @@ async def test_requests_for_the_same_clip_at_once_share_one_download(
     tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
 ) -> None:
     tiktok.media_delay_s = 0.5
-    async with running_bot(tiktok, tmp_path / "data", telegram=api):
+    async with running_bot(tiktok, tmp_path / "data", telegram=api, rate_limit_user_per_min=100):
         for n in range(20):
             api.inject_message(link(POSTS[0]), chat_id=4000 + n)
         videos = await api.wait_for_call("sendVideo", count=20)
     assert tiktok.media_requests == 1
     assert sorted(v.params["chat_id"] for v in videos) == [4000 + n for n in range(20)]
     assert len({api.video_bytes(v) for v in videos}) == 1
+
+
+async def test_a_user_over_the_rate_limit_hears_it_once_then_silence(
+    tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
+) -> None:
+    async with running_bot(
+        tiktok, tmp_path / "data", telegram=api, rate_limit_user_per_min=2
+    ) as bot:
+        for post in POSTS:
+            api.inject_message(link(post), chat_id=-1007, chat_type="group", user_id=77)
+        await api.wait_for_call("sendVideo", count=2)
+        await bot.engine.queue.join()
+    [notice] = api.calls_to("sendMessage")
+    assert notice.params["text"] == SLOW_DOWN_TEXT
+    assert len(api.calls_to("sendVideo")) == 2
+
+
+async def test_a_full_queue_answers_busy_at_once(
+    tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
+) -> None:
+    tiktok.media_delay_s = 1.0
+    async with running_bot(tiktok, tmp_path / "data", telegram=api, workers=1, queue_size=1):
+        for n, post in enumerate(POSTS):
+            api.inject_message(link(post), chat_id=5000 + n)
+        busy = await api.wait_for_call("sendMessage", count=2)
+        assert tiktok.media_requests <= 1
+        videos = await api.wait_for_call("sendVideo", count=2)
+    assert {call.params["text"] for call in busy} == {BUSY_TEXT}
+    answered = {call.params["chat_id"] for call in (*busy, *videos)}
+    assert answered == {5000, 5001, 5002, 5003}

@@ -15,7 +15,7 @@ from discord import app_commands
 from adapters.discord.inbound import interaction_origin, message_budget, message_origin, texts_of
 from adapters.discord.outbound import DiscordReplier
 from adapters.discord.settings import DiscordSettings
-from bot.intake import BUSY_TEXT, Answer, Intake
+from bot.intake import BUSY_TEXT, SLOW_DOWN_TEXT, Answer, Intake, Sender
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +65,34 @@ class DiscordAdapter:
                 return
             private = message.guild is None
             answer = self._intake.take(
-                texts_of(message), message_origin(message), message_budget(message), private=private
+                texts_of(message),
+                message_origin(message),
+                message_budget(message),
+                private=private,
+                sender=Sender(user=message.author.id, chat=message.channel.id),
             )
-            if answer is Answer.NO_LINK:
-                await message.reply(self._intake.no_link_text, mention_author=False)
-            elif answer is Answer.BUSY:
-                await message.reply(BUSY_TEXT, mention_author=False)
+            text = {
+                Answer.NO_LINK: self._intake.no_link_text,
+                Answer.BUSY: BUSY_TEXT,
+                Answer.SLOW_DOWN: SLOW_DOWN_TEXT,
+            }.get(answer)
+            if text is not None:
+                await message.reply(text, mention_author=False)
 
         return on_message
 
     async def _take_command(self, interaction: discord.Interaction, texts: Sequence[str]) -> None:
         origin = interaction_origin(interaction)
-        request = self._intake.request(texts, origin, interaction.filesize_limit, private=True)
+        sender = Sender(
+            user=interaction.user.id, chat=interaction.channel_id or interaction.user.id
+        )
+        request = self._intake.request(
+            texts, origin, interaction.filesize_limit, private=True, sender=sender
+        )
         if isinstance(request, Answer):
-            await interaction.response.send_message(self._intake.no_link_text, ephemeral=True)
+            # Only the invoker sees an ephemeral answer, so even a repeated refusal spams no one.
+            text = self._intake.no_link_text if request is Answer.NO_LINK else SLOW_DOWN_TEXT
+            await interaction.response.send_message(text, ephemeral=True)
             return
         # Acknowledge first: Discord allows 3 s, and a worker may answer before this returns.
         await interaction.response.defer(thinking=True)

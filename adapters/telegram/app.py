@@ -15,7 +15,7 @@ from telegram.ext import (
 from adapters.telegram.inbound import is_private, origin_of, texts_of
 from adapters.telegram.outbound import TelegramReplier
 from adapters.telegram.settings import TelegramSettings
-from bot.intake import BUSY_TEXT, HELP_TEXT, Answer, Intake
+from bot.intake import BUSY_TEXT, HELP_TEXT, SLOW_DOWN_TEXT, Answer, Intake, Sender
 
 
 class TelegramAdapter:
@@ -72,8 +72,16 @@ class TelegramAdapter:
         if message is None or message.from_user is None or message.from_user.is_bot:
             return
         answer = self._intake.take(
-            texts_of(message), origin_of(message), self._budget_bytes, private=is_private(message)
+            texts_of(message),
+            origin_of(message),
+            self._budget_bytes,
+            private=is_private(message),
+            sender=Sender(user=message.from_user.id, chat=message.chat_id),
         )
-        text = {Answer.NO_LINK: self._intake.no_link_text, Answer.BUSY: BUSY_TEXT}.get(answer)
+        text = {
+            Answer.NO_LINK: self._intake.no_link_text,
+            Answer.BUSY: BUSY_TEXT,
+            Answer.SLOW_DOWN: SLOW_DOWN_TEXT,
+        }.get(answer)
         if text is not None:
             await message.reply_text(text, do_quote=not is_private(message))
