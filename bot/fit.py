@@ -1,11 +1,11 @@
 """Fit a clip into a chat's upload limit: plan the size and bitrates, encode, verify, retry.
 
-The plan spends the budget (minus a safety margin) on video and AAC audio over the clip's
-duration, and steps the picture down a ladder of standard short sides while the video would get
-too few bits per pixel per frame: below about 0.025 bpp a 1080p encode turns to mush and the same
-bits look better at 720p (bench/fit.py measures it). Encoding is one-pass ABR with a VBV cap,
-which on 2 cores runs at least twice realtime and lands within a few percent of the target, so
-the verify-and-retry loop rarely runs a second encode.
+The plan spends the budget (less a margin) on video and AAC audio over the clip's duration and
+steps the picture down a ladder of standard short sides while the video would get too few bits
+per pixel per frame: below about 0.025 bpp a 1080p encode turns to mush and the same bits look
+better at 720p (measured with bench/fit.py). Encoding is x264 one-pass ABR with a VBV cap: it
+lands within a few percent of its target, so the verify-and-retry loop rarely encodes twice, and
+two-pass cost 1.5-2x the time for no better SSIM.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ AUDIO_KBPS = (128, 96, 64)
 AUDIO_SHARE = 0.10
 # x264 presets by output pixel rate: the slowest that still encodes twice realtime on 2 cores
 # with room to spare, decoding a 12 Mbit/s 1080p source included (bench/fit.py --compare).
-# Measured at 720p30 (CPU s / 2 / clip s): veryfast 0.31, faster 0.42, fast 0.47, medium 0.53;
-# at 1080p30: superfast 0.36, veryfast 0.55. Two-pass cost 1.5x and gained no SSIM.
+# Measured at 720p30 (CPU s / 2 cores / clip s): veryfast 0.31, faster 0.42, fast 0.47,
+# medium 0.53; at 1080p30: superfast 0.36, veryfast 0.55.
 PRESETS = (
     (540 * 960 * 30, "medium"),
     (720 * 1280 * 30, "faster"),
@@ -119,7 +119,8 @@ def plan_encode(
 
     Sizes: the source's own, then short sides 1080/720/540/480/360 below it, aspect kept, even.
     A size is taken when its video gets >= TARGET_BPP bits per pixel per frame; failing that,
-    the smallest size if it gets >= FLOOR_BPP, else None (too large even after re-encoding).
+    the smallest size if it gets >= FLOOR_BPP (~150 kbit/s at 360x640, 30 fps), else None: the
+    clip is too large even after re-encoding. The streams aim at TARGET_FILL of the budget.
     """
     if duration <= 0 or width <= 0 or height <= 0:
         raise ValueError(f"cannot plan {width}x{height} for {duration} s")
@@ -142,13 +143,14 @@ def plan_encode(
 
 
 def _frame_rate(path: Path) -> float:
-    """Average frame rate of the first video stream; 0 when the file does not say."""
-    with av.open(str(path)) as container:
-        stream = next(iter(container.streams.video), None)
-        if stream is None:
-            return 0.0
-        rate = stream.average_rate or stream.guessed_rate
-        return float(rate) if rate else 0.0
+    """Average frame rate of the first video stream; 0 (plan for 30) when the file does not say."""
+    try:
+        with av.open(str(path)) as container:
+            stream = next(iter(container.streams.video), None)
+            rate = (stream.average_rate or stream.guessed_rate) if stream is not None else None
+    except (av.error.FFmpegError, OSError):
+        return 0.0
+    return float(rate) if rate else 0.0
 
 
 class FfmpegFitter:

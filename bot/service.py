@@ -80,8 +80,7 @@ class Service:
                 await stack.enter_async_context(self._join(link, platform, request.budget_bytes))
                 for link in request.links
             ]
-            jobs = [flight.task for flight in flights]
-            indicator = asyncio.create_task(self._show_working(replier, request.origin, jobs))
+            indicator = asyncio.create_task(self._show_working(replier, request.origin, flights))
             stack.push_async_callback(_cancel_and_wait, [indicator])
             for flight in flights:
                 # Shielded: another requester may share this job; leaving ends only our share.
@@ -90,7 +89,29 @@ class Service:
                     if await self._resend(replier, request.origin, prepared):
                         continue
                     prepared = await self._without_cache(flight.link, request, stack)
+                elif isinstance(prepared.outcome, Media) and await self._share_upload(
+                    flight, replier, request.origin, prepared
+                ):
+                    continue
                 await self._answer(replier, request.origin, prepared)
+
+    async def _share_upload(
+        self, flight: _Flight, replier: Replier, origin: Origin, prepared: _Prepared
+    ) -> bool:
+        """The first of a job's requesters uploads; the others resend by the handle that
+        upload returned. True when this requester has been answered."""
+        async with flight.first_upload:
+            if not flight.uploaded:
+                kept = await self._answer(replier, origin, prepared)
+                flight.uploaded = True
+                if kept is not None and kept.handle.startswith("platform:"):
+                    flight.handle = kept
+                return True
+        if flight.handle is None:
+            return False
+        return await self._resend(
+            replier, origin, dataclasses.replace(prepared, outcome=flight.handle)
+        )
 
     @contextlib.asynccontextmanager
     async def _join(self, link: Link, platform: str, budget_bytes: int) -> AsyncIterator[_Flight]:
@@ -105,8 +126,13 @@ class Service:
                 prefix="reshare-", dir=self._work_root, ignore_cleanup_errors=True
             )
             workdir = Path(directory.name)
-            task = asyncio.create_task(self._prepare(link, platform, budget_bytes, workdir))
-            flight = self._flights[key] = _Flight(link=link, task=task, directory=directory)
+            fetching = asyncio.Event()
+            task = asyncio.create_task(
+                self._prepare(link, platform, budget_bytes, workdir, fetching=fetching)
+            )
+            flight = self._flights[key] = _Flight(
+                link=link, task=task, directory=directory, fetching=fetching
+            )
         flight.users += 1
         try:
             yield flight
@@ -137,7 +163,14 @@ class Service:
             await asyncio.wait(list(self._landing))
 
     async def _prepare(
-        self, link: Link, platform: str, budget_bytes: int, workdir: Path, *, cached: bool = True
+        self,
+        link: Link,
+        platform: str,
+        budget_bytes: int,
+        workdir: Path,
+        *,
+        cached: bool = True,
+        fetching: asyncio.Event | None = None,
     ) -> _Prepared:
         key: CacheKey | None = None
         try:
@@ -147,6 +180,8 @@ class Service:
                 hit = await self._cache.get(key)
                 if hit is not None:
                     return _Prepared(hit, key)
+            if fetching is not None:
+                fetching.set()
             if link.kind is LinkKind.PHOTO:
                 return _Prepared(await self._slideshow(link, budget_bytes, workdir), key)
             try:
@@ -243,7 +278,10 @@ class Service:
             video = await self._media.slideshow_video(album, workdir)
         return await self._playable_within(video, album.info, budget_bytes, workdir)
 
-    async def _answer(self, replier: Replier, origin: Origin, prepared: _Prepared) -> None:
+    async def _answer(
+        self, replier: Replier, origin: Origin, prepared: _Prepared
+    ) -> CachedMedia | None:
+        """Deliver the outcome or say why not; returns what was kept for next time, if anything."""
         outcome = prepared.outcome
         if isinstance(outcome, CachedMedia):
             raise TypeError("cached media is resent, not answered")
@@ -251,10 +289,9 @@ class Service:
             try:
                 if isinstance(outcome, Album):
                     await replier.deliver_album(origin, outcome)
-                else:
-                    handle = await replier.deliver(origin, outcome)
-                    await self._remember(prepared.key, outcome, handle)
-                return
+                    return None
+                handle = await replier.deliver(origin, outcome)
+                return await self._remember(prepared.key, outcome, handle)
             except FetchError as err:
                 outcome = err.reason
             except Exception:
@@ -264,43 +301,56 @@ class Service:
             await replier.fail(origin, outcome)
         except Exception:
             log.exception("could not tell the requester: %s", outcome.name)
+        return None
 
-    async def _remember(self, key: CacheKey | None, media: Media, handle: str | None) -> None:
+    async def _remember(
+        self, key: CacheKey | None, media: Media, handle: str | None
+    ) -> CachedMedia | None:
         """Keep what lets the next request skip the download: the platform's own handle, or a
         copy in the media cache for platforms that take only uploads."""
-        if key is None or self._cache is None:
-            return
         if handle is not None:
             stored = f"platform:{handle}"
-        elif self._media_cache is not None:
+        elif self._media_cache is not None and key is not None:
             kept = await asyncio.to_thread(self._media_cache.store, key, media.path)
             if kept == media.path:
-                return
+                return None
             stored = f"disk:{kept.name}"
         else:
-            return
-        await self._cache.put(
-            key,
-            CachedMedia(
-                handle=stored,
-                width=media.width,
-                height=media.height,
-                duration=media.duration,
-                size=media.size,
-                caption=json.dumps(dataclasses.asdict(media.info)),
-                stored_at=time.time(),
-            ),
+            return None
+        cached = CachedMedia(
+            handle=stored,
+            width=media.width,
+            height=media.height,
+            duration=media.duration,
+            size=media.size,
+            caption=json.dumps(dataclasses.asdict(media.info)),
+            stored_at=time.time(),
         )
+        if key is not None and self._cache is not None:
+            await self._cache.put(key, cached)
+        return cached
 
     async def _show_working(
-        self, replier: Replier, origin: Origin, jobs: Sequence[asyncio.Task[_Prepared]]
+        self, replier: Replier, origin: Origin, flights: Sequence[_Flight]
     ) -> None:
-        while not all(job.done() for job in jobs):
-            try:
-                await replier.working(origin)
-            except Exception as err:
-                log.debug("working indicator failed: %r", err)
-            await asyncio.wait(jobs, timeout=self._working_every_s)
+        """ "Sending video…" from the moment a job has to fetch until every job is done; a
+        request answered from the cache shows nothing (and costs no extra API call)."""
+        jobs = [flight.task for flight in flights]
+        fetching = [asyncio.create_task(flight.fetching.wait()) for flight in flights]
+        try:
+            while not any(flight.fetching.is_set() for flight in flights):
+                pending = [job for job in jobs if not job.done()]
+                if not pending:
+                    return
+                await asyncio.wait([*pending, *fetching], return_when=asyncio.FIRST_COMPLETED)
+            while not all(job.done() for job in jobs):
+                try:
+                    await replier.working(origin)
+                except Exception as err:
+                    log.debug("working indicator failed: %r", err)
+                await asyncio.wait(jobs, timeout=self._working_every_s)
+        finally:
+            await _cancel_and_wait(fetching)
 
 
 @dataclasses.dataclass(slots=True)
@@ -310,7 +360,11 @@ class _Flight:
     link: Link
     task: asyncio.Task[_Prepared]
     directory: tempfile.TemporaryDirectory[str]
+    fetching: asyncio.Event
     users: int = 0
+    first_upload: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    uploaded: bool = False
+    handle: CachedMedia | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

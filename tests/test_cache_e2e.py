@@ -51,6 +51,8 @@ async def test_telegram_resends_by_file_id_for_any_link_form_in_any_chat(
             first.params["height"],
         )
     assert api.video_bytes(second) == api.video_bytes(first)
+    # Answered from the cache at once: no "sending video…" in those chats.
+    assert {c.params["chat_id"] for c in api.calls_to("sendChatAction")} == {1}
 
 
 async def test_a_refused_file_id_falls_back_to_a_fresh_fetch(

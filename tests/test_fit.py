@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import imageio_ffmpeg
 import pytest
@@ -168,6 +170,32 @@ async def test_a_budget_too_small_for_any_size_fails_at_once(
         await FfmpegFitter(FFMPEG).fit(moving.path, probe(moving.path), 20_000, tmp_path)
     assert caught.value.reason is Reason.TOO_LARGE
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_cancelling_a_fit_kills_ffmpeg(
+    moving: Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[asyncio.subprocess.Process] = []
+    running = asyncio.Event()
+    spawn = asyncio.create_subprocess_exec
+
+    async def spy(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        process = await spawn(*args, **kwargs)
+        started.append(process)
+        running.set()
+        return process
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
+    found = probe(moving.path)
+    fitting = asyncio.create_task(
+        FfmpegFitter(FFMPEG).fit(moving.path, found, found.size // 3, tmp_path)
+    )
+    await asyncio.wait_for(running.wait(), timeout=10)
+    fitting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await fitting
+    [process] = started
+    assert process.returncode == -signal.SIGKILL
 
 
 class Overshooting(FfmpegFitter):

@@ -94,6 +94,8 @@ async def test_requests_for_the_same_clip_at_once_share_one_download(
     assert tiktok.media_requests == 1
     assert sorted(v.params["chat_id"] for v in videos) == [4000 + n for n in range(20)]
     assert len({api.video_bytes(v) for v in videos}) == 1
+    # One upload; the others resend by the file_id it returned.
+    assert sum(1 for v in videos if v.files) == 1
 
 
 async def test_a_user_over_the_rate_limit_hears_it_once_then_silence(
