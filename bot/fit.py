@@ -11,7 +11,6 @@ two-pass cost 1.5-2x the time for no better SSIM.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import av
 
-from bot.media import Probe
+from bot.media import Probe, run_ffmpeg
 from bot.media import probe as probe_file
 from bot.model import FetchError, Reason
 
@@ -200,7 +199,7 @@ class FfmpegFitter:
 
     async def encode(self, source: Path, plan: EncodePlan, target: Path) -> None:
         """One ffmpeg run of the plan: H.264 high yuv420p (tv range), AAC or no audio, faststart."""
-        await _run(
+        await run_ffmpeg(
             self._ffmpeg,
             "-i", str(source), "-map", "0:v:0", "-map", "0:a:0?",
             *video_args(plan), *audio_args(plan),
@@ -239,20 +238,3 @@ def _corrected(plan: EncodePlan, size: int, goal: int, duration: float) -> Encod
     wanted_video = goal * TARGET_FILL - fixed
     made_video = max(1.0, size - fixed)
     return replace(plan, video_kbps=max(1, int(plan.video_kbps * wanted_video / made_video)))
-
-
-async def _run(ffmpeg: str, *args: str) -> None:
-    """Run ffmpeg to the end; kill it when the task is cancelled."""
-    process = await asyncio.create_subprocess_exec(
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        _, stderr = await process.communicate()
-    finally:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-    if process.returncode != 0:
-        raise FetchError(Reason.FAILED, f"ffmpeg: {stderr.decode(errors='replace')[-500:]}")

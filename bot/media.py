@@ -209,16 +209,21 @@ class FfmpegMedia:
         return target
 
     async def _run(self, *args: str) -> None:
-        process = await asyncio.create_subprocess_exec(
-            self._ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            _, stderr = await process.communicate()
-        finally:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-        if process.returncode != 0:
-            raise FetchError(Reason.FAILED, f"ffmpeg: {stderr.decode(errors='replace')[-500:]}")
+        await run_ffmpeg(self._ffmpeg, *args)
+
+
+async def run_ffmpeg(ffmpeg: str, *args: str) -> None:
+    """Run ffmpeg to the end; kill it when the task is cancelled."""
+    process = await asyncio.create_subprocess_exec(
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        raise FetchError(Reason.FAILED, f"ffmpeg: {stderr.decode(errors='replace')[-500:]}")
