@@ -87,12 +87,12 @@ async def test_requests_for_the_same_clip_at_once_share_one_download(
     tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
 ) -> None:
     tiktok.media_delay_s = 0.5
-    async with running_bot(tiktok, tmp_path / "data", telegram=api, rate_limit_user_per_min=100):
-        for n in range(20):
+    async with running_bot(tiktok, tmp_path / "data", telegram=api, rate_limit_user_per_min=1000):
+        for n in range(100):
             api.inject_message(link(POSTS[0]), chat_id=4000 + n)
-        videos = await api.wait_for_call("sendVideo", count=20)
+        videos = await api.wait_for_call("sendVideo", count=100, timeout=60)
     assert tiktok.media_requests == 1
-    assert sorted(v.params["chat_id"] for v in videos) == [4000 + n for n in range(20)]
+    assert sorted(v.params["chat_id"] for v in videos) == [4000 + n for n in range(100)]
     assert len({api.video_bytes(v) for v in videos}) == 1
     # One upload; the others resend by the file_id it returned.
     assert sum(1 for v in videos if v.files) == 1

@@ -165,6 +165,8 @@ class UploadedFile:
     filename: str
     content_type: str
     data: bytes
+    # Bytes received; equals len(data) unless the stand-in was told not to keep uploads.
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,8 +420,12 @@ class FakeBotApi:
         bot_username: str = "reshare_test_bot",
         upload_limit_bytes: int = 50_000_000,
         download_limit_bytes: int = _DOWNLOAD_LIMIT_BYTES,
+        keep_uploads: bool = True,
     ) -> None:
+        """``keep_uploads=False`` keeps only sizes: benchmarks measure the bot's memory, not
+        the uploads a real Bot API server would hold elsewhere."""
         self.token = token
+        self.keep_uploads = keep_uploads
         self.upload_limit_bytes = upload_limit_bytes
         self.download_limit_bytes = download_limit_bytes
         self.bot_user: JsonObject = {
@@ -796,7 +802,8 @@ class FakeBotApi:
                 files[part.name] = UploadedFile(
                     filename=part.filename,
                     content_type=part.headers.get(hdrs.CONTENT_TYPE, "application/octet-stream"),
-                    data=data,
+                    data=data if self.keep_uploads else b"",
+                    size=len(data),
                 )
         elif request.content_type == "application/json":
             try:
@@ -1211,7 +1218,7 @@ class FakeBotApi:
         upload = self._resolve(call, kind, value)
         if isinstance(upload, _StoredFile):
             return copy.deepcopy(upload.obj)
-        if not upload.data:
+        if not (upload.size or upload.data):
             raise _bad_request("file must be non-empty")
         mime_type = upload.content_type
         if mime_type == "application/octet-stream":
@@ -1278,7 +1285,7 @@ class FakeBotApi:
             "file_id": file_id,
             "file_unique_id": unique_id,
             **meta,
-            "file_size": len(upload.data),
+            "file_size": upload.size or len(upload.data),
         }
         stored = _StoredFile(
             file_id=file_id,
