@@ -146,7 +146,11 @@ async def test_one_process_serves_telegram_and_discord(
                 "download", {"url": "https://vm.tiktok.com/ZMshort1/"}
             )
             api.inject_message("https://vm.tiktok.com/ZMshort1/")
+            # A failing link too: the tokens must not show in any library's DEBUG lines.
+            api.inject_message("https://www.tiktok.com/@x/video/7301234567890000001", chat_id=9)
             [video] = await api.wait_for_call("sendVideo", timeout=60)
+            [reason] = await api.wait_for_call("sendMessage", timeout=60)
+            assert reason.params["text"] == "This video is private."
             webhook = f"/webhooks/{discord_api.application_id}/{interaction['token']}"
             [followup] = await discord_api.wait_for_request("POST", webhook, timeout=60)
         finally:
