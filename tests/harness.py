@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yt_dlp
 from pydantic import SecretStr
 
 from adapters.discord import DiscordSettings
@@ -93,3 +95,27 @@ def assert_plays(path: Path, clip: Clip) -> None:
     assert found.faststart
     assert (found.width, found.height) == (clip.width, clip.height)
     assert found.duration == pytest.approx(clip.duration, abs=0.15)
+
+
+async def run_ytdlp(
+    tt: TikTokStandIn, tmp_path: Path, url: str, *, download: bool = True, **params: Any
+) -> dict[str, Any]:
+    """Real yt-dlp through the stand-in's proxy, as the bot configures it, off the event loop;
+    `params` add to or replace the defaults (allowed_extractors, compat_opts, ...)."""
+    options = {
+        "proxy": tt.proxy_url,
+        "nocheckcertificate": True,
+        "format_sort": ["vcodec:h264"],
+        "outtmpl": str(tmp_path / "%(id)s.%(ext)s"),
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        **params,
+    }
+
+    def run() -> dict[str, Any]:
+        with yt_dlp.YoutubeDL(options) as ydl:
+            info: dict[str, Any] = ydl.sanitize_info(ydl.extract_info(url, download=download))
+            return info
+
+    return await asyncio.to_thread(run)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import yt_dlp
 from aiohttp import web
 from yt_dlp.utils import DownloadError
 
+from tests.harness import run_ytdlp
 from tests.standins.clips import Clip
 from tests.standins.othersite import StreamableSite
 from tests.standins.tiktok import TikTokStandIn
@@ -31,28 +29,6 @@ def streamable(tiktok: TikTokStandIn) -> StreamableSite:
     return StreamableSite.attach(tiktok)
 
 
-async def run_ytdlp(
-    tt: TikTokStandIn, tmp_path: Path, url: str, *, allowed: list[str]
-) -> dict[str, Any]:
-    params = {
-        "allowed_extractors": allowed,
-        "proxy": tt.proxy_url,
-        "nocheckcertificate": True,
-        "format_sort": ["vcodec:h264"],
-        "outtmpl": str(tmp_path / "%(id)s.%(ext)s"),
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
-    }
-
-    def run() -> dict[str, Any]:
-        with yt_dlp.YoutubeDL(params) as ydl:
-            info: dict[str, Any] = ydl.sanitize_info(ydl.extract_info(url, download=True))
-            return info
-
-    return await asyncio.to_thread(run)
-
-
 @pytest.mark.parametrize("form", ["https://streamable.com/{}", "https://streamable.com/e/{}"])
 async def test_ytdlp_downloads_the_clip(
     tiktok: TikTokStandIn,
@@ -65,7 +41,10 @@ async def test_ytdlp_downloads_the_clip(
     assert url == f"https://streamable.com/{VIDEO_ID}"
 
     info = await run_ytdlp(
-        tiktok, tmp_path, form.format(VIDEO_ID), allowed=[StreamableSite.EXTRACTOR, "tiktok"]
+        tiktok,
+        tmp_path,
+        form.format(VIDEO_ID),
+        allowed_extractors=[StreamableSite.EXTRACTOR, "tiktok"],
     )
 
     assert (info["extractor_key"], info["id"], info["title"], info["uploader"]) == (
@@ -95,7 +74,7 @@ async def test_only_allowed_extractors_take_the_link(
     url = streamable.add_other_video(VIDEO_ID, h264_clip, title="A goal", uploader="teabaker")
 
     with pytest.raises(DownloadError, match="No suitable extractor found for URL"):
-        await run_ytdlp(tiktok, tmp_path, url, allowed=["tiktok"])
+        await run_ytdlp(tiktok, tmp_path, url, allowed_extractors=["tiktok"])
     assert tiktok.requests == []
 
 
@@ -105,9 +84,11 @@ async def test_unready_and_unknown_videos(
     processing = streamable.add_other_status("proc1", 1)
 
     with pytest.raises(DownloadError, match="It may still be uploading or processing"):
-        await run_ytdlp(tiktok, tmp_path, processing, allowed=["streamable"])
+        await run_ytdlp(tiktok, tmp_path, processing, allowed_extractors=["streamable"])
     with pytest.raises(DownloadError, match="HTTP Error 404"):
-        await run_ytdlp(tiktok, tmp_path, streamable.video_url("nope1"), allowed=["streamable"])
+        await run_ytdlp(
+            tiktok, tmp_path, streamable.video_url("nope1"), allowed_extractors=["streamable"]
+        )
     assert tiktok.count(host=StreamableSite.CDN_HOST) == 0
 
 

@@ -13,13 +13,12 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import yt_dlp
 from yt_dlp.utils import DownloadError
 
+from tests.harness import run_ytdlp
 from tests.standins.clips import make_image, make_music
 from tests.standins.tiktok import TikTokStandIn
 
@@ -86,26 +85,6 @@ async def run_gallery_dl(tt: TikTokStandIn, directory: Path, url: str) -> Galler
     stdout, stderr = await process.communicate()
     assert process.returncode is not None
     return GalleryDl(process.returncode, stdout.decode(), stderr.decode())
-
-
-async def run_ytdlp(tt: TikTokStandIn, tmp_path: Path, url: str, **extra: Any) -> dict[str, Any]:
-    params = {
-        "proxy": tt.proxy_url,
-        "nocheckcertificate": True,
-        "format_sort": ["vcodec:h264"],
-        "outtmpl": str(tmp_path / "%(id)s.%(ext)s"),
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
-        **extra,
-    }
-
-    def run() -> dict[str, Any]:
-        with yt_dlp.YoutubeDL(params) as ydl:
-            info: dict[str, Any] = ydl.sanitize_info(ydl.extract_info(url, download=True))
-            return info
-
-    return await asyncio.to_thread(run)
 
 
 def names(paths: Sequence[Path]) -> list[str]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import yt_dlp
 from yt_dlp.utils import DownloadError
 
+from tests.harness import run_ytdlp
 from tests.standins.clips import Clip
 from tests.standins.tiktok import TikTokStandIn
 
@@ -23,34 +21,6 @@ POST_ID = "7430000000000000001"
 async def tiktok() -> AsyncIterator[TikTokStandIn]:
     async with TikTokStandIn() as tt:
         yield tt
-
-
-async def run_ytdlp(
-    tt: TikTokStandIn,
-    tmp_path: Path,
-    url: str,
-    *,
-    download: bool = True,
-    compat_opts: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
-    """Extract (and download) ``url`` the way the bot configures yt-dlp, off the event loop."""
-    params = {
-        "compat_opts": set(compat_opts),
-        "proxy": tt.proxy_url,
-        "nocheckcertificate": True,
-        "format_sort": ["vcodec:h264"],
-        "outtmpl": str(tmp_path / "%(id)s.%(ext)s"),
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
-    }
-
-    def run() -> dict[str, Any]:
-        with yt_dlp.YoutubeDL(params) as ydl:
-            info: dict[str, Any] = ydl.sanitize_info(ydl.extract_info(url, download=download))
-            return info
-
-    return await asyncio.to_thread(run)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +40,7 @@ async def test_h264_post_downloads_the_served_bytes(
     tiktok.add_video(POST_ID, h264_clip, author="someone", nickname="Some One", desc="hi </script>")
 
     info = await run_ytdlp(
-        tiktok, tmp_path, tiktok.post_url(POST_ID, "someone"), compat_opts=compat_opts
+        tiktok, tmp_path, tiktok.post_url(POST_ID, "someone"), compat_opts=set(compat_opts)
     )
 
     assert (info["id"], info["vcodec"], info["width"], info["height"]) == (
