@@ -86,7 +86,7 @@ class Service:
                 # Shielded: another requester may share this job; leaving ends only our share.
                 prepared = await asyncio.shield(flight.task)
                 if isinstance(prepared.outcome, CachedMedia):
-                    if await self._resend(replier, request.origin, prepared):
+                    if await self._resend(replier, request.origin, prepared.outcome, prepared.key):
                         continue
                     prepared = await self._without_cache(flight.link, request, stack)
                 elif isinstance(prepared.outcome, Media) and await self._share_upload(
@@ -109,9 +109,7 @@ class Service:
                 return True
         if flight.handle is None:
             return False
-        return await self._resend(
-            replier, origin, dataclasses.replace(prepared, outcome=flight.handle)
-        )
+        return await self._resend(replier, origin, flight.handle, prepared.key)
 
     @contextlib.asynccontextmanager
     async def _join(self, link: Link, platform: str, budget_bytes: int) -> AsyncIterator[_Flight]:
@@ -122,9 +120,7 @@ class Service:
         key = (platform, link.clip_id or link.url, budget_bytes, self._slideshow_mode)
         flight = self._flights.get(key)
         if flight is None:
-            directory = tempfile.TemporaryDirectory(
-                prefix="reshare-", dir=self._work_root, ignore_cleanup_errors=True
-            )
+            directory = self._job_dir()
             workdir = Path(directory.name)
             fetching = asyncio.Event()
             task = asyncio.create_task(
@@ -141,6 +137,12 @@ class Service:
             if flight.users == 0:
                 del self._flights[key]
                 self._land(flight)
+
+    def _job_dir(self) -> tempfile.TemporaryDirectory[str]:
+        """A private directory (mode 0700) for one job's files."""
+        return tempfile.TemporaryDirectory(
+            prefix="reshare-", dir=self._work_root, ignore_cleanup_errors=True
+        )
 
     def _land(self, flight: _Flight) -> None:
         """Remove the job's directory once its task has ended, never before; no await here,
@@ -206,16 +208,16 @@ class Service:
         variant = f"budget={budget_bytes};slideshow={self._slideshow_mode.value}"
         return CacheKey(platform=platform, clip_id=clip_id, variant=variant)
 
-    async def _resend(self, replier: Replier, origin: Origin, prepared: _Prepared) -> bool:
+    async def _resend(
+        self, replier: Replier, origin: Origin, hit: CachedMedia, key: CacheKey | None
+    ) -> bool:
         """Send a clip fetched before without fetching it; False when its copy is gone."""
-        hit = prepared.outcome
-        assert isinstance(hit, CachedMedia)
         kind, _, handle = hit.handle.partition(":")
         try:
             if kind == "disk":
                 path = None
-                if self._media_cache is not None and prepared.key is not None:
-                    path = await asyncio.to_thread(self._media_cache.path_for, prepared.key)
+                if self._media_cache is not None and key is not None:
+                    path = await asyncio.to_thread(self._media_cache.path_for, key)
                 if path is None:
                     raise StaleHandle("no longer in the media cache")
                 await replier.deliver(origin, _media_from(hit, path))
@@ -224,19 +226,15 @@ class Service:
         except Exception as err:
             # A stale handle, an evicted file, or any refusal: the user still gets the video.
             log.info("cached copy refused (%r): fetching anew", err)
-            if self._cache is not None and prepared.key is not None:
-                await self._cache.forget(prepared.key)
+            if self._cache is not None and key is not None:
+                await self._cache.forget(key)
             return False
         return True
 
     async def _without_cache(
         self, link: Link, request: VideoRequest, stack: contextlib.AsyncExitStack
     ) -> _Prepared:
-        directory = stack.enter_context(
-            tempfile.TemporaryDirectory(
-                prefix="reshare-", dir=self._work_root, ignore_cleanup_errors=True
-            )
-        )
+        directory = stack.enter_context(self._job_dir())
         platform = request.origin.platform
         return await self._prepare(
             link, platform, request.budget_bytes, Path(directory), cached=False
