@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from yt_dlp.utils import DownloadCancelled, DownloadError
 
 from bot.fit import plan_encode
 from bot.links import Link, LinkKind
-from bot.model import ClipInfo, FetchError, Reason
+from bot.model import ClipInfo, Download, FetchError, Reason
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +54,6 @@ def reason_for_error(text: str) -> Reason:
         if needle in lowered:
             return reason
     return Reason.FAILED
-
-
-@dataclass(frozen=True, slots=True)
-class Download:
-    """A file yt-dlp wrote into the job directory, with the page's facts about it."""
-
-    path: Path
-    info: ClipInfo
 
 
 class _YtDlpLog:

@@ -38,6 +38,14 @@ class ClipInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Download:
+    """A file a downloader wrote into the job directory, with the page's facts about it."""
+
+    path: Path
+    info: ClipInfo
+
+
+@dataclass(frozen=True, slots=True)
 class Media:
     """A playable H.264/AAC mp4 on disk with the facts the platform is told."""
 

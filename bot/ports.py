@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.cache import CachedMedia
-from bot.download import Download
 from bot.links import Link
-from bot.model import Album, Media, Origin, Reason, VideoRequest
+from bot.model import Album, Download, Media, Origin, Reason, VideoRequest
 
 
 class LinkResolver(Protocol):
