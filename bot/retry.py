@@ -41,7 +41,8 @@ class Unconfirmed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Attempts and waits for one platform call; `deadline_s` bounds the whole of it."""
+    """Attempts and waits for one platform call; no wait runs past `deadline_s` from the first
+    attempt (an attempt itself is bounded by the platform client's own timeouts)."""
 
     attempts: int = 5
     base_delay_s: float = 0.5
