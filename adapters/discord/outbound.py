@@ -53,7 +53,7 @@ def core_error(err: Exception) -> Exception:
     if isinstance(err, aiohttp.ClientConnectorError):
         return Unavailable(str(err))
     if isinstance(err, aiohttp.ClientError | asyncio.TimeoutError):
-        return Unconfirmed(repr(err))
+        return Unconfirmed(f"{type(err).__name__}: {err}")
     return err
 
 

@@ -178,6 +178,7 @@ class Fault(enum.Enum):
 # and does not send again what was carried out. RESET_BEFORE_BODY looks the same to a client as
 # RESET_AFTER_BODY (the request went out, no answer came), so the bot cannot know it may send
 # again: that reply is lost (logged), never doubled. TOO_LARGE turns a video into a reason.
+# SLOW is transient while its delay is shorter than the bot's TELEGRAM_TIMEOUT_S.
 TRANSIENT_FAULTS = frozenset(
     {
         Fault.RATE_LIMITED,
