@@ -43,8 +43,9 @@ def _too_large(err: discord.HTTPException) -> bool:
 def core_error(err: Exception) -> Exception:
     """discord.py's error as the core's: which calls may be sent again is decided in bot.retry.
 
-    discord.py itself waits out 429s (route and global) and retries 500/502/504/524 up to five
-    times, so what it raises after that is not retried again. It does not retry a failed
+    discord.py itself waits out 429s (route and global) and retries 5xx answers (on bot routes
+    500/502/504/524 only; on webhooks any) up to five tries, 1+3+5+7 s apart, so what it raises
+    after that is not retried again. It does not retry a failed
     connection (Linux's ECONNRESET is not among the errnos it checks) or a timeout: one that
     never connected is safe to send again, one that dropped after sending may have arrived.
     """

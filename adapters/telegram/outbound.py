@@ -27,7 +27,13 @@ UPLOAD_TIMEOUT_S = 300.0
 MEDIA_GROUP_MAX = 10
 T = TypeVar("T")
 # httpx errors raised before the request went out whole: the Bot API cannot have acted on it.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError)
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+)
 
 
 def _telegram(origin: Origin) -> TelegramOrigin:
