@@ -151,6 +151,30 @@ async def test_a_global_rate_limit_holds_channel_replies_and_each_arrives_once(
     assert_plays(video_of(discord_api, replies[0], tmp_path), h264_clip)
 
 
+async def test_a_refused_preview_suppression_does_not_undo_a_sent_video(
+    tiktok: TikTokStandIn, discord_api: FakeDiscord, h264_clip: Clip, tmp_path: Path
+) -> None:
+    """Hiding the link's preview comes after the video was posted: its failure is no answer."""
+    channel = discord_api.channel_id
+    async with running_bot(
+        tiktok, tmp_path / "data", discord=discord_api, discord_message_content=True
+    ) as bot:
+        discord_api.fail_next("PATCH", f"/channels/{channel}/messages/", status=400, code=50035)
+        message = discord_api.inject_message(f"look {link(POST)}")
+        await discord_api.wait_for_request("PATCH", f"/channels/{channel}/messages/")
+        await bot.engine.queue.join()
+    [sent] = discord_api.requests_to("POST", f"/channels/{channel}/messages$")
+    assert sent.status == 200
+    assert discord_api.reactions_on(message["id"]) == []
+    replies = [
+        m
+        for m in discord_api.messages_in(channel)
+        if m.get("message_reference", {}).get("message_id") == message["id"]
+    ]
+    assert len(replies) == 1
+    assert_plays(video_of(discord_api, replies[0], tmp_path), h264_clip)
+
+
 async def test_a_server_error_is_retried_and_the_video_sent_once(
     tiktok: TikTokStandIn,
     discord_api: FakeDiscord,

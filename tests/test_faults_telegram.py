@@ -17,7 +17,7 @@ from adapters.telegram import TelegramSettings
 from adapters.telegram.outbound import UPLOAD_TIMEOUT_S
 from bot.model import Reason
 from tests.harness import assert_plays, running_bot, uploaded_video
-from tests.standins.clips import Clip
+from tests.standins.clips import Clip, make_image, make_music
 from tests.standins.telegram_api import TRANSIENT_FAULTS, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
@@ -25,6 +25,7 @@ TOKEN = "123456:TEST-faults-token"
 POST = "7301234567890123456"
 SECOND_POST = "7301234567890123458"
 PRIVATE_POST = "7301234567890000001"
+PHOTO_POST = "7430000000000000043"
 SLOW_ANSWER_S = 30.0
 
 
@@ -251,3 +252,27 @@ async def test_random_transient_faults_still_answer_each_request_once(
     await bot.engine.queue.join()
     assert api.faults, "the seeded run injected no fault"
     assert [len(replies_to(api, message)) for message in asked] == [1] * len(asked)
+
+
+async def test_an_album_retries_only_the_message_that_was_refused(
+    api: FakeBotApi, tmp_path: Path
+) -> None:
+    """Twelve photos and the music are three messages; a refused one is sent again on its own,
+    so the photos already posted do not come twice."""
+    slides = [
+        make_image(tmp_path / f"slide{n}.jpeg", width=360, height=480, seed=n) for n in range(12)
+    ]
+    music = make_music(tmp_path / "music.mp3", duration=2.0)
+    async with TikTokStandIn() as tt:
+        tt.add_photo_post(PHOTO_POST, slides, music, author="painter", desc="twelve slides")
+        async with running_bot(tt, tmp_path / "data", telegram=api) as bot:
+            api.fail_next("sendMediaGroup", 502)
+            api.fail_next("sendAudio", 429, retry_after=1)
+            message = api.inject_message(f"https://www.tiktok.com/@painter/photo/{PHOTO_POST}")
+            await api.wait_for_call("sendAudio", count=2)
+            await bot.engine.queue.join()
+    assert len(api.calls_to("sendMediaGroup")) == 3
+    answers = replies_to(api, message)
+    assert sum("photo" in answer for answer in answers) == len(slides)
+    assert sum("audio" in answer for answer in answers) == 1
+    assert len(answers) == len(slides) + 1
