@@ -448,6 +448,8 @@ class FakeDiscord:
     (``dc.channel_id``) exists; ``add_guild`` adds more. Requests with a body must be JSON or
     multipart (anything else answers 400, code 50035, ``CONTENT_TYPE_INVALID``). Every answer with
     a body is ``Content-Type: application/json`` exactly: discord.py parses nothing else.
+    ``fail_next``, ``expire_interaction`` and ``fail_randomly`` make it misbehave on the test's
+    command.
     """
 
     def __init__(

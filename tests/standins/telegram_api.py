@@ -475,7 +475,8 @@ class FakeBotApi:
     Usage: ``async with FakeBotApi() as api:`` then point the bot at ``api.root`` (the bot appends
     ``/bot<token>/<method>`` and ``/file/bot<token>/<path>``). Bot API methods are answered like
     Telegram answers them, including its error bodies; send* methods need a chat the fake knows
-    (one a message was injected into, or one given to ``add_chat``).
+    (one a message was injected into, or one given to ``add_chat``). ``fail_next``,
+    ``reset_next``, ``delay_next`` and ``fail_randomly`` make it misbehave on the test's command.
     """
 
     def __init__(
