@@ -22,10 +22,17 @@ class Reshare:
     ) -> None:
         self.engine = Engine(core)
         self.telegram = (
-            TelegramAdapter(telegram, self.engine.intake) if telegram.telegram_bot_token else None
+            TelegramAdapter(telegram, self.engine.intake, self.engine.retry)
+            if telegram.telegram_bot_token
+            else None
         )
         self.discord = (
-            DiscordAdapter(discord, self.engine.intake, guild_ready_timeout=guild_ready_timeout)
+            DiscordAdapter(
+                discord,
+                self.engine.intake,
+                self.engine.retry,
+                guild_ready_timeout=guild_ready_timeout,
+            )
             if discord.discord_bot_token
             else None
         )

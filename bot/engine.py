@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from bot.media import FfmpegMedia
 from bot.ports import Replier
 from bot.queue import AsyncioJobQueue
 from bot.resolve import HttpxLinkResolver
+from bot.retry import Retrying, RetryPolicy
 from bot.service import Service
 from bot.settings import CoreSettings
 from bot.sites import SiteCatalog
@@ -60,6 +62,8 @@ class Engine:
             chat_per_minute=settings.rate_limit_chat_per_min,
         )
         self.intake = Intake(self.queue, self.sites, limits)
+        # The repliers send each answer under it (bot.retry).
+        self.retry = Retrying(RetryPolicy(deadline_s=settings.reply_deadline_s), random.Random())
         self._warm_up: asyncio.Task[None] | None = None
         self._service: Service | None = None
         self._cache: SqliteCache | None = None

@@ -28,6 +28,7 @@ from bot.model import (
     VideoRequest,
 )
 from bot.ports import Downloader, LinkResolver, Replier, SlideshowFetcher
+from bot.retry import Unconfirmed
 from bot.settings import SlideshowMode
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,8 @@ class Service:
                 await replier.deliver(origin, _media_from(hit, path))
             else:
                 await replier.resend(origin, dataclasses.replace(hit, handle=handle))
+        except Unconfirmed as err:
+            log.warning("resend unconfirmed, not sent again: %s", err)
         except Exception as err:
             # A stale handle, an evicted file, or any refusal: the user still gets the video.
             log.info("cached copy refused (%r): fetching anew", err)
@@ -292,11 +295,17 @@ class Service:
                 return await self._remember(prepared.key, outcome, handle)
             except FetchError as err:
                 outcome = err.reason
+            except Unconfirmed as err:
+                # It may have arrived: sending it or a reason again could answer twice.
+                log.warning("delivery unconfirmed, not sent again: %s", err)
+                return None
             except Exception:
                 log.exception("delivery failed")
                 outcome = Reason.FAILED
         try:
             await replier.fail(origin, outcome)
+        except Unconfirmed as err:
+            log.warning("reason unconfirmed, not sent again: %s", err)
         except Exception:
             log.exception("could not tell the requester: %s", outcome.name)
         return None

@@ -25,6 +25,8 @@ class CoreSettings(BaseSettings):
     download_proxy: str | None = None
     download_verify_tls: bool = True
     download_timeout_s: float = Field(default=120.0, gt=0)
+    # Seconds one reply may take in all, retries included, while a platform refuses it for now.
+    reply_deadline_s: float = Field(default=60.0, gt=0)
     data_dir: Path = Path("data")
     log_level: str = "INFO"
     max_concurrent_downloads: int = Field(default=4, ge=1)

@@ -36,6 +36,7 @@ async def running_bot(
     discord_message_content: bool = False,
     discord_command_guild_id: int | None = None,
     telegram_upload_limit_mb: int = 50,
+    telegram_timeout_s: float | None = None,
     **core: Any,
 ) -> AsyncIterator[Reshare]:
     """Start the bot as `python -m bot` would, from settings that name the stand-ins."""
@@ -54,6 +55,8 @@ async def running_bot(
             telegram_api_url=telegram.root,
             telegram_upload_limit_mb=telegram_upload_limit_mb,
         )
+        if telegram_timeout_s is not None:
+            telegram_settings.telegram_timeout_s = telegram_timeout_s
     discord_settings = DiscordSettings(_env_file=None)
     if discord is not None:
         discord_settings = DiscordSettings(

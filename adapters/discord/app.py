@@ -16,6 +16,7 @@ from adapters.discord.inbound import interaction_origin, message_budget, message
 from adapters.discord.outbound import DiscordReplier
 from adapters.discord.settings import DiscordSettings
 from bot.intake import BUSY_TEXT, SLOW_DOWN_TEXT, Answer, Intake, Sender
+from bot.retry import Retrying
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,12 @@ class DiscordAdapter:
     """Translates interactions and messages into core requests; the core answers via `replier`."""
 
     def __init__(
-        self, settings: DiscordSettings, intake: Intake, *, guild_ready_timeout: float = 2.0
+        self,
+        settings: DiscordSettings,
+        intake: Intake,
+        retry: Retrying,
+        *,
+        guild_ready_timeout: float = 2.0,
     ) -> None:
         if not settings.discord_bot_token:
             raise ValueError("DISCORD_BOT_TOKEN is not set")
@@ -38,7 +44,7 @@ class DiscordAdapter:
             intents.guild_messages = intents.dm_messages = intents.message_content = True
         self.client = discord.Client(intents=intents, guild_ready_timeout=guild_ready_timeout)
         self.tree = app_commands.CommandTree(self.client)
-        self.replier = DiscordReplier(self.client)
+        self.replier = DiscordReplier(self.client, retry)
         self._connection: asyncio.Task[None] | None = None
         self._library_urls: tuple[str, yarl.URL] | None = None
         self._register_commands()
@@ -95,7 +101,11 @@ class DiscordAdapter:
             await interaction.response.send_message(text, ephemeral=True)
             return
         # Acknowledge first: Discord allows 3 s, and a worker may answer before this returns.
-        await interaction.response.defer(thinking=True)
+        try:
+            await interaction.response.defer(thinking=True)
+        except discord.NotFound as err:
+            # Past the 3 s: the request is still taken; the answer goes to the channel.
+            log.warning("interaction not acknowledged in time (%s)", err.code)
         if self._intake.submit(request) is Answer.BUSY:
             await self.replier.tell_privately(origin, BUSY_TEXT)
 

@@ -16,6 +16,9 @@ class InteractionOrigin:
 
     application_id: int
     token: str
+    # Where to answer once the token no longer works, and whom to name there.
+    channel_id: int | None = None
+    user_id: int | None = None
     platform: str = "discord"
 
 
@@ -30,7 +33,12 @@ class MessageOrigin:
 
 
 def interaction_origin(interaction: discord.Interaction) -> InteractionOrigin:
-    return InteractionOrigin(application_id=interaction.application_id, token=interaction.token)
+    return InteractionOrigin(
+        application_id=interaction.application_id,
+        token=interaction.token,
+        channel_id=interaction.channel_id,
+        user_id=interaction.user.id,
+    )
 
 
 def message_origin(message: discord.Message) -> MessageOrigin:

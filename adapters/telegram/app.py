@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from telegram import Update
 from telegram.ext import (
     AIORateLimiter,
@@ -16,14 +18,21 @@ from adapters.telegram.inbound import is_private, origin_of, texts_of
 from adapters.telegram.outbound import TelegramReplier
 from adapters.telegram.settings import TelegramSettings
 from bot.intake import BUSY_TEXT, HELP_TEXT, SLOW_DOWN_TEXT, Answer, Intake, Sender
+from bot.retry import Retrying
+
+# Seconds to open a connection and to wait for a free one of PTB's pool.
+CONNECT_TIMEOUT_S = 10.0
+POOL_TIMEOUT_S = 30.0
 
 
 class TelegramAdapter:
     """Translates updates into core requests; the core answers through `replier`."""
 
-    def __init__(self, settings: TelegramSettings, intake: Intake) -> None:
+    def __init__(self, settings: TelegramSettings, intake: Intake, retry: Retrying) -> None:
         if not settings.telegram_bot_token:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        # PTB 22 warns on every RetryAfter unless opted in to its timedelta durations.
+        os.environ.setdefault("PTB_TIMEDELTA", "true")
         root = settings.telegram_api_url.rstrip("/")
         self._intake = intake
         self._budget_bytes = settings.upload_limit_bytes
@@ -32,10 +41,18 @@ class TelegramAdapter:
             .token(settings.telegram_bot_token.get_secret_value())
             .base_url(f"{root}/bot")
             .base_file_url(f"{root}/file/bot")
-            .rate_limiter(AIORateLimiter(max_retries=3))
+            # A slow answer is waited for: a call that timed out may have been carried out and
+            # is never sent again (bot.retry), so the timeouts are long.
+            .connect_timeout(CONNECT_TIMEOUT_S)
+            .read_timeout(settings.telegram_timeout_s)
+            .write_timeout(settings.telegram_timeout_s)
+            .pool_timeout(POOL_TIMEOUT_S)
+            # It keeps to Telegram's flood limits; retrying a 429 is the core's (bot.retry),
+            # under one deadline with the other retries.
+            .rate_limiter(AIORateLimiter(max_retries=0))
             .build()
         )
-        self.replier = TelegramReplier(self.application.bot)
+        self.replier = TelegramReplier(self.application.bot, retry)
         self.application.add_handler(
             CommandHandler(["start", "help"], self._on_help, filters=filters.UpdateType.MESSAGE)
         )

@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dtm
+import functools
 import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
 
-from telegram import Bot, InputMediaPhoto, ReplyParameters
+import httpx
+from telegram import Bot, InputMediaPhoto, Message, ReplyParameters
 from telegram.constants import ChatAction
-from telegram.error import BadRequest, NetworkError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from adapters.telegram.inbound import TelegramOrigin
 from bot.cache import CachedMedia
 from bot.caption import make_caption
 from bot.model import Album, ClipInfo, FetchError, Media, Origin, Reason, StaleHandle
+from bot.retry import Retrying, Unavailable, Unconfirmed
 
 CAPTION_LIMIT = 1024
+# Uploads may take long on a slow link; the answer to one is waited for, never sent again.
 UPLOAD_TIMEOUT_S = 300.0
 MEDIA_GROUP_MAX = 10
+T = TypeVar("T")
+# httpx errors raised before the request went out whole: the Bot API cannot have acted on it.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+)
 
 
 def _telegram(origin: Origin) -> TelegramOrigin:
@@ -34,11 +51,49 @@ def _too_large(err: Exception) -> bool:
     return "too large" in text or "too big" in text
 
 
+def _seconds(period: int | float | dtm.timedelta) -> float:
+    return period.total_seconds() if isinstance(period, dtm.timedelta) else float(period)
+
+
+def core_error(err: TelegramError) -> Exception:
+    """PTB's error as the core's: which calls may be sent again is decided in bot.retry.
+
+    RetryAfter and error answers (5xx) arrive before anything was done; a timeout or a dropped
+    connection after the request went out may have been acted on.
+    """
+    if isinstance(err, RetryAfter):
+        return Unavailable(str(err), retry_after=_seconds(err.retry_after))
+    if _too_large(err):
+        return FetchError(Reason.TOO_LARGE, str(err))
+    if isinstance(err, NetworkError) and not isinstance(err, BadRequest):
+        cause = err.__cause__
+        if isinstance(cause, _NOT_SENT) or (cause is None and not isinstance(err, TimedOut)):
+            return Unavailable(str(err))
+        return Unconfirmed(str(err))
+    return err
+
+
 class TelegramReplier:
     """Sends videos as replies that play inline, and reasons as short plain replies."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, retry: Retrying) -> None:
         self._bot = bot
+        self._retry = retry
+
+    async def _call(self, send: Callable[[], Awaitable[T]], what: str) -> T:
+        """One Bot API call under the core's retry policy; `send` opens its files itself, as
+        each attempt uploads them anew."""
+
+        async def attempt() -> T:
+            try:
+                return await send()
+            except TelegramError as err:
+                translated = core_error(err)
+                if translated is err:
+                    raise
+                raise translated from err
+
+        return await self._retry.run(attempt, what)
 
     async def working(self, origin: Origin) -> None:
         await self._bot.send_chat_action(_telegram(origin).chat_id, ChatAction.UPLOAD_VIDEO)
@@ -46,11 +101,14 @@ class TelegramReplier:
     async def deliver(self, origin: Origin, media: Media) -> str | None:
         """Upload the video; its file_id lets the same bot send it again without an upload."""
         where = _telegram(origin)
-        with contextlib.ExitStack() as files:
-            video = files.enter_context(media.path.open("rb"))
-            thumbnail = files.enter_context(media.thumbnail.open("rb")) if media.thumbnail else None
-            try:
-                sent = await self._bot.send_video(
+
+        async def send() -> Message:
+            with contextlib.ExitStack() as files:
+                video = files.enter_context(media.path.open("rb"))
+                thumbnail = (
+                    files.enter_context(media.thumbnail.open("rb")) if media.thumbnail else None
+                )
+                return await self._bot.send_video(
                     where.chat_id,
                     video,
                     width=media.width,
@@ -64,25 +122,26 @@ class TelegramReplier:
                     write_timeout=UPLOAD_TIMEOUT_S,
                     read_timeout=UPLOAD_TIMEOUT_S,
                 )
-            except (BadRequest, NetworkError) as err:
-                if _too_large(err):
-                    raise FetchError(Reason.TOO_LARGE, str(err)) from None
-                raise
+
+        sent = await self._call(send, "sendVideo")
         return sent.video.file_id if sent.video else None
 
     async def resend(self, origin: Origin, cached: CachedMedia) -> None:
         where = _telegram(origin)
         info = ClipInfo(**json.loads(cached.caption))
         try:
-            await self._bot.send_video(
-                where.chat_id,
-                cached.handle,
-                width=cached.width,
-                height=cached.height,
-                duration=max(1, round(cached.duration)),
-                supports_streaming=True,
-                caption=make_caption(info, limit=CAPTION_LIMIT),
-                reply_parameters=_quote(where),
+            await self._call(
+                lambda: self._bot.send_video(
+                    where.chat_id,
+                    cached.handle,
+                    width=cached.width,
+                    height=cached.height,
+                    duration=max(1, round(cached.duration)),
+                    supports_streaming=True,
+                    caption=make_caption(info, limit=CAPTION_LIMIT),
+                    reply_parameters=_quote(where),
+                ),
+                "sendVideo by file_id",
             )
         except BadRequest as err:
             if "file" in str(err).lower():
@@ -90,43 +149,69 @@ class TelegramReplier:
             raise
 
     async def deliver_album(self, origin: Origin, album: Album) -> None:
-        """The photos as media groups of at most ten (caption on the first), then the music."""
+        """The photos as media groups of at most ten (caption on the first), then the music;
+        each message is retried on its own, so a retry never repeats one already sent."""
         where = _telegram(origin)
         caption = make_caption(album.info, limit=CAPTION_LIMIT)
         for start in range(0, len(album.images), MEDIA_GROUP_MAX):
             chunk = album.images[start : start + MEDIA_GROUP_MAX]
             first_caption = caption if start == 0 else None
-            with contextlib.ExitStack() as files:
-                photos = [files.enter_context(image.open("rb")) for image in chunk]
-                if len(photos) == 1:
-                    await self._bot.send_photo(
-                        where.chat_id,
-                        photos[0],
-                        caption=first_caption,
-                        reply_parameters=_quote(where),
-                        write_timeout=UPLOAD_TIMEOUT_S,
-                    )
-                    continue
-                group = [
-                    InputMediaPhoto(photo, caption=first_caption if n == 0 else None)
-                    for n, photo in enumerate(photos)
-                ]
-                await self._bot.send_media_group(
-                    where.chat_id,
-                    group,
-                    reply_parameters=_quote(where),
-                    write_timeout=UPLOAD_TIMEOUT_S,
-                )
+            if len(chunk) == 1:
+                send = functools.partial(self._send_photo, where, chunk[0], first_caption)
+                await self._call(send, "sendPhoto")
+            else:
+                send = functools.partial(self._send_group, where, chunk, first_caption)
+                await self._call(send, "sendMediaGroup")
         if album.audio is not None:
-            with album.audio.open("rb") as music:
-                await self._bot.send_audio(
-                    where.chat_id,
-                    music,
-                    filename=f"{album.info.clip_id or 'music'}{album.audio.suffix}",
-                    reply_parameters=_quote(where),
-                    write_timeout=UPLOAD_TIMEOUT_S,
+            await self._call(lambda: self._send_audio(where, album), "sendAudio")
+
+    async def _send_photo(self, where: TelegramOrigin, image: Path, caption: str | None) -> None:
+        with image.open("rb") as photo:
+            await self._bot.send_photo(
+                where.chat_id,
+                photo,
+                caption=caption,
+                reply_parameters=_quote(where),
+                write_timeout=UPLOAD_TIMEOUT_S,
+                read_timeout=UPLOAD_TIMEOUT_S,
+            )
+
+    async def _send_group(
+        self, where: TelegramOrigin, images: tuple[Path, ...], caption: str | None
+    ) -> None:
+        with contextlib.ExitStack() as files:
+            group = [
+                InputMediaPhoto(
+                    files.enter_context(image.open("rb")), caption=caption if n == 0 else None
                 )
+                for n, image in enumerate(images)
+            ]
+            await self._bot.send_media_group(
+                where.chat_id,
+                group,
+                reply_parameters=_quote(where),
+                write_timeout=UPLOAD_TIMEOUT_S,
+                read_timeout=UPLOAD_TIMEOUT_S,
+            )
+
+    async def _send_audio(self, where: TelegramOrigin, album: Album) -> None:
+        if album.audio is None:
+            return
+        with album.audio.open("rb") as music:
+            await self._bot.send_audio(
+                where.chat_id,
+                music,
+                filename=f"{album.info.clip_id or 'music'}{album.audio.suffix}",
+                reply_parameters=_quote(where),
+                write_timeout=UPLOAD_TIMEOUT_S,
+                read_timeout=UPLOAD_TIMEOUT_S,
+            )
 
     async def fail(self, origin: Origin, reason: Reason) -> None:
         where = _telegram(origin)
-        await self._bot.send_message(where.chat_id, reason.message, reply_parameters=_quote(where))
+        await self._call(
+            lambda: self._bot.send_message(
+                where.chat_id, reason.message, reply_parameters=_quote(where)
+            ),
+            "sendMessage",
+        )

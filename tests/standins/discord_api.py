@@ -15,15 +15,16 @@ import copy
 import enum
 import json
 import mimetypes
+import random
 import re
 import secrets
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Literal, Self
 
 from aiohttp import BodyPartReader, WSMsgType, hdrs, web
 
@@ -36,8 +37,10 @@ __all__ = [
     "DEFAULT_USER_ID",
     "MIB",
     "PREMIUM_UPLOAD_LIMITS",
+    "TRANSIENT_FAULTS",
     "FakeDiscord",
     "FakeGuild",
+    "Fault",
     "GatewayEvent",
     "Intent",
     "RestCall",
@@ -307,6 +310,39 @@ class _Failure:
 
 
 _Handler = Callable[[_Req], _Reply]
+RateLimitScope = Literal["user", "shared", "global"]
+
+
+class Fault(enum.Enum):
+    """What `fail_randomly` may answer a request with instead of carrying it out."""
+
+    ROUTE_RATE_LIMITED = "429 on the route's bucket (X-RateLimit-Scope: user)"
+    SHARED_RATE_LIMITED = "429 on a shared resource (X-RateLimit-Scope: shared)"
+    GLOBAL_RATE_LIMITED = "429 on every route (X-RateLimit-Global: true, global: true)"
+    SERVER_ERROR = "500 Internal Server Error"
+    TOO_LARGE = "413, code 40005 Request entity too large"
+
+
+# discord.py waits out every 429 and retries a 500 after a second, so the bot still answers once
+# under these. TOO_LARGE turns a video into a reason.
+TRANSIENT_FAULTS = frozenset(
+    {
+        Fault.ROUTE_RATE_LIMITED,
+        Fault.SHARED_RATE_LIMITED,
+        Fault.GLOBAL_RATE_LIMITED,
+        Fault.SERVER_ERROR,
+    }
+)
+# The requests a bot makes to answer someone: random faults leave logging in and syncing alone.
+_ANSWER_PATHS = re.compile(r"/(?:channels|webhooks|interactions)/")
+
+
+@dataclass(frozen=True, slots=True)
+class _Chaos:
+    rng: random.Random
+    rate: float
+    kinds: tuple[Fault, ...]
+    retry_after: float
 
 
 class _ApiError(Exception):
@@ -338,6 +374,31 @@ def _form_error(where: Sequence[str | int], code: str, message: str) -> _ApiErro
 
 def _unknown(what: str, code: int) -> _ApiError:
     return _ApiError(404, code, f"Unknown {what}")
+
+
+def _rate_limited(retry_after: float, scope: RateLimitScope, route: str) -> _Reply:
+    """A 429 with the headers and body Discord sends for that scope."""
+    body: JsonObject = {
+        "message": "You are being rate limited.",
+        "retry_after": retry_after,
+        "global": scope == "global",
+    }
+    headers = {"Via": "1.1 google", "Retry-After": str(max(1, round(retry_after)))}
+    if scope == "global":
+        body["code"] = 0
+        headers.update({"X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"})
+    else:
+        headers.update(
+            {
+                "X-RateLimit-Limit": "5",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
+                "X-RateLimit-Reset-After": str(retry_after),
+                "X-RateLimit-Bucket": f"{zlib.crc32(route.encode()):08x}",
+                "X-RateLimit-Scope": scope,
+            }
+        )
+    return _Reply(429, body, headers)
 
 
 def _missing_permissions() -> _ApiError:
@@ -387,6 +448,8 @@ class FakeDiscord:
     (``dc.channel_id``) exists; ``add_guild`` adds more. Requests with a body must be JSON or
     multipart (anything else answers 400, code 50035, ``CONTENT_TYPE_INVALID``). Every answer with
     a body is ``Content-Type: application/json`` exactly: discord.py parses nothing else.
+    ``fail_next``, ``expire_interaction`` and ``fail_randomly`` make it misbehave on the test's
+    command.
     """
 
     def __init__(
@@ -433,6 +496,9 @@ class FakeDiscord:
         self._requests: list[RestCall] = []
         self._requests_changed = asyncio.Event()
         self._failures: list[_Failure] = []
+        self._chaos: _Chaos | None = None
+        # (method, path, status) of every fault that fired, in order.
+        self.faults: list[tuple[str, str, int]] = []
         self._runner: web.AppRunner | None = None
         self._root: str | None = None
         self._stopping = False
@@ -742,29 +808,62 @@ class FakeDiscord:
         code: int = 0,
         message: str | None = None,
         retry_after: float = 0.05,
+        scope: RateLimitScope = "user",
         times: int = 1,
     ) -> None:
         """Answer the next ``times`` matching requests with an error (a 429 by default).
 
-        A 429 carries ``retry_after`` and the ``Via`` header: discord.py takes a 429 without
-        ``Via`` for a Cloudflare ban and raises instead of waiting.
+        A 429 is worded as Discord words it for ``scope``: a route's bucket (``user``), a shared
+        resource (``shared``), or the global limit (``global``: ``X-RateLimit-Global`` and
+        ``"global": true``, which makes discord.py hold every request). All carry
+        ``retry_after`` and the ``Via`` header: discord.py takes a 429 without ``Via`` for a
+        Cloudflare ban and raises instead of waiting.
         """
-        body: JsonObject = {"message": message or f"{status}: error", "code": code}
-        headers: dict[str, str] = {}
-        if status == 429:
-            body.update(message=message or "You are being rate limited.", retry_after=retry_after)
-            body["global"] = False
-            headers = {
-                "Via": "1.1 google",
-                "Retry-After": str(max(1, round(retry_after))),
-                "X-RateLimit-Limit": "5",
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset-After": str(retry_after),
-                "X-RateLimit-Bucket": "stand-in",
-                "X-RateLimit-Scope": "user",
-            }
-        failure = _Failure(method.upper(), re.compile(path_pattern), _Reply(status, body, headers))
+        reply = (
+            _rate_limited(retry_after, scope, path_pattern)
+            if status == 429
+            else _Reply(status, {"message": message or f"{status}: error", "code": code})
+        )
+        failure = _Failure(method.upper(), re.compile(path_pattern), reply)
         self._failures.extend([failure] * times)
+
+    def fail_randomly(
+        self,
+        rng: random.Random,
+        rate: float,
+        kinds: Collection[Fault] = TRANSIENT_FAULTS,
+        *,
+        retry_after: float = 0.05,
+    ) -> None:
+        """From now on, answer each request the bot makes to answer someone (channel messages,
+        interaction callbacks and webhooks; not logging in) with one of ``kinds`` at probability
+        ``rate``, drawn from ``rng`` (seed it to replay a run). ``rate=0`` turns it off."""
+        chosen = tuple(sorted(kinds, key=lambda kind: kind.name))
+        self._chaos = _Chaos(rng, rate, chosen, retry_after) if rate > 0 else None
+
+    def expire_interaction(self, interaction_id: int | str) -> None:
+        """Move an interaction past its windows: its callback answers 10062 Unknown interaction,
+        its webhook 50027 Invalid Webhook Token, as when a job outlasts the 15 minutes."""
+        interaction = self._interactions[int(interaction_id)]
+        past = time.monotonic() - self.token_lifetime - self.ack_deadline - 1
+        interaction.created_at = past
+        interaction.dispatched_at = past
+
+    def _random_fault(self, path: str) -> _Reply | None:
+        chaos = self._chaos
+        if chaos is None or not _ANSWER_PATHS.match(path) or chaos.rng.random() >= chaos.rate:
+            return None
+        kind = chaos.rng.choice(chaos.kinds)
+        if kind is Fault.SERVER_ERROR:
+            return _Reply(500, {"message": "500: Internal Server Error", "code": 0})
+        if kind is Fault.TOO_LARGE:
+            return _ApiError(413, 40005, "Request entity too large").reply()
+        scope: dict[Fault, RateLimitScope] = {
+            Fault.ROUTE_RATE_LIMITED: "user",
+            Fault.SHARED_RATE_LIMITED: "shared",
+            Fault.GLOBAL_RATE_LIMITED: "global",
+        }
+        return _rate_limited(chaos.retry_after, scope[kind], path)
 
     async def disconnect(self, code: int = 4000) -> None:
         """Drop the gateway connections with ``code``; 4000 lets the bot RESUME its session."""
@@ -2218,7 +2317,12 @@ class FakeDiscord:
             )
             if failure is not None:
                 self._failures.remove(failure)
-                reply = failure.reply
+                injected: _Reply | None = failure.reply
+            else:
+                injected = self._random_fault(path)
+            if injected is not None:
+                self.faults.append((request.method, path, injected.status))
+                reply = injected
             else:
                 reply = handler(_Req(params, query, body, files, at))
         except _ApiError as error:

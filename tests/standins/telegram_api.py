@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import enum
 import json
 import mimetypes
+import random
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
 
 from aiohttp import BodyPartReader, hdrs, web
 
-__all__ = ["ApiCall", "FakeBotApi", "UploadedFile", "utf16_len"]
+__all__ = ["TRANSIENT_FAULTS", "ApiCall", "FakeBotApi", "Fault", "UploadedFile", "utf16_len"]
 
 JsonObject = dict[str, Any]
 _Handler = Callable[["ApiCall"], Awaitable[Any]]
@@ -156,6 +158,36 @@ _CONFLICT_DESCRIPTION = (
     "make sure that only one bot instance is running"
 )
 _DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024
+# What the bot does on its own while polling: random faults leave these alone, or it never starts.
+_POLLING_METHODS = frozenset({"getMe", "getUpdates", "deleteWebhook", "setMyCommands", "close"})
+
+
+class Fault(enum.Enum):
+    """What `fail_randomly` may do to a call instead of answering it normally."""
+
+    RATE_LIMITED = "429 Too Many Requests with parameters.retry_after"
+    SERVER_ERROR = "500 Internal Server Error"
+    BAD_GATEWAY = "502 Bad Gateway"
+    SLOW = "the call is carried out, its answer comes late"
+    RESET_AFTER_BODY = "the call is carried out, then the connection drops without an answer"
+    RESET_BEFORE_BODY = "the connection drops before the body is read; nothing is done"
+    TOO_LARGE = "413 Request Entity Too Large"
+
+
+# The bot still answers once under these: it retries the refusals, waits for the slow answer,
+# and does not send again what was carried out. RESET_BEFORE_BODY looks the same to a client as
+# RESET_AFTER_BODY (the request went out, no answer came), so the bot cannot know it may send
+# again: that reply is lost (logged), never doubled. TOO_LARGE turns a video into a reason.
+# SLOW is transient while its delay is shorter than the bot's TELEGRAM_TIMEOUT_S.
+TRANSIENT_FAULTS = frozenset(
+    {
+        Fault.RATE_LIMITED,
+        Fault.SERVER_ERROR,
+        Fault.BAD_GATEWAY,
+        Fault.SLOW,
+        Fault.RESET_AFTER_BODY,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,9 +259,42 @@ class _ApiError(Exception):
         return web.json_response(body, status=self.error_code)
 
 
+@dataclass(frozen=True, slots=True)
+class _Reset:
+    """Close the connection without an answer, before reading the body or after acting on it."""
+
+    after_body: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Delay:
+    """Act on the call, then answer after `seconds`."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Chaos:
+    rng: random.Random
+    rate: float
+    kinds: tuple[Fault, ...]
+    retry_after: int
+    delay_s: float
+
+
+_Misbehaviour = _ApiError | _Reset | _Delay
+
+
 def utf16_len(text: str) -> int:
     """Length in UTF-16 code units, the unit of Telegram entity offsets."""
     return len(text.encode("utf-16-le")) // 2
+
+
+def _dropped(request: web.Request) -> web.Response:
+    """Close the connection at once: the client sees it end with no answer."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=204)
 
 
 def _bad_request(reason: str) -> _ApiError:
@@ -410,7 +475,8 @@ class FakeBotApi:
     Usage: ``async with FakeBotApi() as api:`` then point the bot at ``api.root`` (the bot appends
     ``/bot<token>/<method>`` and ``/file/bot<token>/<path>``). Bot API methods are answered like
     Telegram answers them, including its error bodies; send* methods need a chat the fake knows
-    (one a message was injected into, or one given to ``add_chat``).
+    (one a message was injected into, or one given to ``add_chat``). ``fail_next``,
+    ``reset_next``, ``delay_next`` and ``fail_randomly`` make it misbehave on the test's command.
     """
 
     def __init__(
@@ -446,7 +512,10 @@ class FakeBotApi:
         self._files_by_path: dict[str, _StoredFile] = {}
         self._next_file_number = 1
         self._next_media_group_id = 13_000_000_000_000_000
-        self._failures: dict[str, list[_ApiError]] = {}
+        self._failures: dict[str, list[_Misbehaviour]] = {}
+        self._chaos: _Chaos | None = None
+        # (method, what was done) for every fault that fired, in order.
+        self.faults: list[tuple[str, str]] = []
         self._commands: dict[str, list[JsonObject]] = {}
         self._runner: web.AppRunner | None = None
         self._root: str | None = None
@@ -656,6 +725,36 @@ class FakeBotApi:
         times: int = 1,
     ) -> None:
         """Answer the next ``times`` calls of ``method`` with an error (429 by default)."""
+        self._queue(method, [self._error(error_code, description, retry_after)] * times)
+
+    def reset_next(self, method: str, *, after_body: bool = False, times: int = 1) -> None:
+        """Drop the connection of the next ``times`` calls of ``method`` without an answer:
+        before reading the body (nothing is done), or ``after_body`` once the call was carried
+        out (the message exists; only its answer is lost)."""
+        self._queue(method, [_Reset(after_body)] * times)
+
+    def delay_next(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Carry out the next ``times`` calls of ``method`` at once but answer after ``seconds``
+        (the client may give up waiting; the message exists all the same)."""
+        self._queue(method, [_Delay(seconds)] * times)
+
+    def fail_randomly(
+        self,
+        rng: random.Random,
+        rate: float,
+        kinds: Collection[Fault] = TRANSIENT_FAULTS,
+        *,
+        retry_after: int = 1,
+        delay_s: float = 1.0,
+    ) -> None:
+        """From now on, treat each call the bot makes to answer someone (not its polling) with
+        one of ``kinds`` at probability ``rate``, drawn from ``rng`` (seed it to replay a run).
+        ``rate=0`` turns it off. Faults queued by the other methods come first."""
+        chosen = tuple(sorted(kinds, key=lambda kind: kind.name))
+        self._chaos = _Chaos(rng, rate, chosen, retry_after, delay_s) if rate > 0 else None
+
+    @staticmethod
+    def _error(error_code: int, description: str | None, retry_after: int | None) -> _ApiError:
         parameters: JsonObject | None = None
         if error_code == 429:
             retry_after = 1 if retry_after is None else retry_after
@@ -665,14 +764,33 @@ class FakeBotApi:
             description = {
                 400: "Bad Request",
                 403: "Forbidden: bot was blocked by the user",
+                413: "Request Entity Too Large",
                 429: f"Too Many Requests: retry after {retry_after}",
                 500: "Internal Server Error",
                 502: "Bad Gateway",
             }.get(error_code, f"Error {error_code}")
-        name = self._canonical(method)
-        self._failures.setdefault(name, []).extend(
-            _ApiError(error_code, description, parameters) for _ in range(times)
-        )
+        return _ApiError(error_code, description, parameters)
+
+    def _queue(self, method: str, faults: list[_Misbehaviour]) -> None:
+        self._failures.setdefault(self._canonical(method), []).extend(faults)
+
+    def _next_fault(self, name: str) -> _Misbehaviour | None:
+        if failures := self._failures.get(name):
+            return failures.pop(0)
+        chaos = self._chaos
+        if chaos is None or name in _POLLING_METHODS or chaos.rng.random() >= chaos.rate:
+            return None
+        kind = chaos.rng.choice(chaos.kinds)
+        faults: dict[Fault, _Misbehaviour] = {
+            Fault.RATE_LIMITED: self._error(429, None, chaos.retry_after),
+            Fault.SERVER_ERROR: self._error(500, None, None),
+            Fault.BAD_GATEWAY: self._error(502, None, None),
+            Fault.TOO_LARGE: self._error(413, None, None),
+            Fault.SLOW: _Delay(chaos.delay_s),
+            Fault.RESET_AFTER_BODY: _Reset(after_body=True),
+            Fault.RESET_BEFORE_BODY: _Reset(after_body=False),
+        }
+        return faults[kind]
 
     # Test side: what the bot did
 
@@ -754,13 +872,17 @@ class FakeBotApi:
         if request.match_info["token"] != self.token:
             await request.release()
             return _ApiError(401, "Unauthorized").response()
+        name, handler = self._methods.get(
+            request.match_info["method"].lower(), (request.match_info["method"], None)
+        )
+        fault = self._next_fault(name) if handler is not None else None
+        if isinstance(fault, _Reset) and not fault.after_body:
+            self.faults.append((name, "reset before the body"))
+            return _dropped(request)
         try:
             params, files, too_large = await self._read_request(request)
         except _ApiError as error:
             return error.response()
-        name, handler = self._methods.get(
-            request.match_info["method"].lower(), (request.match_info["method"], None)
-        )
         call = ApiCall(method=name, params=params, files=files, at=time.monotonic())
         self._calls.append(call)
         self._calls_changed.set()
@@ -770,11 +892,18 @@ class FakeBotApi:
                 raise _ApiError(413, "Request Entity Too Large")
             if handler is None:
                 raise _ApiError(404, "Not Found: method not found")
-            if failures := self._failures.get(name):
-                raise failures.pop(0)
+            if isinstance(fault, _ApiError):
+                self.faults.append((name, f"{fault.error_code} {fault.description}"))
+                raise fault
             result = await handler(call)
         except _ApiError as error:
             return error.response()
+        if isinstance(fault, _Reset):
+            self.faults.append((name, "reset after the call was carried out"))
+            return _dropped(request)
+        if isinstance(fault, _Delay):
+            self.faults.append((name, f"answered {fault.seconds} s late"))
+            await asyncio.sleep(fault.seconds)
         return web.json_response({"ok": True, "result": result})
 
     async def _read_request(

@@ -1,0 +1,80 @@
+"""When to send a reply again: the one retry policy for every platform call that answers a user.
+
+Adapters translate their library's errors into the exceptions below; this module decides.
+Only a call the platform is known not to have acted on is sent again:
+
+- `Unavailable`: the platform answered "not now" (429, a 5xx answer) or the request never
+  left in full (no connection, a write that failed). Retried with backoff and jitter, honouring
+  the platform's `retry_after`, within a total deadline.
+- `Unconfirmed`: the whole request went out and no answer came back (a connection dropped after
+  sending, a read timeout). The platform may have acted on it, and sending it again could show
+  the user the same video twice, so it is never sent again: the core counts it as answered and
+  logs a warning. Long read timeouts keep this case rare (a slow answer is waited for).
+- Anything else is a permanent refusal and goes up to the caller at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Unavailable(Exception):
+    """The platform did not act on the call and may take it later (after `retry_after` s)."""
+
+    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class Unconfirmed(Exception):
+    """The call went out whole but its answer was lost: it may have been carried out."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Attempts and waits for one platform call; no wait runs past `deadline_s` from the first
+    attempt (an attempt itself is bounded by the platform client's own timeouts)."""
+
+    attempts: int = 5
+    base_delay_s: float = 0.5
+    max_delay_s: float = 10.0
+    deadline_s: float = 60.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: calls that failed together do not come back together."""
+        return rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+
+
+class Retrying:
+    """Runs a platform call under a `RetryPolicy`."""
+
+    def __init__(self, policy: RetryPolicy, rng: random.Random) -> None:
+        self.policy = policy
+        self._rng = rng
+
+    async def run(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """Await `call()` until it succeeds, retrying `Unavailable` while attempts and the
+        deadline last; the last `Unavailable` is raised when they run out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.policy.deadline_s
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except Unavailable as err:
+                attempt += 1
+                wait = max(err.retry_after or 0.0, self.policy.backoff(attempt, self._rng))
+                if attempt >= self.policy.attempts or loop.time() + wait > deadline:
+                    log.warning("%s: gave up after %d attempts: %s", what, attempt, err)
+                    raise
+                log.info("%s: %s; attempt %d in %.2f s", what, err, attempt + 1, wait)
+                await asyncio.sleep(wait)
