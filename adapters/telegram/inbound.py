@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from telegram import Message, MessageEntity
 
+from bot.journal import DataclassCodec
+
 
 @dataclass(frozen=True, slots=True)
 class TelegramOrigin:
@@ -32,3 +34,8 @@ def texts_of(message: Message) -> list[str]:
 
 def is_private(message: Message) -> bool:
     return message.chat.type == message.chat.PRIVATE
+
+
+def origin_codec() -> DataclassCodec:
+    """How the request journal stores Telegram origins."""
+    return DataclassCodec(TelegramOrigin)
