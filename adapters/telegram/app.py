@@ -1,8 +1,21 @@
-"""The python-telegram-bot Application: long polling, handlers, start and stop."""
+"""The python-telegram-bot Application: long polling, handlers, start and stop.
+
+We poll with our own getUpdates loop instead of PTB's Updater: the Updater confirms an update
+(asks for the next offset) as soon as it has it, before any handler ran, so a crash in between
+loses it. Here an update is confirmed only after its handler has written the request down in
+the journal (DESIGN.md section 11).
+"""
 
 from __future__ import annotations
 
-from telegram import Update
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from telegram import Message, Update
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -15,7 +28,23 @@ from telegram.ext import (
 from adapters.telegram.inbound import is_private, origin_of, texts_of
 from adapters.telegram.outbound import TelegramReplier
 from adapters.telegram.settings import TelegramSettings
-from bot.intake import BUSY_TEXT, HELP_TEXT, SLOW_DOWN_TEXT, Answer, Intake, Sender
+from bot.intake import (
+    BUSY_TEXT,
+    HELP_TEXT,
+    RESTARTING_TEXT,
+    SLOW_DOWN_TEXT,
+    Answer,
+    Intake,
+    Sender,
+)
+
+log = logging.getLogger(__name__)
+
+# Seconds one getUpdates call waits for updates (long polling).
+POLL_TIMEOUT_S = 10
+# Backoff between failed getUpdates calls: doubling from the first to the last.
+POLL_RETRY_FIRST_S = 0.5
+POLL_RETRY_MAX_S = 30.0
 
 
 class TelegramAdapter:
@@ -33,9 +62,12 @@ class TelegramAdapter:
             .base_url(f"{root}/bot")
             .base_file_url(f"{root}/file/bot")
             .rate_limiter(AIORateLimiter(max_retries=3))
+            .updater(None)
             .build()
         )
         self.replier = TelegramReplier(self.application.bot)
+        self._polling: asyncio.Task[None] | None = None
+        self._stop_polling = asyncio.Event()
         self.application.add_handler(
             CommandHandler(["start", "help"], self._on_help, filters=filters.UpdateType.MESSAGE)
         )
@@ -48,24 +80,85 @@ class TelegramAdapter:
     async def start(self) -> None:
         await self.application.initialize()
         await self.application.start()
-        updater = self.application.updater
-        if updater is None:
-            raise RuntimeError("the Application was built without an Updater")
-        await updater.start_polling(allowed_updates=[Update.MESSAGE], poll_interval=0.0)
+        # Polling and a webhook exclude each other; updates waiting for us are kept.
+        await self.application.bot.delete_webhook()
+        self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+
+    async def stop_polling(self) -> None:
+        """Take no more updates; those already taken are handled and confirmed."""
+        self._stop_polling.set()
+        if self._polling is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._polling
+            self._polling = None
 
     async def stop(self) -> None:
-        updater = self.application.updater
-        if updater is not None and updater.running:
-            await updater.stop()
+        await self.stop_polling()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+
+    async def _poll(self) -> None:
+        """Get updates, hand each to the handlers, and only then confirm it (the next offset)."""
+        bot = self.application.bot
+        offset: int | None = None
+        failures = 0
+        stopping = asyncio.create_task(self._stop_polling.wait())
+        try:
+            while not stopping.done():
+                fetch = asyncio.create_task(
+                    bot.get_updates(
+                        offset=offset, timeout=POLL_TIMEOUT_S, allowed_updates=[Update.MESSAGE]
+                    )
+                )
+                await asyncio.wait([fetch, stopping], return_when=asyncio.FIRST_COMPLETED)
+                if not fetch.done():
+                    # Updates it may bring are not confirmed: the next start gets them.
+                    fetch.cancel()
+                    with contextlib.suppress(BaseException):
+                        await fetch
+                    break
+                try:
+                    updates = fetch.result()
+                except TelegramError as err:
+                    failures += 1
+                    delay = min(POLL_RETRY_MAX_S, POLL_RETRY_FIRST_S * 2 ** (failures - 1))
+                    if isinstance(err, RetryAfter):
+                        after = err.retry_after
+                        delay = float(after) if isinstance(after, int) else after.total_seconds()
+                    log.warning("getUpdates failed (%s): again in %.1f s", err, delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(stopping), delay)
+                    continue
+                failures = 0
+                for update in updates:
+                    await self.application.process_update(update)
+                    offset = update.update_id + 1
+                    # Let idle workers take the request before the next one meets a full queue.
+                    await asyncio.sleep(0)
+            if offset is not None:
+                await self._confirm(offset)
+        finally:
+            stopping.cancel()
+
+    async def _confirm(self, offset: int) -> None:
+        """Tell Telegram the updates before `offset` are handled, so a restart skips them."""
+        try:
+            await self.application.bot.get_updates(
+                offset=offset, timeout=0, limit=1, allowed_updates=[Update.MESSAGE]
+            )
+        except TelegramError as err:
+            log.info("could not confirm the last updates (%s): the next start skips them", err)
+
+    def _reply_soon(self, reply: Coroutine[Any, Any, Message], update: Update) -> None:
+        """Send a short reply without holding up polling (a slow API must not stall it)."""
+        self.application.create_task(reply, update=update)
 
     async def _on_help(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
         if message is None or message.from_user is None or message.from_user.is_bot:
             return
-        await message.reply_text(HELP_TEXT, do_quote=False)
+        self._reply_soon(message.reply_text(HELP_TEXT, do_quote=False), update)
 
     async def _on_message(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
@@ -82,6 +175,7 @@ class TelegramAdapter:
             Answer.NO_LINK: self._intake.no_link_text,
             Answer.BUSY: BUSY_TEXT,
             Answer.SLOW_DOWN: SLOW_DOWN_TEXT,
+            Answer.RESTARTING: RESTARTING_TEXT,
         }.get(answer)
         if text is not None:
-            await message.reply_text(text, do_quote=not is_private(message))
+            self._reply_soon(message.reply_text(text, do_quote=not is_private(message)), update)
