@@ -1,21 +1,29 @@
-"""The shared core, built once from the settings: one queue, one download cap for all platforms."""
+"""The shared core, built once from the settings: one queue, one download cap for all platforms.
+
+Its life: `start` takes up what the journal holds unanswered from a previous run; `stop` takes
+no new work, lets jobs go on for SHUTDOWN_GRACE_S, then tells the requesters still waiting that
+the bot is restarting.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import imageio_ffmpeg
 
-from bot.cache import DiskMediaCache, SqliteCache
+from bot.cache import CachedMedia, DiskMediaCache, SqliteCache
 from bot.download import YtDlpDownloader
 from bot.fit import FfmpegFitter
 from bot.intake import Intake
+from bot.journal import OriginCodec, SqliteJournal, Unanswered
 from bot.limits import RateLimits
 from bot.media import FfmpegMedia
+from bot.model import Album, Media, Origin, Reason, VideoRequest
 from bot.ports import Replier
 from bot.queue import AsyncioJobQueue
 from bot.resolve import HttpxLinkResolver
@@ -24,11 +32,24 @@ from bot.settings import CoreSettings
 from bot.sites import SiteCatalog
 from bot.slideshow import GalleryDlSlideshows
 
+log = logging.getLogger(__name__)
+
+# A request that was taken up this many times without an answer is given up (it may be what
+# brings the process down).
+MAX_ATTEMPTS = 3
+# After the grace: how long telling a requester "restarting" may take, and how long cancelled
+# jobs may take to end. Procfile hosts kill 30 s after SIGTERM, 5 s after the default grace.
+NOTICE_TIMEOUT_S = 3.0
+JOB_END_TIMEOUT_S = 1.5
+
 
 class Engine:
     """Adapters put requests in through `intake`; `start` connects workers to the repliers."""
 
-    def __init__(self, settings: CoreSettings) -> None:
+    def __init__(
+        self, settings: CoreSettings, codecs: Mapping[str, OriginCodec] | None = None
+    ) -> None:
+        """`codecs` store each platform's origins in the journal."""
         self.settings = settings
         self.work_root = settings.data_dir / "jobs"
         self.sites = SiteCatalog(settings.allowed_sites)
@@ -59,10 +80,14 @@ class Engine:
             user_per_minute=settings.rate_limit_user_per_min,
             chat_per_minute=settings.rate_limit_chat_per_min,
         )
-        self.intake = Intake(self.queue, self.sites, limits)
+        self.journal = SqliteJournal(settings.data_dir / "journal.sqlite3", codecs or {})
+        self.intake = Intake(self.queue, self.sites, limits, journal=self.journal)
+        self.cut_off = CutOffAnswers()
         self._warm_up: asyncio.Task[None] | None = None
         self._service: Service | None = None
         self._cache: SqliteCache | None = None
+        self._repliers: Mapping[str, Replier] = {}
+        self._take_up: asyncio.Task[None] | None = None
 
     def service(
         self,
@@ -95,6 +120,7 @@ class Engine:
 
     async def start(self, repliers: Mapping[str, Replier]) -> None:
         self.prepare_dirs()
+        self.journal.open()
         data_dir = self.settings.data_dir
         self._cache = await SqliteCache.open(
             data_dir / "cache.sqlite3", max_age_s=self.settings.cache_max_age_s
@@ -103,10 +129,33 @@ class Engine:
             data_dir / "media", max_bytes=self.settings.media_cache_mb * 1_000_000
         )
         self._warm_up = asyncio.create_task(self.downloader.warm_up())
+        self._repliers = repliers
+        watched = {name: self.cut_off.watch(replier) for name, replier in repliers.items()}
         self._service = self.service(
-            repliers, work_root=self.work_root, cache=self._cache, media_cache=media_cache
+            watched, work_root=self.work_root, cache=self._cache, media_cache=media_cache
         )
-        self.queue.start(self._service.process)
+        self.queue.start(self._handle)
+        self._take_up = asyncio.create_task(self._take_up_again(self.journal.take_unanswered()))
+
+    async def _handle(self, request: VideoRequest) -> None:
+        if self._service is None:
+            raise RuntimeError("the engine is not started")
+        try:
+            await self._service.process(request)
+        except Exception:
+            log.exception("request failed")
+        # Not reached when cancelled: `stop` decides about those.
+        self.cut_off.forget(request.origin)
+        self.journal.answered(request.origin)
+
+    async def _take_up_again(self, unanswered: Iterable[Unanswered]) -> None:
+        """Queue the requests a previous run accepted and did not answer."""
+        for entry in unanswered:
+            if entry.attempts > MAX_ATTEMPTS:
+                log.warning("a request was taken up %d times: given up", entry.attempts - 1)
+                await self._tell([entry.request], Reason.FAILED)
+                continue
+            await self.queue.put(entry.request)
 
     async def warmed_up(self) -> None:
         """Wait until the extractor is imported (benchmarks start timing after it)."""
@@ -114,14 +163,123 @@ class Engine:
             await asyncio.shield(self._warm_up)
 
     async def stop(self) -> None:
-        await self.queue.stop()
-        if self._service is not None:
-            await self._service.drain()
+        """Take no new work, let jobs go on for SHUTDOWN_GRACE_S, tell the rest "restarting"."""
+        self.intake.close()
+        if self._take_up is not None:
+            # What it did not queue yet stays in the journal for the next start.
+            self._take_up.cancel()
+            with contextlib.suppress(BaseException):
+                await self._take_up
+        unhandled = await self.queue.stop(self.settings.shutdown_grace_s)
+        if unhandled:
+            log.info("%d requests not finished within the grace: telling them", len(unhandled))
+            await self._tell(unhandled, Reason.RESTARTING)
+        downloads_stuck = await self._end_jobs()
         if self._cache is not None:
             await self._cache.close()
+        self.journal.close()
         if self._warm_up is not None:
             self._warm_up.cancel()
             with contextlib.suppress(BaseException):
                 await self._warm_up
         await self.resolver.aclose()
-        await asyncio.to_thread(self.downloader.close)
+        if not downloads_stuck:
+            await asyncio.to_thread(self.downloader.close)
+
+    async def _end_jobs(self) -> bool:
+        """Wait for cancelled jobs to end and remove their files; True when a download thread
+        is still stuck (then its files are removed without waiting for it).
+
+        A thread blocked in a socket read cannot be interrupted: yt-dlp looks at our cancel flag
+        only between chunks, and retries a read timeout by itself.
+        """
+        if self._service is None:
+            return False
+        try:
+            await asyncio.wait_for(asyncio.shield(self._service.drain()), JOB_END_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("a download is stuck in a network read: its files are removed now")
+            for job in self.work_root.iterdir():
+                shutil.rmtree(job, ignore_errors=True)
+            return True
+        return False
+
+    async def _tell(self, requests: Iterable[VideoRequest], reason: Reason) -> None:
+        """Tell each requester once; one whose answer was cut off mid-send may have it already,
+        and one that could not be told stays in the journal for the next start."""
+
+        async def tell(request: VideoRequest) -> None:
+            origin = request.origin
+            if self.cut_off.forget(origin):
+                log.warning("an answer was cut off while sending: no %s notice", reason.name)
+            else:
+                replier = self._repliers.get(origin.platform)
+                if replier is None:
+                    return
+                try:
+                    await asyncio.wait_for(replier.fail(origin, reason), NOTICE_TIMEOUT_S)
+                except Exception as err:
+                    log.warning("could not tell a requester %s: %r", reason.name, err)
+                    return
+            self.journal.answered(origin)
+
+        await asyncio.gather(*(tell(request) for request in requests))
+
+
+class CutOffAnswers:
+    """Remembers requests whose answer was being sent when shutdown cancelled it.
+
+    The platform may have got it, so they must not also be told "restarting".
+    """
+
+    def __init__(self) -> None:
+        self._origins: set[Origin] = set()
+
+    def watch(self, replier: Replier) -> Replier:
+        return _WatchedReplier(replier, self._origins)
+
+    def forget(self, origin: Origin) -> bool:
+        """Forget the origin; True when its answer had been cut off."""
+        if origin in self._origins:
+            self._origins.discard(origin)
+            return True
+        return False
+
+
+class _WatchedReplier:
+    """A Replier that notes the origin when one of its answers is cancelled mid-call."""
+
+    def __init__(self, replier: Replier, cut_off: set[Origin]) -> None:
+        self._replier = replier
+        self._cut_off = cut_off
+
+    async def working(self, origin: Origin) -> None:
+        await self._replier.working(origin)
+
+    async def deliver(self, origin: Origin, media: Media) -> str | None:
+        try:
+            return await self._replier.deliver(origin, media)
+        except asyncio.CancelledError:
+            self._cut_off.add(origin)
+            raise
+
+    async def resend(self, origin: Origin, cached: CachedMedia) -> None:
+        try:
+            await self._replier.resend(origin, cached)
+        except asyncio.CancelledError:
+            self._cut_off.add(origin)
+            raise
+
+    async def deliver_album(self, origin: Origin, album: Album) -> None:
+        try:
+            await self._replier.deliver_album(origin, album)
+        except asyncio.CancelledError:
+            self._cut_off.add(origin)
+            raise
+
+    async def fail(self, origin: Origin, reason: Reason) -> None:
+        try:
+            await self._replier.fail(origin, reason)
+        except asyncio.CancelledError:
+            self._cut_off.add(origin)
+            raise
