@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from adapters.discord import DiscordAdapter, DiscordSettings
 from adapters.discord.inbound import origin_codec as discord_origins
 from adapters.telegram import TelegramAdapter, TelegramSettings
@@ -37,6 +39,7 @@ class Reshare:
             if discord.discord_bot_token
             else None
         )
+        self._stopping: asyncio.Task[None] | None = None
 
     @staticmethod
     def secrets(telegram: TelegramSettings, discord: DiscordSettings) -> list[str]:
@@ -60,8 +63,14 @@ class Reshare:
         """Stop taking updates, let the engine finish or tell its jobs, then close the clients.
 
         Telegram stops polling first: updates it has not taken wait for the next start. Discord
-        stays connected while the engine drains, so late requests hear "restarting".
+        stays connected while the engine drains, so late requests hear "restarting". A second
+        call waits for the first.
         """
+        if self._stopping is None:
+            self._stopping = asyncio.create_task(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
         if self.telegram:
             await self.telegram.stop_polling()
         # Jobs next: a job still running must not find its platform client closed.
