@@ -182,3 +182,15 @@ async def test_an_answer_cancelled_mid_send_is_remembered_a_finished_one_is_not(
     assert cut_off.forget(TelegramOrigin(1, 1))
     assert not cut_off.forget(TelegramOrigin(1, 1))
     assert not cut_off.forget(TelegramOrigin(2, 2))
+
+
+async def test_polling_outlives_failed_get_updates_and_loses_no_update(
+    tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
+) -> None:
+    api.fail_next("getUpdates", 502, times=2)
+    api.fail_next("getUpdates", 429, retry_after=1)
+    api.inject_message(link(POSTS[0]), chat_id=51)
+    async with running_bot(tiktok, tmp_path / "data", telegram=api):
+        [video] = await api.wait_for_call("sendVideo")
+    assert video.params["chat_id"] == 51
+    assert len(api.calls_to("getUpdates")) >= 4

@@ -120,13 +120,11 @@ class TelegramAdapter:
                     break
                 try:
                     updates = fetch.result()
-                except TelegramError as err:
+                except Exception as err:
+                    # Polling must outlive any failure: an error here would end it silently.
                     failures += 1
-                    delay = min(POLL_RETRY_MAX_S, POLL_RETRY_FIRST_S * 2 ** (failures - 1))
-                    if isinstance(err, RetryAfter):
-                        after = err.retry_after
-                        delay = float(after) if isinstance(after, int) else after.total_seconds()
-                    log.warning("getUpdates failed (%s): again in %.1f s", err, delay)
+                    delay = _retry_delay(err, failures)
+                    log.warning("getUpdates failed (%r): again in %.1f s", err, delay)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(asyncio.shield(stopping), delay)
                     continue
@@ -179,3 +177,11 @@ class TelegramAdapter:
         }.get(answer)
         if text is not None:
             self._reply_soon(message.reply_text(text, do_quote=not is_private(message)), update)
+
+
+def _retry_delay(err: Exception, failures: int) -> float:
+    """Telegram's own wait after a 429, else a doubling backoff."""
+    if isinstance(err, RetryAfter):
+        after = err.retry_after
+        return float(after if isinstance(after, int) else after.total_seconds())
+    return min(POLL_RETRY_MAX_S, POLL_RETRY_FIRST_S * 2.0 ** (failures - 1))
