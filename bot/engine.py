@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import imageio_ffmpeg
 
@@ -33,6 +34,8 @@ from bot.sites import SiteCatalog
 from bot.slideshow import GalleryDlSlideshows
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # A request that was taken up this many times without an answer is given up (it may be what
 # brings the process down).
@@ -82,7 +85,7 @@ class Engine:
         )
         self.journal = SqliteJournal(settings.data_dir / "journal.sqlite3", codecs or {})
         self.intake = Intake(self.queue, self.sites, limits, journal=self.journal)
-        self.cut_off = CutOffAnswers()
+        self.answers = AnswerWatch(on_answered=self.journal.link_answered)
         self._warm_up: asyncio.Task[None] | None = None
         self._service: Service | None = None
         self._cache: SqliteCache | None = None
@@ -130,7 +133,7 @@ class Engine:
         )
         self._warm_up = asyncio.create_task(self.downloader.warm_up())
         self._repliers = repliers
-        watched = {name: self.cut_off.watch(replier) for name, replier in repliers.items()}
+        watched = {name: self.answers.watch(replier) for name, replier in repliers.items()}
         self._service = self.service(
             watched, work_root=self.work_root, cache=self._cache, media_cache=media_cache
         )
@@ -145,7 +148,7 @@ class Engine:
         except Exception:
             log.exception("request failed")
         # Not reached when cancelled: `stop` decides about those.
-        self.cut_off.forget(request.origin)
+        self.answers.settle(request)
         self.journal.answered(request.origin)
 
     async def _take_up_again(self, unanswered: Iterable[Unanswered]) -> None:
@@ -205,13 +208,13 @@ class Engine:
         return False
 
     async def _tell(self, requests: Iterable[VideoRequest], reason: Reason) -> None:
-        """Tell each requester once; one whose answer was cut off mid-send may have it already,
-        and one that could not be told stays in the journal for the next start."""
+        """Tell each requester once, unless every link got its answer or one was cut off
+        mid-send (it may have arrived); one that could not be told stays in the journal."""
 
         async def tell(request: VideoRequest) -> None:
             origin = request.origin
-            if self.cut_off.forget(origin):
-                log.warning("an answer was cut off while sending: no %s notice", reason.name)
+            if self.answers.settle(request):
+                log.warning("a request answered or cut off mid-send: no %s notice", reason.name)
             else:
                 replier = self._repliers.get(origin.platform)
                 if replier is None:
@@ -226,60 +229,65 @@ class Engine:
         await asyncio.gather(*(tell(request) for request in requests))
 
 
-class CutOffAnswers:
-    """Remembers requests whose answer was being sent when shutdown cancelled it.
+class AnswerWatch:
+    """Sees every answer sent, so shutdown tells "restarting" only where nothing may be left
+    unsaid twice: `on_answered` hears of each link answered (links are answered in order)."""
 
-    The platform may have got it, so they must not also be told "restarting".
-    """
-
-    def __init__(self) -> None:
-        self._origins: set[Origin] = set()
+    def __init__(self, on_answered: Callable[[Origin], None]) -> None:
+        self._on_answered = on_answered
+        self._answered: dict[Origin, int] = {}
+        self._cut_off: set[Origin] = set()
 
     def watch(self, replier: Replier) -> Replier:
-        return _WatchedReplier(replier, self._origins)
+        return _WatchedReplier(replier, self)
 
-    def forget(self, origin: Origin) -> bool:
-        """Forget the origin; True when its answer had been cut off."""
-        if origin in self._origins:
-            self._origins.discard(origin)
-            return True
-        return False
+    def answered(self, origin: Origin) -> None:
+        self._answered[origin] = self._answered.get(origin, 0) + 1
+        self._on_answered(origin)
+
+    def cut_off(self, origin: Origin) -> None:
+        self._cut_off.add(origin)
+
+    def settle(self, request: VideoRequest) -> bool:
+        """Forget the request; True when it needs no notice: every link was answered, or an
+        answer was cut off mid-send (the platform may have it)."""
+        origin = request.origin
+        cut_off = origin in self._cut_off
+        self._cut_off.discard(origin)
+        answered = self._answered.pop(origin, 0)
+        return cut_off or answered >= len(request.links)
 
 
 class _WatchedReplier:
-    """A Replier that notes the origin when one of its answers is cancelled mid-call."""
+    """A Replier that reports each answer sent, and the origin of one cancelled mid-call.
 
-    def __init__(self, replier: Replier, cut_off: set[Origin]) -> None:
+    The service answers each link with exactly one successful call of the last four.
+    """
+
+    def __init__(self, replier: Replier, watch: AnswerWatch) -> None:
         self._replier = replier
-        self._cut_off = cut_off
+        self._watch = watch
 
     async def working(self, origin: Origin) -> None:
         await self._replier.working(origin)
 
     async def deliver(self, origin: Origin, media: Media) -> str | None:
-        try:
-            return await self._replier.deliver(origin, media)
-        except asyncio.CancelledError:
-            self._cut_off.add(origin)
-            raise
+        return await self._answer(origin, self._replier.deliver(origin, media))
 
     async def resend(self, origin: Origin, cached: CachedMedia) -> None:
-        try:
-            await self._replier.resend(origin, cached)
-        except asyncio.CancelledError:
-            self._cut_off.add(origin)
-            raise
+        await self._answer(origin, self._replier.resend(origin, cached))
 
     async def deliver_album(self, origin: Origin, album: Album) -> None:
-        try:
-            await self._replier.deliver_album(origin, album)
-        except asyncio.CancelledError:
-            self._cut_off.add(origin)
-            raise
+        await self._answer(origin, self._replier.deliver_album(origin, album))
 
     async def fail(self, origin: Origin, reason: Reason) -> None:
+        await self._answer(origin, self._replier.fail(origin, reason))
+
+    async def _answer(self, origin: Origin, sending: Awaitable[_T]) -> _T:
         try:
-            await self._replier.fail(origin, reason)
+            sent = await sending
         except asyncio.CancelledError:
-            self._cut_off.add(origin)
+            self._watch.cut_off(origin)
             raise
+        self._watch.answered(origin)
+        return sent

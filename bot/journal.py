@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS accepted_requests (
     budget      INTEGER NOT NULL,
     accepted_at REAL NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
+    -- links are answered in order: a restart skips this many
+    answered_links INTEGER NOT NULL DEFAULT 0,
     answered_at REAL
 )
 """
@@ -134,8 +136,13 @@ class SqliteJournal:
         return self._connection
 
     def accept(self, request: VideoRequest) -> bool:
-        """Write the request down; False when its origin was accepted before (a redelivery)."""
+        """Write the request down; False when its origin was accepted before (a redelivery).
+
+        A platform without a codec is not written down.
+        """
         origin = self._key(request.origin)
+        if origin is None:
+            return True
         links = json.dumps([_link_fields(link) for link in request.links])
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO accepted_requests (origin, platform, links, budget, accepted_at)"
@@ -146,10 +153,21 @@ class SqliteJournal:
 
     def answered(self, origin: Origin) -> None:
         """The request from `origin` got its answer (video or reason): never run it again."""
-        self._db.execute(
-            "UPDATE accepted_requests SET answered_at = ? WHERE origin = ?",
-            (self._clock(), self._key(origin)),
-        )
+        key = self._key(origin)
+        if key is not None:
+            self._db.execute(
+                "UPDATE accepted_requests SET answered_at = ? WHERE origin = ?",
+                (self._clock(), key),
+            )
+
+    def link_answered(self, origin: Origin) -> None:
+        """One more link of the request from `origin` got its answer (links go in order)."""
+        key = self._key(origin)
+        if key is not None:
+            self._db.execute(
+                "UPDATE accepted_requests SET answered_links = answered_links + 1 WHERE origin = ?",
+                (key,),
+            )
 
     def take_unanswered(self) -> list[Unanswered]:
         """Every request not answered, oldest first, each counted as one more attempt.
@@ -158,19 +176,21 @@ class SqliteJournal:
         """
         now = self._clock()
         rows = self._db.execute(
-            "SELECT origin, platform, links, budget, accepted_at, attempts FROM accepted_requests"
-            " WHERE answered_at IS NULL ORDER BY accepted_at"
+            "SELECT origin, platform, links, budget, accepted_at, attempts, answered_links"
+            " FROM accepted_requests WHERE answered_at IS NULL ORDER BY accepted_at"
         ).fetchall()
         found: list[Unanswered] = []
-        for text, platform, links, budget, accepted_at, attempts in rows:
+        for text, platform, links, budget, accepted_at, attempts, done in rows:
             codec = self._codecs.get(platform)
             origin = codec.decode(text, now - accepted_at) if codec is not None else None
-            if origin is None:
-                log.warning(
-                    "a %s request from %.0f s ago can no longer be answered: dropped",
-                    platform,
-                    now - accepted_at,
-                )
+            remaining = tuple(_link_from(fields) for fields in json.loads(links))[done:]
+            if origin is None or not remaining:
+                if origin is None:
+                    log.warning(
+                        "a %s request from %.0f s ago can no longer be answered: dropped",
+                        platform,
+                        now - accepted_at,
+                    )
                 self._db.execute(
                     "UPDATE accepted_requests SET answered_at = ? WHERE origin = ?", (now, text)
                 )
@@ -178,11 +198,7 @@ class SqliteJournal:
             self._db.execute(
                 "UPDATE accepted_requests SET attempts = attempts + 1 WHERE origin = ?", (text,)
             )
-            request = VideoRequest(
-                links=tuple(_link_from(fields) for fields in json.loads(links)),
-                origin=origin,
-                budget_bytes=budget,
-            )
+            request = VideoRequest(links=remaining, origin=origin, budget_bytes=budget)
             found.append(Unanswered(request, attempts + 1))
         return found
 
@@ -192,8 +208,9 @@ class SqliteJournal:
             self._connection.close()
             self._connection = None
 
-    def _key(self, origin: Origin) -> str:
-        return self._codecs[origin.platform].encode(origin)
+    def _key(self, origin: Origin) -> str | None:
+        codec = self._codecs.get(origin.platform)
+        return codec.encode(origin) if codec is not None else None
 
 
 def _link_fields(link: Link) -> dict[str, Any]:

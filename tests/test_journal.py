@@ -169,3 +169,23 @@ async def test_a_busy_answer_counts_as_the_answer(tmp_path: Path) -> None:
     assert answers == [Answer.QUEUED, Answer.BUSY]
     [left] = opened.take_unanswered()
     assert left.request.origin == TelegramOrigin(chat_id=1, message_id=1)
+
+
+def test_a_restart_skips_the_links_already_answered(tmp_path: Path) -> None:
+    clock = Clock()
+    first = journal(tmp_path, clock)
+    links = tuple(
+        Link("tiktok", LinkKind.VIDEO, f"{LINK.url[:-1]}{n}", f"{LINK.clip_id}"[:-1] + str(n), "")
+        for n in range(3)
+    )
+    partly = TelegramOrigin(chat_id=1, message_id=1)
+    fully = TelegramOrigin(chat_id=1, message_id=2)
+    first.accept(VideoRequest(links=links, origin=partly, budget_bytes=10))
+    first.accept(VideoRequest(links=links[:1], origin=fully, budget_bytes=10))
+    first.link_answered(partly)
+    first.link_answered(partly)
+    first.link_answered(fully)
+    first.close()  # killed before either request was marked answered
+
+    [left] = journal(tmp_path, clock).take_unanswered()
+    assert left.request == VideoRequest(links=links[2:], origin=partly, budget_bytes=10)

@@ -12,7 +12,7 @@ import pytest
 from adapters.telegram.inbound import TelegramOrigin
 from adapters.telegram.inbound import origin_codec as telegram_origins
 from bot.cache import CachedMedia
-from bot.engine import CutOffAnswers
+from bot.engine import AnswerWatch
 from bot.intake import RESTARTING_TEXT
 from bot.journal import SqliteJournal
 from bot.model import Album, Media, Origin, Reason, VideoRequest
@@ -169,19 +169,26 @@ class SlowReplier:
         await self.release.wait()
 
 
-async def test_an_answer_cancelled_mid_send_is_remembered_a_finished_one_is_not() -> None:
-    cut_off = CutOffAnswers()
+async def test_no_notice_after_an_answer_cut_off_mid_send_or_after_every_link_answered() -> None:
+    reported: list[Origin] = []
+    watch = AnswerWatch(on_answered=reported.append)
     slow = SlowReplier()
-    replier = cut_off.watch(slow)
-    sending = asyncio.create_task(replier.fail(TelegramOrigin(1, 1), Reason.FAILED))
-    sent = asyncio.create_task(replier.fail(TelegramOrigin(2, 2), Reason.FAILED))
+    replier = watch.watch(slow)
+    links = tuple(SiteCatalog(["TikTok"]).find(f"{link(POSTS[0])} {link(POSTS[1])}"))
+    cut, done, half = (TelegramOrigin(n, n) for n in (1, 2, 3))
+    sending = asyncio.create_task(replier.fail(cut, Reason.FAILED))
+    sent = [asyncio.create_task(replier.fail(done, Reason.FAILED)) for _ in links]
+    halfway = asyncio.create_task(replier.fail(half, Reason.FAILED))
     await asyncio.sleep(0)
     sending.cancel()
     slow.release.set()
-    await asyncio.wait([sending, sent])
-    assert cut_off.forget(TelegramOrigin(1, 1))
-    assert not cut_off.forget(TelegramOrigin(1, 1))
-    assert not cut_off.forget(TelegramOrigin(2, 2))
+    await asyncio.wait([sending, *sent, halfway])
+    assert reported == [done, done, half]
+    assert watch.settle(VideoRequest(links, cut, 10))
+    assert watch.settle(VideoRequest(links, done, 10))
+    assert not watch.settle(VideoRequest(links, half, 10))
+    # Settled means forgotten.
+    assert not watch.settle(VideoRequest(links, cut, 10))
 
 
 async def test_polling_outlives_failed_get_updates_and_loses_no_update(
