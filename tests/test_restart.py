@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from adapters.discord.inbound import MessageOrigin
+from adapters.discord.inbound import origin_codec as discord_origins
 from adapters.telegram.inbound import TelegramOrigin
 from adapters.telegram.inbound import origin_codec as telegram_origins
 from bot.cache import CachedMedia
@@ -201,3 +203,59 @@ async def test_polling_outlives_failed_get_updates_and_loses_no_update(
         [video] = await api.wait_for_call("sendVideo")
     assert video.params["chat_id"] == 51
     assert len(api.calls_to("getUpdates")) >= 4
+
+
+def discord_journal(data_dir: Path) -> SqliteJournal:
+    journal = SqliteJournal(data_dir / "journal.sqlite3", {"discord": discord_origins()})
+    journal.open()
+    return journal
+
+
+async def test_an_auto_detected_discord_message_is_answered_in_its_channel_after_a_crash(
+    tiktok: TikTokStandIn, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    async with FakeDiscord() as discord_api:
+        # Posted and accepted, then the process died; the bot is offline now.
+        message = discord_api.inject_message(f"look {link(POSTS[0])}")
+        origin = MessageOrigin(
+            channel_id=discord_api.channel_id,
+            message_id=int(message["id"]),
+            guild_id=discord_api.guild_id,
+        )
+        journal = discord_journal(data_dir)
+        links = tuple(SiteCatalog(["TikTok"]).find(link(POSTS[0])))
+        journal.accept(VideoRequest(links=links, origin=origin, budget_bytes=10_000_000))
+        journal.close()
+        async with running_bot(
+            tiktok, data_dir, discord=discord_api, discord_message_content=True
+        ) as bot:
+            channel = f"/channels/{discord_api.channel_id}/messages"
+            [sent] = await discord_api.wait_for_request("POST", channel)
+            await bot.engine.queue.join()
+    assert int(sent.json["message_reference"]["message_id"]) == int(message["id"])
+    assert [upload.filename for upload in sent.files] == [f"{POSTS[0]}.mp4"]
+    assert discord_api.requests_to("POST", channel) == [sent]
+    assert discord_journal(data_dir).take_unanswered() == []
+
+
+async def test_an_auto_detected_discord_message_past_the_grace_is_asked_to_send_again(
+    tiktok: TikTokStandIn, tmp_path: Path
+) -> None:
+    tiktok.media_delay_s = 1.0
+    async with FakeDiscord() as discord_api:
+        async with running_bot(
+            tiktok,
+            tmp_path / "data",
+            discord=discord_api,
+            discord_message_content=True,
+            shutdown_grace_s=0.2,
+        ):
+            message = discord_api.inject_message(f"look {link(POSTS[0])}")
+            await tiktok.wait_for_media_request()
+        channel = f"/channels/{discord_api.channel_id}/messages"
+        [notice] = discord_api.requests_to("POST", channel)
+    assert notice.json["content"] == RESTARTING_TEXT
+    assert int(notice.json["message_reference"]["message_id"]) == int(message["id"])
+    assert not notice.files
+    assert discord_api.reactions_on(message["id"]) == []
