@@ -45,6 +45,8 @@ POLL_TIMEOUT_S = 10
 # Backoff between failed getUpdates calls: doubling from the first to the last.
 POLL_RETRY_FIRST_S = 0.5
 POLL_RETRY_MAX_S = 30.0
+# Shutdown does not wait longer than this to confirm the updates handled last.
+CONFIRM_TIMEOUT_S = 2.0
 
 
 class TelegramAdapter:
@@ -140,13 +142,16 @@ class TelegramAdapter:
             stopping.cancel()
 
     async def _confirm(self, offset: int) -> None:
-        """Tell Telegram the updates before `offset` are handled, so a restart skips them."""
+        """Tell Telegram the updates before `offset` are handled, so a restart does not get
+        them again (their short replies, which the journal does not keep, would be repeated)."""
+        confirming = self.application.bot.get_updates(
+            offset=offset, timeout=0, limit=1, allowed_updates=[Update.MESSAGE]
+        )
         try:
-            await self.application.bot.get_updates(
-                offset=offset, timeout=0, limit=1, allowed_updates=[Update.MESSAGE]
-            )
-        except TelegramError as err:
-            log.info("could not confirm the last updates (%s): the next start skips them", err)
+            await asyncio.wait_for(confirming, CONFIRM_TIMEOUT_S)
+        except (TelegramError, TimeoutError) as err:
+            # The journal knows them: a second delivery is recognised and not answered again.
+            log.info("could not confirm the last updates (%r)", err)
 
     def _reply_soon(self, reply: Coroutine[Any, Any, Message], update: Update) -> None:
         """Send a short reply without holding up polling (a slow API must not stall it)."""
