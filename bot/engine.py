@@ -146,6 +146,7 @@ class Engine:
         try:
             await self._service.process(request)
         except Exception:
+            # Written off too: run again, it would fail again.
             log.exception("request failed")
         # Not reached when cancelled: `stop` decides about those.
         self.answers.settle(request)
