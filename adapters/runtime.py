@@ -27,7 +27,7 @@ class Reshare:
     ) -> None:
         codecs: dict[str, OriginCodec] = {}
         if telegram.telegram_bot_token:
-            codecs["telegram"] = telegram_origins()
+            codecs["telegram"] = telegram_origins(telegram.telegram_bot_token.get_secret_value())
         if discord.discord_bot_token:
             codecs["discord"] = discord_origins()
         self.engine = Engine(core, codecs)

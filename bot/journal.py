@@ -59,26 +59,34 @@ class OriginCodec(Protocol):
 class DataclassCodec:
     """JSON for origins that are frozen dataclasses of plain values, tagged by class name.
 
-    `max_age_s` names classes whose answer channel expires (Discord interaction tokens).
+    `scope` names whose origins they are (one bot's chat and message ids mean nothing to
+    another bot); an origin stored under another scope is not answered. `max_age_s` names
+    classes whose answer channel expires (Discord interaction tokens).
     """
 
     def __init__(
-        self, *kinds: type[Any], max_age_s: Mapping[type[Any], float] | None = None
+        self,
+        *kinds: type[Any],
+        scope: str = "",
+        max_age_s: Mapping[type[Any], float] | None = None,
     ) -> None:
         self._kinds = {kind.__name__: kind for kind in kinds}
+        self._scope = scope
         self._max_age_s = dict(max_age_s or {})
 
     def encode(self, origin: Origin) -> str:
         kind = type(origin).__name__
         if self._kinds.get(kind) is not type(origin) or not dataclasses.is_dataclass(origin):
             raise TypeError(f"no codec for origin {origin!r}")
-        fields = dataclasses.asdict(origin)
-        return json.dumps({"kind": kind, **fields}, sort_keys=True, separators=(",", ":"))
+        fields = {"kind": kind, "scope": self._scope, **dataclasses.asdict(origin)}
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     def decode(self, text: str, age_s: float) -> Origin | None:
         fields = json.loads(text)
-        kind = self._kinds[fields.pop("kind")]
-        limit = self._max_age_s.get(kind)
+        kind = self._kinds.get(fields.pop("kind"))
+        limit = self._max_age_s.get(kind) if kind is not None else None
+        if kind is None or fields.pop("scope") != self._scope:
+            return None
         if limit is not None and age_s > limit:
             return None
         origin: Origin = kind(**fields)

@@ -29,6 +29,9 @@ LINK = Link(
 )
 
 
+BOT_TOKEN = "123456:TEST-journal-token"
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -38,7 +41,7 @@ class Clock:
 
 
 def journal(path: Path, clock: Clock) -> SqliteJournal:
-    codecs = {"telegram": telegram_origins(), "discord": discord_origins()}
+    codecs = {"telegram": telegram_origins(BOT_TOKEN), "discord": discord_origins()}
     opened = SqliteJournal(path / "journal.sqlite3", codecs, clock=clock)
     opened.open()
     return opened
@@ -189,3 +192,23 @@ def test_a_restart_skips_the_links_already_answered(tmp_path: Path) -> None:
 
     [left] = journal(tmp_path, clock).take_unanswered()
     assert left.request == VideoRequest(links=links[2:], origin=partly, budget_bytes=10)
+
+
+def test_another_bots_requests_are_neither_answered_nor_mistaken_for_redeliveries(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    first = journal(tmp_path, clock)
+    origin = TelegramOrigin(chat_id=1, message_id=1)
+    first.accept(request(origin))
+    first.close()
+    # The token changed: the new bot numbers its messages in chat 1 from 1 again.
+    other_bot = {"telegram": telegram_origins("654321:TEST-other-token")}
+    again = SqliteJournal(tmp_path / "journal.sqlite3", other_bot, clock=clock)
+    again.open()
+    assert again.accept(request(origin))
+    assert [entry.request.origin for entry in again.take_unanswered()] == [origin]
+    assert (
+        telegram_origins(BOT_TOKEN).decode(telegram_origins("654321:x").encode(origin), age_s=0)
+        is None
+    )

@@ -47,16 +47,19 @@ def link(post: str) -> str:
     return f"https://www.tiktok.com/@dancer/video/{post}"
 
 
-def telegram_journal(data_dir: Path) -> SqliteJournal:
-    journal = SqliteJournal(data_dir / "journal.sqlite3", {"telegram": telegram_origins()})
+def telegram_journal(data_dir: Path, token: str) -> SqliteJournal:
+    codecs = {"telegram": telegram_origins(token)}
+    journal = SqliteJournal(data_dir / "journal.sqlite3", codecs)
     journal.open()
     return journal
 
 
-def written_down(data_dir: Path, origin: TelegramOrigin, url: str, *, starts: int = 0) -> None:
+def written_down(
+    data_dir: Path, token: str, origin: TelegramOrigin, url: str, *, starts: int = 0
+) -> None:
     """Leave the journal as a process killed after accepting the request leaves it, after
     `starts` earlier starts that took it up and died too."""
-    journal = telegram_journal(data_dir)
+    journal = telegram_journal(data_dir, token)
     links = tuple(SiteCatalog(["TikTok"]).find(url))
     assert journal.accept(VideoRequest(links=links, origin=origin, budget_bytes=50_000_000))
     for _ in range(starts):
@@ -78,7 +81,7 @@ async def test_a_redelivered_update_of_a_request_taken_up_is_answered_once(
     # update again, and the journal holds the request.
     data_dir = tmp_path / "data"
     message = api.inject_message(link(POSTS[0]), chat_id=31)
-    written_down(data_dir, TelegramOrigin(31, message["message_id"]), link(POSTS[0]))
+    written_down(data_dir, api.token, TelegramOrigin(31, message["message_id"]), link(POSTS[0]))
     async with running_bot(tiktok, data_dir, telegram=api) as bot:
         await api.wait_for_call("sendVideo")
         await until(lambda: api.pending_updates == [])
@@ -94,14 +97,14 @@ async def test_a_request_taken_up_three_times_is_given_up_with_a_reason(
 ) -> None:
     data_dir = tmp_path / "data"
     api.add_chat(32)
-    written_down(data_dir, TelegramOrigin(32, 5), link(POSTS[0]), starts=3)
+    written_down(data_dir, api.token, TelegramOrigin(32, 5), link(POSTS[0]), starts=3)
     async with running_bot(tiktok, data_dir, telegram=api):
         [notice] = await api.wait_for_call("sendMessage")
     assert notice.params["chat_id"] == 32
     assert notice.params["text"] == Reason.FAILED.message
     assert api.calls_to("sendVideo") == []
     assert tiktok.media_requests == 0
-    assert telegram_journal(data_dir).take_unanswered() == []
+    assert telegram_journal(data_dir, api.token).take_unanswered() == []
 
 
 async def test_past_the_grace_the_running_and_the_queued_request_hear_restarting_once(
@@ -121,7 +124,7 @@ async def test_past_the_grace_the_running_and_the_queued_request_hear_restarting
     assert {call.params["text"] for call in notices} == {RESTARTING_TEXT}
     assert api.calls_to("sendVideo") == []
     # Told is answered: the next start has nothing to take up.
-    assert telegram_journal(data_dir).take_unanswered() == []
+    assert telegram_journal(data_dir, api.token).take_unanswered() == []
 
 
 async def test_a_discord_command_during_the_grace_is_told_restarting_the_running_one_finishes(

@@ -36,6 +36,8 @@ def is_private(message: Message) -> bool:
     return message.chat.type == message.chat.PRIVATE
 
 
-def origin_codec() -> DataclassCodec:
-    """How the request journal stores Telegram origins."""
-    return DataclassCodec(TelegramOrigin)
+def origin_codec(token: str) -> DataclassCodec:
+    """How the request journal stores Telegram origins: message ids are the bot's own, so they
+    are kept under the bot's id (the part of the token before the colon, not the secret)."""
+    bot_id, _, _ = token.partition(":")
+    return DataclassCodec(TelegramOrigin, scope=f"bot{bot_id}")
