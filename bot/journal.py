@@ -14,6 +14,7 @@ synchronous=NORMAL survives a killed process; a power cut may lose the last entr
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -32,11 +33,14 @@ log = logging.getLogger(__name__)
 # Telegram keeps an unconfirmed update for 24 hours: a tombstone must outlive that.
 TOMBSTONE_S = 2 * 24 * 3600.0
 
+# An answered request keeps only the hash of its origin (a tombstone): its chat, links and
+# interaction token are cleared from the table once it is answered.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accepted_requests (
-    origin      TEXT PRIMARY KEY,
+    key         TEXT PRIMARY KEY,
     platform    TEXT NOT NULL,
-    links       TEXT NOT NULL,
+    origin      TEXT,
+    links       TEXT,
     budget      INTEGER NOT NULL,
     accepted_at REAL NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
@@ -148,33 +152,37 @@ class SqliteJournal:
 
         A platform without a codec is not written down.
         """
-        origin = self._key(request.origin)
+        origin = self._encode(request.origin)
         if origin is None:
             return True
         links = json.dumps([_link_fields(link) for link in request.links])
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO accepted_requests (origin, platform, links, budget, accepted_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (origin, request.origin.platform, links, request.budget_bytes, self._clock()),
+            "INSERT OR IGNORE INTO accepted_requests"
+            " (key, platform, origin, links, budget, accepted_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                _key(origin),
+                request.origin.platform,
+                origin,
+                links,
+                request.budget_bytes,
+                self._clock(),
+            ),
         )
         return cursor.rowcount == 1
 
     def answered(self, origin: Origin) -> None:
         """The request from `origin` got its answer (video or reason): never run it again."""
-        key = self._key(origin)
-        if key is not None:
-            self._db.execute(
-                "UPDATE accepted_requests SET answered_at = ? WHERE origin = ?",
-                (self._clock(), key),
-            )
+        encoded = self._encode(origin)
+        if encoded is not None:
+            self._mark_answered(_key(encoded))
 
     def link_answered(self, origin: Origin) -> None:
         """One more link of the request from `origin` got its answer (links go in order)."""
-        key = self._key(origin)
-        if key is not None:
+        encoded = self._encode(origin)
+        if encoded is not None:
             self._db.execute(
-                "UPDATE accepted_requests SET answered_links = answered_links + 1 WHERE origin = ?",
-                (key,),
+                "UPDATE accepted_requests SET answered_links = answered_links + 1 WHERE key = ?",
+                (_key(encoded),),
             )
 
     def take_unanswered(self) -> list[Unanswered]:
@@ -184,11 +192,11 @@ class SqliteJournal:
         """
         now = self._clock()
         rows = self._db.execute(
-            "SELECT origin, platform, links, budget, accepted_at, attempts, answered_links"
+            "SELECT key, platform, origin, links, budget, accepted_at, attempts, answered_links"
             " FROM accepted_requests WHERE answered_at IS NULL ORDER BY accepted_at"
         ).fetchall()
         found: list[Unanswered] = []
-        for text, platform, links, budget, accepted_at, attempts, done in rows:
+        for key, platform, text, links, budget, accepted_at, attempts, done in rows:
             codec = self._codecs.get(platform)
             origin = codec.decode(text, now - accepted_at) if codec is not None else None
             remaining = tuple(_link_from(fields) for fields in json.loads(links))[done:]
@@ -199,16 +207,21 @@ class SqliteJournal:
                         platform,
                         now - accepted_at,
                     )
-                self._db.execute(
-                    "UPDATE accepted_requests SET answered_at = ? WHERE origin = ?", (now, text)
-                )
+                self._mark_answered(key)
                 continue
             self._db.execute(
-                "UPDATE accepted_requests SET attempts = attempts + 1 WHERE origin = ?", (text,)
+                "UPDATE accepted_requests SET attempts = attempts + 1 WHERE key = ?", (key,)
             )
             request = VideoRequest(links=remaining, origin=origin, budget_bytes=budget)
             found.append(Unanswered(request, attempts + 1))
         return found
+
+    def _mark_answered(self, key: str) -> None:
+        self._db.execute(
+            "UPDATE accepted_requests SET answered_at = ?, origin = NULL, links = NULL"
+            " WHERE key = ?",
+            (self._clock(), key),
+        )
 
     def close(self) -> None:
         """Close the file; safe to call when it was never opened."""
@@ -216,9 +229,13 @@ class SqliteJournal:
             self._connection.close()
             self._connection = None
 
-    def _key(self, origin: Origin) -> str | None:
+    def _encode(self, origin: Origin) -> str | None:
         codec = self._codecs.get(origin.platform)
         return codec.encode(origin) if codec is not None else None
+
+
+def _key(encoded_origin: str) -> str:
+    return hashlib.sha256(encoded_origin.encode()).hexdigest()
 
 
 def _link_fields(link: Link) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,3 +214,16 @@ def test_another_bots_requests_are_neither_answered_nor_mistaken_for_redeliverie
         telegram_origins(BOT_TOKEN).decode(telegram_origins("654321:x").encode(origin), age_s=0)
         is None
     )
+
+
+def test_an_answered_request_leaves_only_a_hash_in_the_table(tmp_path: Path) -> None:
+    opened = journal(tmp_path, Clock())
+    interaction = InteractionOrigin(application_id=1, token="interaction-token-secret")
+    opened.accept(request(interaction))
+    opened.answered(interaction)
+    opened.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "journal.sqlite3")) as db:
+        rows = db.execute("SELECT * FROM accepted_requests").fetchall()
+    [row] = rows
+    assert "interaction-token-secret" not in repr(row)
+    assert "7301234567890123456" not in repr(row)
