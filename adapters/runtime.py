@@ -70,6 +70,10 @@ class Reshare:
             self._stopping = asyncio.create_task(self._stop())
         await asyncio.shield(self._stopping)
 
+    def hurry(self) -> None:
+        """Cut the grace of a stop short: jobs still running are told to resend at once."""
+        self.engine.hurry()
+
     async def _stop(self) -> None:
         if self.telegram:
             await self.telegram.stop_polling()

@@ -63,10 +63,18 @@ async def fetch(settings: CoreSettings, url: str, output: Path | None) -> int:
 
 async def serve(core: CoreSettings, telegram: TelegramSettings, discord: DiscordSettings) -> int:
     stop = asyncio.Event()
+    bot: Reshare | None = None
+
+    def on_signal() -> None:
+        # The first signal stops with SHUTDOWN_GRACE_S; a second one does not wait for it.
+        if stop.is_set() and bot is not None:
+            log.info("stopping now")
+            bot.hurry()
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    bot: Reshare | None = None
+        loop.add_signal_handler(signum, on_signal)
     try:
         try:
             bot = Reshare(core, telegram, discord)

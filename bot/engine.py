@@ -91,6 +91,7 @@ class Engine:
         self._cache: SqliteCache | None = None
         self._repliers: Mapping[str, Replier] = {}
         self._take_up: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()
 
     def service(
         self,
@@ -138,7 +139,10 @@ class Engine:
             watched, work_root=self.work_root, cache=self._cache, media_cache=media_cache
         )
         self.queue.start(self._handle)
-        self._take_up = asyncio.create_task(self._take_up_again(self.journal.take_unanswered()))
+        unanswered = self.journal.take_unanswered()
+        if unanswered:
+            log.info("taking up %d requests left unanswered by the last run", len(unanswered))
+        self._take_up = asyncio.create_task(self._take_up_again(unanswered))
 
     async def _handle(self, request: VideoRequest) -> None:
         if self._service is None:
@@ -174,7 +178,7 @@ class Engine:
             self._take_up.cancel()
             with contextlib.suppress(BaseException):
                 await self._take_up
-        unhandled = await self.queue.stop(self.settings.shutdown_grace_s)
+        unhandled = await self.queue.stop(self.settings.shutdown_grace_s, cut_short=self._hurry)
         if unhandled:
             log.info("%d requests not finished within the grace: telling them", len(unhandled))
             await self._tell(unhandled, Reason.RESTARTING)
@@ -189,6 +193,10 @@ class Engine:
         await self.resolver.aclose()
         if not downloads_stuck:
             await asyncio.to_thread(self.downloader.close)
+
+    def hurry(self) -> None:
+        """End the grace now (a second SIGTERM or Ctrl-C)."""
+        self._hurry.set()
 
     async def _end_jobs(self) -> bool:
         """Wait for cancelled jobs to end and remove their files; True when a download thread

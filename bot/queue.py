@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -43,14 +42,22 @@ class AsyncioJobQueue:
         """Wait until every submitted request was handled."""
         await self._queue.join()
 
-    async def stop(self, grace_s: float = 0.0) -> list[VideoRequest]:
-        """Let the workers go on for up to `grace_s` until the queue is empty, then cancel them.
+    async def stop(
+        self, grace_s: float = 0.0, cut_short: asyncio.Event | None = None
+    ) -> list[VideoRequest]:
+        """Let the workers go on for up to `grace_s` until the queue is empty (or `cut_short` is
+        set), then cancel them.
 
         Returns the requests that were not handled: those cut off and those still waiting.
         """
         if self._workers and grace_s > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), grace_s)
+            waits: list[asyncio.Task[object]] = [asyncio.create_task(self._queue.join())]
+            if cut_short is not None:
+                waits.append(asyncio.create_task(cut_short.wait()))
+            await asyncio.wait(waits, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)

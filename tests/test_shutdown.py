@@ -136,6 +136,26 @@ async def test_sigterm_tells_a_job_past_the_grace_once_and_exits_0(
     assert list((tmp_path / "data" / "jobs").iterdir()) == []
 
 
+async def test_a_second_signal_ends_the_grace_at_once(
+    tiktok: TikTokStandIn, tmp_path: Path
+) -> None:
+    tiktok.media_delay_s = 30.0
+    async with FakeBotApi(token=TOKEN) as api:
+        env = telegram_env(tmp_path, api, tiktok, SHUTDOWN_GRACE_S="60")
+        async with bot_process(tmp_path, env) as process:
+            api.inject_message(link(POSTS[0]), chat_id=13)
+            await tiktok.wait_for_media_request(within_s=60)
+            process.send_signal(signal.SIGINT)
+            await asyncio.sleep(0.5)
+            # Well before the 60 s grace is over.
+            code, logs, _ = await stop(process, within_s=EXIT_MARGIN_S)
+    assert code == 0, logs
+    [notice] = api.calls_to("sendMessage")
+    assert notice.params["text"] == RESTARTING_TEXT
+    assert api.calls_to("sendVideo") == []
+    assert list((tmp_path / "data" / "jobs").iterdir()) == []
+
+
 async def test_sigterm_tells_a_discord_command_past_the_grace_privately(
     tiktok: TikTokStandIn, tmp_path: Path
 ) -> None:
