@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from adapters.discord import DiscordAdapter, DiscordSettings
+from adapters.discord.inbound import origin_codec as discord_origins
 from adapters.telegram import TelegramAdapter, TelegramSettings
+from adapters.telegram.inbound import origin_codec as telegram_origins
 from bot.engine import Engine
+from bot.journal import OriginCodec
 from bot.ports import Replier
 from bot.settings import CoreSettings
 
@@ -20,7 +25,12 @@ class Reshare:
         *,
         guild_ready_timeout: float = 2.0,
     ) -> None:
-        self.engine = Engine(core)
+        codecs: dict[str, OriginCodec] = {}
+        if telegram.telegram_bot_token:
+            codecs["telegram"] = telegram_origins(telegram.telegram_bot_token.get_secret_value())
+        if discord.discord_bot_token:
+            codecs["discord"] = discord_origins()
+        self.engine = Engine(core, codecs)
         self.telegram = (
             TelegramAdapter(telegram, self.engine.intake, self.engine.retry)
             if telegram.telegram_bot_token
@@ -36,6 +46,7 @@ class Reshare:
             if discord.discord_bot_token
             else None
         )
+        self._stopping: asyncio.Task[None] | None = None
 
     @staticmethod
     def secrets(telegram: TelegramSettings, discord: DiscordSettings) -> list[str]:
@@ -56,7 +67,24 @@ class Reshare:
             await self.discord.start()
 
     async def stop(self) -> None:
-        # Jobs first: a job still running must not find its platform client closed.
+        """Stop taking updates, let the engine finish or tell its jobs, then close the clients.
+
+        Telegram stops polling first: updates it has not taken wait for the next start. Discord
+        stays connected while the engine drains, so late requests hear "restarting". A second
+        call waits for the first.
+        """
+        if self._stopping is None:
+            self._stopping = asyncio.create_task(self._stop())
+        await asyncio.shield(self._stopping)
+
+    def hurry(self) -> None:
+        """Cut the grace of a stop short: jobs still running are told to resend at once."""
+        self.engine.hurry()
+
+    async def _stop(self) -> None:
+        if self.telegram:
+            await self.telegram.stop_polling()
+        # Jobs next: a job still running must not find its platform client closed.
         await self.engine.stop()
         if self.telegram:
             await self.telegram.stop()

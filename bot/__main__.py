@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,10 +63,18 @@ async def fetch(settings: CoreSettings, url: str, output: Path | None) -> int:
 
 async def serve(core: CoreSettings, telegram: TelegramSettings, discord: DiscordSettings) -> int:
     stop = asyncio.Event()
+    bot: Reshare | None = None
+
+    def on_signal() -> None:
+        # The first signal stops with SHUTDOWN_GRACE_S; a second one does not wait for it.
+        if stop.is_set() and bot is not None:
+            log.info("stopping now")
+            bot.hurry()
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    bot: Reshare | None = None
+        loop.add_signal_handler(signum, on_signal)
     try:
         try:
             bot = Reshare(core, telegram, discord)
@@ -108,7 +118,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not secrets:
         print(MISSING_SETTINGS_TEXT, file=sys.stderr)
         return 2
-    return asyncio.run(serve(settings, telegram, discord))
+    code = asyncio.run(serve(settings, telegram, discord))
+    if _threads_left():
+        # A download thread stuck in a network read would hold the exit for its socket
+        # timeouts; its files are gone already (Engine.stop), so nothing is lost by not waiting.
+        log.warning("exiting without waiting for a blocked download thread")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _threads_left() -> bool:
+    main = threading.main_thread()
+    return any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate())
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from bot.limits import RateLimits, Verdict
 from bot.links import Link, LinkKind
-from bot.model import Origin, VideoRequest
-from bot.ports import JobQueue
+from bot.model import Origin, Reason, VideoRequest
+from bot.ports import JobQueue, Journal
 from bot.sites import SiteCatalog
 
 MAX_LINKS_PER_MESSAGE = 3
@@ -22,6 +22,7 @@ HELP_TEXT = (
 )
 BUSY_TEXT = "I'm busy right now, please try again in a minute."
 SLOW_DOWN_TEXT = "That's a lot of links at once: please wait a minute before sending more."
+RESTARTING_TEXT = Reason.RESTARTING.message
 
 
 class Answer(enum.Enum):
@@ -32,6 +33,7 @@ class Answer(enum.Enum):
     IGNORED = "ignored"
     BUSY = "busy"
     SLOW_DOWN = "slow_down"
+    RESTARTING = "restarting"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +47,18 @@ class Sender:
 class Intake:
     """Picks the links of a message and queues them as one request."""
 
-    def __init__(self, queue: JobQueue, sites: SiteCatalog, limits: RateLimits) -> None:
+    def __init__(
+        self,
+        queue: JobQueue,
+        sites: SiteCatalog,
+        limits: RateLimits,
+        journal: Journal | None = None,
+    ) -> None:
         self._queue = queue
         self._sites = sites
         self._limits = limits
+        self._journal = journal
+        self._closed = False
         self.no_link_text = (
             f"I send the video behind links from {', '.join(sites.names)}: paste a link like "
             "https://www.tiktok.com/@user/video/123… or https://vm.tiktok.com/…"
@@ -85,6 +95,8 @@ class Intake:
         links = select_links(texts, self._sites, private=private)
         if not links:
             return Answer.NO_LINK if private else Answer.IGNORED
+        if self._closed:
+            return Answer.RESTARTING
         verdict = self._limits.check(
             f"{origin.platform}:user:{sender.user}",
             f"{origin.platform}:chat:{sender.chat}",
@@ -97,7 +109,20 @@ class Intake:
         return VideoRequest(links=tuple(links), origin=origin, budget_bytes=budget_bytes)
 
     def submit(self, request: VideoRequest) -> Answer:
-        return Answer.QUEUED if self._queue.submit(request) else Answer.BUSY
+        """Queue the request, written down first; a request seen before is not queued again."""
+        if self._closed:
+            return Answer.RESTARTING
+        if self._journal is not None and not self._journal.accept(request):
+            return Answer.IGNORED
+        if self._queue.submit(request):
+            return Answer.QUEUED
+        if self._journal is not None:
+            self._journal.answered(request.origin)  # "busy" is its answer
+        return Answer.BUSY
+
+    def close(self) -> None:
+        """Take no more work: the bot is shutting down, new requests are told to come back."""
+        self._closed = True
 
 
 def select_links(texts: Iterable[str], sites: SiteCatalog, *, private: bool) -> list[Link]:

@@ -81,6 +81,7 @@ class Reason(enum.Enum):
     BLOCKED = "TikTok refused the download right now, please try again later."
     UNSUPPORTED_SITE = "I can't fetch links from that site."
     FAILED = "Something went wrong fetching this video, please try again."
+    RESTARTING = "The bot is restarting, please send the link again in a minute."
 
     @property
     def message(self) -> str:

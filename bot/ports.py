@@ -54,3 +54,13 @@ class JobQueue(Protocol):
 
     def submit(self, request: VideoRequest) -> bool:
         """Queue the request; False when the queue is full."""
+
+
+class Journal(Protocol):
+    """Keeps each accepted request until it has been answered, so a restart can run it again."""
+
+    def accept(self, request: VideoRequest) -> bool:
+        """Write the request down; False when its origin was accepted before (a redelivery)."""
+
+    def answered(self, origin: Origin) -> None:
+        """The request from `origin` got its answer (a video or a reason)."""

@@ -36,6 +36,9 @@ class CoreSettings(BaseSettings):
     rate_limit_user_per_min: int = Field(default=10, ge=1)
     rate_limit_chat_per_min: int = Field(default=30, ge=1)
     workers: int = Field(default=16, ge=1)
+    # Seconds jobs may go on after SIGTERM before the rest are told to send their link again;
+    # hosts that run a Procfile kill the process 30 s after SIGTERM.
+    shutdown_grace_s: float = Field(default=25.0, ge=0)
     slideshow_mode: SlideshowMode = SlideshowMode.ALBUM
     # Posts get removed: a cached clip is fetched anew after this many seconds.
     cache_max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0)

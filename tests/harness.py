@@ -45,7 +45,8 @@ async def running_bot(
         download_proxy=tiktok.proxy_url,
         download_verify_tls=False,
         data_dir=data_dir,
-        **{"download_timeout_s": 30, **core},
+        # A short grace: a test that stops with jobs running should not wait the default 25 s.
+        **{"download_timeout_s": 30, "shutdown_grace_s": 2, **core},
     )
     telegram_settings = TelegramSettings(_env_file=None)
     if telegram is not None:

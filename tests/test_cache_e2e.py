@@ -66,7 +66,9 @@ async def test_a_refused_file_id_falls_back_to_a_fresh_fetch(
     # A new Bot API server knows none of the old file_ids, as after a token change.
     caplog.set_level(logging.INFO, logger="bot.service")
     async with FakeBotApi() as api, running_bot(tiktok, data_dir, telegram=api):
-        api.inject_message(f"https://www.tiktok.com/@dancer/video/{POST}", chat_id=1)
+        # Another chat: the new stand-in numbers messages from 1 again, and the request journal
+        # would take message 1 of chat 1 for a second delivery of one it answered.
+        api.inject_message(f"https://www.tiktok.com/@dancer/video/{POST}", chat_id=2)
         refused, fresh = await api.wait_for_call("sendVideo", count=2)
     assert "cached copy refused" in caplog.text
     assert isinstance(refused.params["video"], str)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.intake import BUSY_TEXT, SLOW_DOWN_TEXT
+from bot.intake import BUSY_TEXT, RESTARTING_TEXT, SLOW_DOWN_TEXT
 from tests.harness import running_bot
 from tests.standins.clips import Clip
 from tests.standins.telegram_api import FakeBotApi
@@ -70,17 +70,19 @@ async def test_the_chat_shows_upload_video_until_the_clip_is_sent(
     assert actions[-1].at < video.at
 
 
-async def test_stopping_mid_download_removes_the_job_directory(
+async def test_stopping_mid_download_removes_the_job_directory_and_says_restarting(
     tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
 ) -> None:
     tiktok.media_delay_s = 1.0
     data_dir = tmp_path / "data"
-    async with running_bot(tiktok, data_dir, telegram=api):
+    async with running_bot(tiktok, data_dir, telegram=api, shutdown_grace_s=0):
         api.inject_message(link(POSTS[0]))
         await tiktok.wait_for_media_request()
         assert len(list((data_dir / "jobs").iterdir())) == 1
     # running_bot asserts that the jobs directory is empty once the bot has stopped.
     assert api.calls_to("sendVideo") == []
+    [notice] = api.calls_to("sendMessage")
+    assert notice.params["text"] == RESTARTING_TEXT
 
 
 async def test_requests_for_the_same_clip_at_once_share_one_download(

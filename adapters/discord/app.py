@@ -15,7 +15,7 @@ from discord import app_commands
 from adapters.discord.inbound import interaction_origin, message_budget, message_origin, texts_of
 from adapters.discord.outbound import DiscordReplier
 from adapters.discord.settings import DiscordSettings
-from bot.intake import BUSY_TEXT, SLOW_DOWN_TEXT, Answer, Intake, Sender
+from bot.intake import BUSY_TEXT, RESTARTING_TEXT, SLOW_DOWN_TEXT, Answer, Intake, Sender
 from bot.retry import Retrying
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class DiscordAdapter:
                 Answer.NO_LINK: self._intake.no_link_text,
                 Answer.BUSY: BUSY_TEXT,
                 Answer.SLOW_DOWN: SLOW_DOWN_TEXT,
+                Answer.RESTARTING: RESTARTING_TEXT,
             }.get(answer)
             if text is not None:
                 await message.reply(text, mention_author=False)
@@ -97,7 +98,10 @@ class DiscordAdapter:
         )
         if isinstance(request, Answer):
             # Only the invoker sees an ephemeral answer, so even a repeated refusal spams no one.
-            text = self._intake.no_link_text if request is Answer.NO_LINK else SLOW_DOWN_TEXT
+            text = {
+                Answer.NO_LINK: self._intake.no_link_text,
+                Answer.RESTARTING: RESTARTING_TEXT,
+            }.get(request, SLOW_DOWN_TEXT)
             await interaction.response.send_message(text, ephemeral=True)
             return
         # Acknowledge first: Discord allows 3 s, and a worker may answer before this returns.
@@ -106,8 +110,10 @@ class DiscordAdapter:
         except discord.NotFound as err:
             # Past the 3 s: the request is still taken; the answer goes to the channel.
             log.warning("interaction not acknowledged in time (%s)", err.code)
-        if self._intake.submit(request) is Answer.BUSY:
-            await self.replier.tell_privately(origin, BUSY_TEXT)
+        answer = self._intake.submit(request)
+        if answer in (Answer.BUSY, Answer.RESTARTING):
+            text = BUSY_TEXT if answer is Answer.BUSY else RESTARTING_TEXT
+            await self.replier.tell_privately(origin, text)
 
     async def start(self) -> None:
         token = self._settings.discord_bot_token

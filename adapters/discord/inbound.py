@@ -6,8 +6,13 @@ from dataclasses import dataclass
 
 import discord
 
+from bot.journal import DataclassCodec
+
 # What Discord allows a bot to upload where the server has no boost (DESIGN.md section 7).
 DEFAULT_UPLOAD_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+# An interaction token takes followups for 15 minutes; a request older than this is not taken
+# up again after a restart (a minute kept for the job itself).
+INTERACTION_REPLAY_S = 14 * 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +61,10 @@ def texts_of(message: discord.Message) -> list[str]:
 
 def message_budget(message: discord.Message) -> int:
     return message.guild.filesize_limit if message.guild else DEFAULT_UPLOAD_LIMIT
+
+
+def origin_codec() -> DataclassCodec:
+    """How the request journal stores Discord origins; expired interactions are dropped."""
+    return DataclassCodec(
+        InteractionOrigin, MessageOrigin, max_age_s={InteractionOrigin: INTERACTION_REPLAY_S}
+    )

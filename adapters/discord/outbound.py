@@ -175,6 +175,11 @@ class DiscordReplier:
     async def fail(self, origin: Origin, reason: Reason) -> None:
         if isinstance(origin, InteractionOrigin):
             await self.tell_privately(origin, reason_text(reason))
+        elif reason is Reason.RESTARTING and isinstance(origin, MessageOrigin):
+            # A reaction cannot ask for the link again.
+            await self._channel(origin).send(
+                reason_text(reason), reference=_reference(origin), mention_author=False
+            )
         else:
             message = self._channel(origin).get_partial_message(_message_id(origin))
             await self._call(lambda: message.add_reaction(FAILED_REACTION), "reaction")

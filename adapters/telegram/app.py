@@ -1,10 +1,22 @@
-"""The python-telegram-bot Application: long polling, handlers, start and stop."""
+"""The python-telegram-bot Application: long polling, handlers, start and stop.
+
+We poll with our own getUpdates loop instead of PTB's Updater: the Updater confirms an update
+(asks for the next offset) as soon as it has it, before any handler ran, so a crash in between
+loses it. Here an update is confirmed only after its handler has written the request down in
+the journal (DESIGN.md section 11).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
+from collections.abc import Coroutine
+from typing import Any
 
-from telegram import Update
+from telegram import Message, Update
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -17,12 +29,30 @@ from telegram.ext import (
 from adapters.telegram.inbound import is_private, origin_of, texts_of
 from adapters.telegram.outbound import TelegramReplier
 from adapters.telegram.settings import TelegramSettings
-from bot.intake import BUSY_TEXT, HELP_TEXT, SLOW_DOWN_TEXT, Answer, Intake, Sender
+from bot.intake import (
+    BUSY_TEXT,
+    HELP_TEXT,
+    RESTARTING_TEXT,
+    SLOW_DOWN_TEXT,
+    Answer,
+    Intake,
+    Sender,
+)
 from bot.retry import Retrying
+
+log = logging.getLogger(__name__)
 
 # Seconds to open a connection and to wait for a free one of PTB's pool.
 CONNECT_TIMEOUT_S = 10.0
 POOL_TIMEOUT_S = 30.0
+
+# Seconds one getUpdates call waits for updates (long polling).
+POLL_TIMEOUT_S = 10
+# Backoff between failed getUpdates calls: doubling from the first to the last.
+POLL_RETRY_FIRST_S = 0.5
+POLL_RETRY_MAX_S = 30.0
+# Shutdown does not wait longer than this to confirm the updates handled last.
+CONFIRM_TIMEOUT_S = 2.0
 
 
 class TelegramAdapter:
@@ -50,9 +80,12 @@ class TelegramAdapter:
             # It keeps to Telegram's flood limits; retrying a 429 is the core's (bot.retry),
             # under one deadline with the other retries.
             .rate_limiter(AIORateLimiter(max_retries=0))
+            .updater(None)
             .build()
         )
         self.replier = TelegramReplier(self.application.bot, retry)
+        self._polling: asyncio.Task[None] | None = None
+        self._stop_polling = asyncio.Event()
         self.application.add_handler(
             CommandHandler(["start", "help"], self._on_help, filters=filters.UpdateType.MESSAGE)
         )
@@ -65,24 +98,86 @@ class TelegramAdapter:
     async def start(self) -> None:
         await self.application.initialize()
         await self.application.start()
-        updater = self.application.updater
-        if updater is None:
-            raise RuntimeError("the Application was built without an Updater")
-        await updater.start_polling(allowed_updates=[Update.MESSAGE], poll_interval=0.0)
+        # Polling and a webhook exclude each other; updates waiting for us are kept.
+        await self.application.bot.delete_webhook()
+        self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+
+    async def stop_polling(self) -> None:
+        """Take no more updates; those already taken are handled and confirmed."""
+        self._stop_polling.set()
+        if self._polling is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._polling
+            self._polling = None
 
     async def stop(self) -> None:
-        updater = self.application.updater
-        if updater is not None and updater.running:
-            await updater.stop()
+        await self.stop_polling()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+
+    async def _poll(self) -> None:
+        """Get updates, hand each to the handlers, and only then confirm it (the next offset)."""
+        bot = self.application.bot
+        offset: int | None = None
+        failures = 0
+        stopping = asyncio.create_task(self._stop_polling.wait())
+        try:
+            while not stopping.done():
+                fetch = asyncio.create_task(
+                    bot.get_updates(
+                        offset=offset, timeout=POLL_TIMEOUT_S, allowed_updates=[Update.MESSAGE]
+                    )
+                )
+                await asyncio.wait([fetch, stopping], return_when=asyncio.FIRST_COMPLETED)
+                if not fetch.done():
+                    # Updates it may bring are not confirmed: the next start gets them.
+                    fetch.cancel()
+                    with contextlib.suppress(BaseException):
+                        await fetch
+                    break
+                try:
+                    updates = fetch.result()
+                except Exception as err:
+                    # Polling must outlive any failure: an error here would end it silently.
+                    failures += 1
+                    delay = _retry_delay(err, failures)
+                    log.warning("getUpdates failed (%r): again in %.1f s", err, delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(stopping), delay)
+                    continue
+                failures = 0
+                for update in updates:
+                    await self.application.process_update(update)
+                    offset = update.update_id + 1
+                    # Let idle workers take the request before the next one meets a full queue.
+                    await asyncio.sleep(0)
+            if offset is not None:
+                await self._confirm(offset)
+        finally:
+            stopping.cancel()
+
+    async def _confirm(self, offset: int) -> None:
+        """Tell Telegram the updates before `offset` are handled, so a restart does not get
+        them again (their short replies, which the journal does not keep, would be repeated)."""
+        confirming = self.application.bot.get_updates(
+            offset=offset, timeout=0, limit=1, allowed_updates=[Update.MESSAGE]
+        )
+        try:
+            await asyncio.wait_for(confirming, CONFIRM_TIMEOUT_S)
+        except (TelegramError, TimeoutError) as err:
+            # The journal knows them: a second delivery is recognised and not answered again.
+            log.info("could not confirm the last updates (%r)", err)
+
+    def _reply_soon(self, reply: Coroutine[Any, Any, Message], update: Update) -> None:
+        """Send a short reply without holding up polling (a slow API must not stall it)."""
+        self.application.create_task(reply, update=update)
 
     async def _on_help(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
         if message is None or message.from_user is None or message.from_user.is_bot:
             return
-        await message.reply_text(HELP_TEXT, do_quote=False)
+        self._reply_soon(message.reply_text(HELP_TEXT, do_quote=False), update)
 
     async def _on_message(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
@@ -99,6 +194,15 @@ class TelegramAdapter:
             Answer.NO_LINK: self._intake.no_link_text,
             Answer.BUSY: BUSY_TEXT,
             Answer.SLOW_DOWN: SLOW_DOWN_TEXT,
+            Answer.RESTARTING: RESTARTING_TEXT,
         }.get(answer)
         if text is not None:
-            await message.reply_text(text, do_quote=not is_private(message))
+            self._reply_soon(message.reply_text(text, do_quote=not is_private(message)), update)
+
+
+def _retry_delay(err: Exception, failures: int) -> float:
+    """Telegram's own wait after a 429, else a doubling backoff."""
+    if isinstance(err, RetryAfter):
+        after = err.retry_after
+        return float(after if isinstance(after, int) else after.total_seconds())
+    return min(POLL_RETRY_MAX_S, POLL_RETRY_FIRST_S * 2.0 ** (failures - 1))

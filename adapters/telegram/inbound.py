@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from telegram import Message, MessageEntity
 
+from bot.journal import DataclassCodec
+
 
 @dataclass(frozen=True, slots=True)
 class TelegramOrigin:
@@ -32,3 +34,10 @@ def texts_of(message: Message) -> list[str]:
 
 def is_private(message: Message) -> bool:
     return message.chat.type == message.chat.PRIVATE
+
+
+def origin_codec(token: str) -> DataclassCodec:
+    """How the request journal stores Telegram origins: message ids are the bot's own, so they
+    are kept under the bot's id (the part of the token before the colon, not the secret)."""
+    bot_id, _, _ = token.partition(":")
+    return DataclassCodec(TelegramOrigin, scope=f"bot{bot_id}")
