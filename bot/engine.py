@@ -16,6 +16,7 @@ from bot.fit import FfmpegFitter
 from bot.intake import Intake
 from bot.limits import RateLimits
 from bot.media import FfmpegMedia
+from bot.netguard import HostGuard, SystemResolver
 from bot.ports import Replier
 from bot.queue import AsyncioJobQueue
 from bot.resolve import HttpxLinkResolver
@@ -46,6 +47,7 @@ class Engine:
             threads=settings.max_concurrent_downloads,
             max_duration_s=settings.max_duration_s,
             extractors=self.sites.ytdlp_extractors,
+            guard=HostGuard(SystemResolver()),
         )
         self.slideshows = GalleryDlSlideshows(
             proxy=settings.download_proxy,

@@ -180,8 +180,10 @@ class TikTokStandIn:
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
-        # CONNECT targets ("host:port") the proxy refused, so tests can see stray traffic.
+        # CONNECT targets ("host:port") the proxy refused, and the targets of plain-HTTP requests
+        # (absolute URLs, never served), so tests can see stray traffic.
         self.refused: list[str] = []
+        self.plain_requests: list[str] = []
         self._posts: dict[str, _Post] = {}
         self._short_links: dict[tuple[str, str], str] = {}
         self._media_by_token: dict[str, _Media] = {}
@@ -719,6 +721,7 @@ class TikTokStandIn:
             method, _, rest = head.decode("latin-1").partition(" ")
             target = rest.partition(" ")[0]
             if method != "CONNECT":
+                self.plain_requests.append(target)
                 await _reply(writer, "405 Method Not Allowed", "Allow: CONNECT\r\n")
                 return
             host = target.rpartition(":")[0].strip("[]") if ":" in target else target

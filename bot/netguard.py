@@ -1,0 +1,219 @@
+"""The SSRF guard: user links, and every request they lead yt-dlp to, reach public addresses only.
+
+How yt-dlp is hooked (2026.10.26). `YoutubeDL.urlopen` hands every request (pages, APIs,
+media, HLS/DASH fragments: the native downloaders all call `urlopen`) to the `RequestDirector`
+that `YoutubeDL.build_request_director` builds, and that method is the supported seam: we
+override it on our own subclass, so nothing is registered in yt-dlp's global handler registry
+(`register_rh`, `register_preference` would change every YoutubeDL in the process).
+Redirects are followed inside the request handlers, out of the director's sight: urllib's opener,
+requests' `Session.resolve_redirects`, and libcurl (curl_cffi), which gives no hook between hops
+at all. So a vetted request goes to a second director holding only a requests handler whose
+session carries a response hook: requests calls it on every response, redirects included,
+before it sends the next hop, and the hook refuses the `Location` there.
+Requests of TikTok jobs skip all this: their hosts come from TikTok's page, not from the user.
+
+Addresses are checked, not names: a host is a literal address (in any form the C library
+accepts, e.g. 2130706433, 0x7f.1, 127.1, ::ffff:127.0.0.1) or a name resolved through the
+`Resolver` port. When DOWNLOAD_PROXY is set, the proxy connects, not us: a name that does not
+resolve here is left to the proxy (DESIGN.md section 10: machines without DNS of their own);
+literal addresses are always checked. Left open: a name whose answer changes between our lookup
+and the library's (DNS rebinding) when no proxy is set.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import socket
+from collections.abc import Iterable
+from typing import Any, Protocol
+from urllib.parse import urljoin
+
+import urllib3.util
+import yt_dlp
+from yt_dlp.networking._requests import RequestsRH
+from yt_dlp.networking.common import RequestDirector
+from yt_dlp.networking.exceptions import RequestError
+
+from bot.links import parse_link
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# IPv6 ranges that carry an IPv4 address in their low 32 bits: NAT64 (RFC 6052, 8215).
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
+class AddressRefused(RequestError):  # type: ignore[misc]
+    """A request whose host is (or resolves to) an address that is not public; never sent."""
+
+    def __init__(self, host: str, why: str) -> None:
+        super().__init__(f"refused {host!r}: {why} (not a public address)")
+        self.host = host
+
+
+class Resolver(Protocol):
+    """The DNS boundary: every address a name resolves to, or OSError when it does not."""
+
+    def addresses(self, host: str) -> list[str]: ...
+
+
+class SystemResolver:
+    """The C library's getaddrinfo: /etc/hosts, then DNS, as the HTTP libraries resolve."""
+
+    def addresses(self, host: str) -> list[str]:
+        try:
+            found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except UnicodeError as err:
+            raise OSError(f"not a valid name: {err}") from None
+        return [str(info[4][0]) for info in found]
+
+
+def is_public(address: IPAddress) -> bool:
+    """Whether an address is globally routable unicast; embedded IPv4 addresses count too."""
+    if isinstance(address, ipaddress.IPv6Address):
+        translated = address.ipv4_mapped or _nat64(address)
+        if translated is not None:
+            return is_public(translated)
+        tunnelled = address.sixtofour or (address.teredo[1] if address.teredo else None)
+        if address.is_site_local or (tunnelled is not None and not is_public(tunnelled)):
+            return False
+    return address.is_global and not (
+        address.is_multicast
+        or address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+def _nat64(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if any(address in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a host names without any lookup, parsed as the C library parses it (so
+    2130706433, 0x7f.1 and 0177.0.0.1 are all 127.0.0.1), or None for a name."""
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError):
+        return None
+    return ipaddress.ip_address(str(found[0][4][0]))
+
+
+class HostGuard:
+    """Refuses hosts that are, or resolve to, non-public addresses (see the module docstring)."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self._resolver = resolver
+
+    def check_url(self, url: str) -> None:
+        """Raise AddressRefused unless the URL's host may be fetched."""
+        try:
+            host = urllib3.util.parse_url(url).host
+        except ValueError:
+            host = None
+        if not host:
+            raise AddressRefused(url[:100], "no host")
+        self.check_host(host)
+
+    def check_host(self, host: str) -> None:
+        bare = host.strip("[]")
+        # "169.254.169.254." is a name to getaddrinfo but an address to some proxies.
+        literal = literal_address(bare) or literal_address(bare.rstrip("."))
+        if literal is not None:
+            if not is_public(literal):
+                raise AddressRefused(host, f"is {literal}")
+            return
+        name = bare.lower().rstrip(".")
+        # RFC 6761: these names are the local machine, whoever resolves them (the proxy too).
+        if name == "localhost" or name.endswith(".localhost"):
+            raise AddressRefused(host, "is the local machine")
+        try:
+            found = self._resolver.addresses(bare)
+        except OSError:
+            # With a proxy, the proxy resolves it; without one, the library's own lookup fails
+            # the same way and nothing is sent.
+            return
+        addresses = _parse_all(found)
+        if not addresses:
+            raise AddressRefused(host, "resolves to nothing usable")
+        for address in addresses:
+            if not is_public(address):
+                raise AddressRefused(host, f"resolves to {address}")
+
+
+def _parse_all(found: Iterable[str]) -> list[IPAddress]:
+    addresses: list[IPAddress] = []
+    for text in found:
+        try:
+            addresses.append(ipaddress.ip_address(text))
+        except ValueError:
+            return []
+    return addresses
+
+
+class _VettingRequestsRH(RequestsRH):  # type: ignore[misc]
+    """yt-dlp's requests handler whose sessions vet each redirect target before following it."""
+
+    def __init__(self, *args: Any, guard: HostGuard, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._guard = guard
+
+    def _create_instance(self, *args: Any, **kwargs: Any) -> Any:
+        session = super()._create_instance(*args, **kwargs)
+        session.hooks["response"].append(self._vet_redirect)
+        return session
+
+    def _vet_redirect(self, response: Any, *_args: Any, **_kwargs: Any) -> Any:
+        if response.is_redirect:
+            try:
+                self._guard.check_url(urljoin(response.url, response.headers["location"]))
+            except AddressRefused:
+                response.close()
+                raise
+        return response
+
+
+class _GuardedDirector(RequestDirector):  # type: ignore[misc]
+    """yt-dlp's director, plus a vetted path for the requests of jobs that are not TikTok's."""
+
+    def __init__(self, plain: RequestDirector, vetted: RequestDirector, ydl: GuardedYoutubeDL):
+        super().__init__(logger=plain.logger, verbose=plain.verbose)
+        self.handlers = plain.handlers
+        self.preferences = plain.preferences
+        self._vetted = vetted
+        self._ydl = ydl
+
+    def send(self, request: Any) -> Any:
+        if not self._ydl.vet_requests:
+            return super().send(request)
+        self._ydl.guard.check_url(request.url)
+        return self._vetted.send(request)
+
+    def close(self) -> None:
+        super().close()
+        self._vetted.close()
+
+
+class GuardedYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
+    """A YoutubeDL whose requests pass the guard while `vet_requests` is set (one job at a time:
+    a YoutubeDL is used by one thread)."""
+
+    def __init__(self, params: dict[str, Any], *, guard: HostGuard) -> None:
+        self.guard = guard
+        self.vet_requests = True
+        super().__init__(params)
+
+    def build_request_director(self, handlers: Any, preferences: Any = None) -> Any:
+        plain = super().build_request_director(handlers, preferences)
+        vetted = super().build_request_director(
+            [functools.partial(_VettingRequestsRH, guard=self.guard)], preferences
+        )
+        return _GuardedDirector(plain, vetted, self)
+
+    def vet_for(self, url: str) -> None:
+        """Vet the requests of the job for `url`, unless it is a TikTok link."""
+        self.vet_requests = parse_link(url) is None
