@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.model import Reason
 from tests.harness import answers, assert_plays, running_bot, uploaded_video
 from tests.standins.clips import Clip
 from tests.standins.othersite import StreamableSite
@@ -56,3 +57,24 @@ async def test_a_site_not_allowed_is_refused_in_private_and_ignored_in_groups(
     assert "links from TikTok" in call.params["text"]
     assert {c.params["chat_id"] for c in answers(api)} == {606}
     assert tiktok.requests == []
+
+
+async def test_a_link_to_the_local_machine_gets_a_reason_and_sends_nothing(
+    tiktok: TikTokStandIn, api: FakeBotApi, h264_clip: Clip, tmp_path: Path
+) -> None:
+    """With the generic extractor allowed, a user link to 127.0.0.1 (by name, and in an odd
+    literal form) is refused; the operator's proxy, on 127.0.0.1 too, keeps working for the
+    TikTok link in the same message."""
+    tiktok.add_video("7300000000000000042", h264_clip)
+    local = ("https://localhost/clip.mp4", "http://2130706433/latest/meta-data/")
+    async with running_bot(
+        tiktok, tmp_path / "data", telegram=api, allowed_sites=("TikTok", "generic")
+    ):
+        api.inject_message(" ".join((*local, tiktok.post_url("7300000000000000042"))), chat_id=707)
+        refusals = await api.wait_for_call("sendMessage", count=2)
+        [video] = await api.wait_for_call("sendVideo")
+    assert [c.params["text"] for c in refusals] == [Reason.UNSAFE_ADDRESS.message] * 2
+    assert_plays(uploaded_video(api, video, tmp_path), h264_clip)
+    assert {r.host for r in tiktok.requests} <= {tiktok.WEB_HOST, tiktok.CDN_HOST}
+    assert tiktok.refused == []
+    assert tiktok.plain_requests == []
