@@ -203,7 +203,7 @@ class YtDlpDownloader:
         except DownloadCancelled:
             raise FetchError(Reason.TIMED_OUT, "cancelled") from None
         except AddressRefused as err:
-            raise FetchError(Reason.UNSAFE_ADDRESS, str(err)) from None
+            raise FetchError(err.reason, str(err)) from None
         except DownloadError as err:
             if "no video formats found" in str(err).lower() and "[TikTok]" in str(err):
                 raise SlideshowPost("no formats at all: a photo post without music") from None

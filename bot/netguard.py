@@ -34,8 +34,10 @@ import yt_dlp
 from yt_dlp.networking._requests import RequestsRH
 from yt_dlp.networking.common import RequestDirector
 from yt_dlp.networking.exceptions import RequestError
+from yt_dlp.utils import determine_protocol
 
 from bot.links import parse_link
+from bot.model import Reason
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -43,12 +45,16 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 
 
-class AddressRefused(RequestError):  # type: ignore[misc]
-    """A request whose host is (or resolves to) an address that is not public; never sent."""
+# Protocols whose every request yt-dlp makes itself, through `urlopen`.
+_NATIVE_PROTOCOLS = frozenset({"http", "https", "m3u8_native", "http_dash_segments"})
 
-    def __init__(self, host: str, why: str) -> None:
-        super().__init__(f"refused {host!r}: {why} (not a public address)")
-        self.host = host
+
+class AddressRefused(RequestError):  # type: ignore[misc]
+    """A request the guard stopped before it was sent, with the reason the user is shown."""
+
+    def __init__(self, target: str, why: str, reason: Reason = Reason.UNSAFE_ADDRESS) -> None:
+        super().__init__(f"refused {target!r}: {why}")
+        self.reason = reason
 
 
 class Resolver(Protocol):
@@ -125,7 +131,7 @@ class HostGuard:
         literal = literal_address(bare) or literal_address(bare.rstrip("."))
         if literal is not None:
             if not is_public(literal):
-                raise AddressRefused(host, f"is {literal}")
+                raise AddressRefused(host, f"is {literal}, not a public address")
             return
         name = bare.lower().rstrip(".")
         # RFC 6761: these names are the local machine, whoever resolves them (the proxy too).
@@ -142,7 +148,7 @@ class HostGuard:
             raise AddressRefused(host, "resolves to nothing usable")
         for address in addresses:
             if not is_public(address):
-                raise AddressRefused(host, f"resolves to {address}")
+                raise AddressRefused(host, f"resolves to {address}, not a public address")
 
 
 def _parse_all(found: Iterable[str]) -> list[IPAddress]:
@@ -213,6 +219,22 @@ class GuardedYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
             [functools.partial(_VettingRequestsRH, guard=self.guard)], preferences
         )
         return _GuardedDirector(plain, vetted, self)
+
+    def process_info(self, info_dict: dict[str, Any]) -> Any:
+        """Refuse, in a vetted job, media that yt-dlp would hand to ffmpeg or rtmpdump: those
+        connect on their own, past the director."""
+        if self.vet_requests:
+            if info_dict.get("is_live"):
+                raise AddressRefused(
+                    str(info_dict.get("webpage_url", "")), "a live stream", Reason.NOT_A_VIDEO
+                )
+            for fmt in info_dict.get("requested_formats") or [info_dict]:
+                protocol = determine_protocol(fmt)
+                if protocol not in _NATIVE_PROTOCOLS:
+                    raise AddressRefused(
+                        str(fmt.get("url", ""))[:100], f"{protocol} media", Reason.UNSUPPORTED_SITE
+                    )
+        return super().process_info(info_dict)
 
     def vet_for(self, url: str) -> None:
         """Vet the requests of the job for `url`, unless it is a TikTok link."""

@@ -304,3 +304,16 @@ async def test_tiktok_jobs_are_not_vetted(
     path = await fetch(tiktok, resolver, tiktok.post_url("7300000000000000001"), tmp_path / "j")
     assert path.is_file()
     assert resolver.asked == []
+
+
+async def test_media_that_ffmpeg_would_fetch_itself_is_refused(
+    tiktok: TikTokStandIn, web_site: PlainWebSite, tmp_path: Path
+) -> None:
+    """rtsp (and rtmp, live HLS) go to ffmpeg or rtmpdump, which connect past the guard."""
+    page = web_site.add_page("www.example.net", "/cam", "rtsp://cams.example.net/stream.mp4")
+    with pytest.raises(FetchError) as caught:
+        await fetch(tiktok, TableResolver({}), page, tmp_path / "job")
+    assert caught.value.reason is Reason.UNSUPPORTED_SITE
+    assert "rtsp media" in caught.value.detail
+    assert hosts_reached(tiktok) == {"www.example.net"}
+    assert list((tmp_path / "job").iterdir()) == []
