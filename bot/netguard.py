@@ -16,8 +16,9 @@ Addresses are checked, not names: a host is a literal address (in any form the C
 accepts, e.g. 2130706433, 0x7f.1, 127.1, ::ffff:127.0.0.1) or a name resolved through the
 `Resolver` port. When DOWNLOAD_PROXY is set, the proxy connects, not us: a name that does not
 resolve here is left to the proxy (DESIGN.md section 10: machines without DNS of their own);
-literal addresses are always checked. Left open: a name whose answer changes between our lookup
-and the library's (DNS rebinding) when no proxy is set.
+literal addresses are always checked. Without a proxy, the vetted handler's connections go to the
+very address the guard vetted (its urllib3 pools resolve through the guard), so a name whose DNS
+answer changes between check and connect (rebinding) gains nothing.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
+import urllib3
+import urllib3.connection
 import urllib3.util
 import yt_dlp
+from urllib3.exceptions import NameResolutionError
 from yt_dlp.networking._requests import RequestsRH
 from yt_dlp.networking.common import RequestDirector
 from yt_dlp.networking.exceptions import RequestError
@@ -126,13 +130,26 @@ class HostGuard:
         self.check_host(host)
 
     def check_host(self, host: str) -> None:
+        """Raise AddressRefused if the host is, or resolves to, a non-public address; a name
+        that does not resolve here passes (a proxy resolves it, or the connection fails)."""
+        self._vetted_addresses(host)
+
+    def address_for(self, host: str) -> str:
+        """The address a direct connection to `host` uses: resolved once, here, and vetted, so
+        the answer cannot change between the check and the connect (DNS rebinding)."""
+        addresses = self._vetted_addresses(host)
+        if not addresses:
+            raise OSError(f"{host} does not resolve")
+        return str(addresses[0])
+
+    def _vetted_addresses(self, host: str) -> list[IPAddress]:
         bare = host.strip("[]")
         # "169.254.169.254." is a name to getaddrinfo but an address to some proxies.
         literal = literal_address(bare) or literal_address(bare.rstrip("."))
         if literal is not None:
             if not is_public(literal):
                 raise AddressRefused(host, f"is {literal}, not a public address")
-            return
+            return [literal]
         name = bare.lower().rstrip(".")
         # RFC 6761: these names are the local machine, whoever resolves them (the proxy too).
         if name == "localhost" or name.endswith(".localhost"):
@@ -140,15 +157,14 @@ class HostGuard:
         try:
             found = self._resolver.addresses(bare)
         except OSError:
-            # With a proxy, the proxy resolves it; without one, the library's own lookup fails
-            # the same way and nothing is sent.
-            return
+            return []
         addresses = _parse_all(found)
         if not addresses:
             raise AddressRefused(host, "resolves to nothing usable")
         for address in addresses:
             if not is_public(address):
                 raise AddressRefused(host, f"resolves to {address}, not a public address")
+        return addresses
 
 
 def _parse_all(found: Iterable[str]) -> list[IPAddress]:
@@ -171,6 +187,10 @@ class _VettingRequestsRH(RequestsRH):  # type: ignore[misc]
     def _create_instance(self, *args: Any, **kwargs: Any) -> Any:
         session = super()._create_instance(*args, **kwargs)
         session.hooks["response"].append(self._vet_redirect)
+        # Direct connections only: connections to DOWNLOAD_PROXY come from its own managers.
+        session.get_adapter("https://").poolmanager.pool_classes_by_scheme = _pinned_pools(
+            self._guard
+        )
         return session
 
     def _vet_redirect(self, response: Any, *_args: Any, **_kwargs: Any) -> Any:
@@ -181,6 +201,35 @@ class _VettingRequestsRH(RequestsRH):  # type: ignore[misc]
                 response.close()
                 raise
         return response
+
+
+def _pinned_pools(guard: HostGuard) -> dict[str, type[urllib3.HTTPConnectionPool]]:
+    """urllib3 pools whose connections go to the address the guard vetted, not to a second
+    lookup of the name (TLS still names the host, for SNI and the certificate)."""
+
+    class PinnedHTTPConnection(urllib3.connection.HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            name = self._dns_host
+            try:
+                address = guard.address_for(name)
+            except OSError as err:
+                raise NameResolutionError(self.host, self, socket.gaierror(str(err))) from err
+            self._dns_host = address
+            try:
+                return super()._new_conn()
+            finally:
+                self._dns_host = name
+
+    class PinnedHTTPSConnection(PinnedHTTPConnection, urllib3.connection.HTTPSConnection):
+        pass
+
+    class PinnedHTTPPool(urllib3.HTTPConnectionPool):
+        ConnectionCls = PinnedHTTPConnection
+
+    class PinnedHTTPSPool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = PinnedHTTPSConnection
+
+    return {"http": PinnedHTTPPool, "https": PinnedHTTPSPool}
 
 
 class _GuardedDirector(RequestDirector):  # type: ignore[misc]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
+from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -317,3 +318,53 @@ async def test_media_that_ffmpeg_would_fetch_itself_is_refused(
     assert "rtsp media" in caught.value.detail
     assert hosts_reached(tiktok) == {"www.example.net"}
     assert list((tmp_path / "job").iterdir()) == []
+
+
+class RebindingResolver:
+    """A name whose DNS answer turns from public to loopback after the first lookup."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def addresses(self, host: str) -> list[str]:
+        self.asked += 1
+        return ["93.184.215.14"] if self.asked == 1 else ["127.0.0.1"]
+
+
+async def test_without_a_proxy_the_connection_uses_the_vetted_address(tmp_path: Path) -> None:
+    """DNS rebinding: the link passes the first lookup, the connection's lookup says 127.0.0.1,
+    and a server listening there gets nothing."""
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.Response(body=b"not a video", content_type="video/mp4")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", record)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    resolver = RebindingResolver()
+    ytdlp = YtDlpDownloader(
+        proxy=None,
+        verify_tls=False,
+        timeout_s=30,
+        ffmpeg_path=imageio_ffmpeg.get_ffmpeg_exe(),
+        threads=1,
+        max_duration_s=600,
+        extractors=["generic"],
+        guard=HostGuard(resolver),
+    )
+    url = f"http://rebind.example.net:{site.port}/clip.mp4"
+    try:
+        with pytest.raises(FetchError) as caught:
+            await ytdlp.fetch(Link("generic", LinkKind.VIDEO, url, None, url), tmp_path, 10**7)
+    finally:
+        ytdlp.close()
+        await runner.cleanup()
+    assert caught.value.reason is Reason.UNSAFE_ADDRESS
+    assert "127.0.0.1" in caught.value.detail
+    assert resolver.asked == 2
+    assert seen == []
