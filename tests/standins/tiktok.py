@@ -376,6 +376,15 @@ class TikTokStandIn:
             raise ValueError(f"post_path must start with '/': {post_path!r}")
         self._short_links[host, code] = post_path
 
+    def add_short_link_off_site(
+        self, code: str, location: str, *, host: str = "vm.tiktok.com"
+    ) -> None:
+        """Make https://HOST/CODE/ answer with a 301 to ``location``, an absolute URL anywhere:
+        what a hostile or broken redirect would do."""
+        if not location.startswith(("http://", "https://")):
+            raise ValueError(f"location must be an absolute http(s) URL: {location!r}")
+        self._short_links[_canonical_host(host), code] = location
+
     def media_urls(self, post_id: str) -> list[str]:
         """The CDN URLs of a video post's clips, in the order given to add_video."""
         post = self._posts[post_id]
@@ -498,6 +507,8 @@ class TikTokStandIn:
         if post_path is None:
             return web.Response(status=404, text="Not Found")
         location = f"https://{self.WEB_HOST}{post_path}?_t=abc&_r=1"
+        if post_path.startswith(("http://", "https://")):
+            location = post_path
         return web.Response(status=301, headers={"Location": location})
 
     def _post_page(self, request: web.Request, post_id: str) -> web.Response:
