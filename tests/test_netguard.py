@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -161,6 +162,12 @@ def test_a_name_that_does_not_resolve_here_is_left_to_the_proxy() -> None:
     resolver = TableResolver({})
     HostGuard(resolver).check_url("https://only-the-proxy-knows.example/clip")
     assert resolver.asked == ["only-the-proxy-knows.example"]
+
+
+@given(st.text(max_size=300) | st.builds("http://{}/x".format, st.text(max_size=100)))
+def test_any_text_is_passed_or_refused_never_an_error(text: str) -> None:
+    with contextlib.suppress(AddressRefused):
+        HostGuard(TableResolver({})).check_url(text)
 
 
 def test_the_system_resolver_reads_localhost_from_the_hosts_file() -> None:
