@@ -86,7 +86,9 @@ async def test_data_dir_job_dirs_media_cache_and_database_are_private(
         "jobs": 0o700,
         "media": 0o700,
     }
-    assert mode(data / "cache.sqlite3") == 0o600
+    databases = {p.name: mode(p) for p in data.glob("cache.sqlite3*")}
+    assert databases.get("cache.sqlite3") == 0o600
+    assert set(databases.values()) == {0o600}  # the -wal and -shm files too
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
