@@ -5,6 +5,7 @@ from __future__ import annotations
 from adapters.discord import DiscordAdapter, DiscordSettings
 from adapters.telegram import TelegramAdapter, TelegramSettings
 from bot.engine import Engine
+from bot.netguard import Resolver
 from bot.ports import Replier
 from bot.settings import CoreSettings
 
@@ -19,8 +20,9 @@ class Reshare:
         discord: DiscordSettings,
         *,
         guild_ready_timeout: float = 2.0,
+        resolver: Resolver | None = None,
     ) -> None:
-        self.engine = Engine(core)
+        self.engine = Engine(core, resolver=resolver)
         self.telegram = (
             TelegramAdapter(telegram, self.engine.intake) if telegram.telegram_bot_token else None
         )

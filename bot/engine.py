@@ -16,7 +16,7 @@ from bot.fit import FfmpegFitter
 from bot.intake import Intake
 from bot.limits import RateLimits
 from bot.media import FfmpegMedia
-from bot.netguard import HostGuard, SystemResolver
+from bot.netguard import HostGuard, Resolver, SystemResolver
 from bot.ports import Replier
 from bot.queue import AsyncioJobQueue
 from bot.resolve import HttpxLinkResolver
@@ -29,7 +29,8 @@ from bot.slideshow import GalleryDlSlideshows
 class Engine:
     """Adapters put requests in through `intake`; `start` connects workers to the repliers."""
 
-    def __init__(self, settings: CoreSettings) -> None:
+    def __init__(self, settings: CoreSettings, *, resolver: Resolver | None = None) -> None:
+        """`resolver`: the DNS boundary of the SSRF guard (tests give one without DNS)."""
         self.settings = settings
         self.work_root = settings.data_dir / "jobs"
         self.sites = SiteCatalog(settings.allowed_sites)
@@ -47,7 +48,7 @@ class Engine:
             threads=settings.max_concurrent_downloads,
             max_duration_s=settings.max_duration_s,
             extractors=self.sites.ytdlp_extractors,
-            guard=HostGuard(SystemResolver()),
+            guard=HostGuard(resolver or SystemResolver()),
         )
         self.slideshows = GalleryDlSlideshows(
             proxy=settings.download_proxy,

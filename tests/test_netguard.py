@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -19,24 +19,11 @@ from bot.model import FetchError, Reason
 from bot.netguard import AddressRefused, HostGuard, SystemResolver, is_public, literal_address
 from tests.harness import run_ytdlp
 from tests.standins.clips import Clip
+from tests.standins.dns import TableResolver
 from tests.standins.othersite import PlainWebSite
 from tests.standins.tiktok import TikTokStandIn
 
 METADATA = "http://169.254.169.254/latest/meta-data/"
-
-
-class TableResolver:
-    """The DNS boundary, answered from a table; other names do not resolve (as without DNS)."""
-
-    def __init__(self, table: Mapping[str, list[str]]) -> None:
-        self._table = table
-        self.asked: list[str] = []
-
-    def addresses(self, host: str) -> list[str]:
-        self.asked.append(host)
-        if host not in self._table:
-            raise OSError(f"{host}: Name or service not known")
-        return self._table[host]
 
 
 # -- the classifier ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""What the real process writes: private directories, and no path made of names from the network.
+"""What the bot writes: private directories, and no path made of names from the network.
 
-The child runs with umask 000, so every mode seen is one the bot set, not the umask's luck.
+The modes are checked on the real process run with umask 000, so every mode seen is one the bot
+set, not the umask's luck.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import running_bot
 from tests.standins.clips import Clip, make_image, make_music
 from tests.standins.othersite import StreamableSite
 from tests.standins.telegram_api import FakeBotApi
@@ -98,7 +100,7 @@ async def test_names_from_the_network_never_become_paths(
     """A TikTok video, a TikTok photo post and a Streamable video whose author, title and
     description are hostile paths: every file the bot wrote stays in DATA_DIR (deep enough
     that eight `..` stay in tmp_path, where they would be seen), and the job directories are
-    empty afterwards."""
+    empty afterwards. In-process (the guard's DNS boundary is a table for Streamable's hosts)."""
     tiktok.add_video(POST, h264_clip, author=HOSTILE[:60], nickname=HOSTILE, desc=HOSTILE)
     # A photo post goes through gallery-dl, whose file names come from a format string.
     images = [
@@ -110,22 +112,13 @@ async def test_names_from_the_network_never_become_paths(
     other = streamable.add_other_video("evil1", tall_clip, title=HOSTILE, uploader=HOSTILE)
     data = tmp_path.joinpath(*"abcdefghij") / "data"
     before = set(tmp_path.rglob("*"))
-    async with FakeBotApi(token=TOKEN) as api:
-        process = await run_serving(
-            tmp_path,
-            data,
-            TELEGRAM_BOT_TOKEN=TOKEN,
-            TELEGRAM_API_URL=api.root,
-            DOWNLOAD_PROXY=tiktok.proxy_url,
-            DOWNLOAD_VERIFY_TLS="false",
-            ALLOWED_SITES="TikTok,Streamable",
-        )
-        try:
-            api.inject_message(f"{tiktok.post_url(POST)} {other} {tiktok.photo_url(PHOTO)}")
-            await api.wait_for_call("sendVideo", count=2, timeout=60)
-            await api.wait_for_call("sendAudio", timeout=60)
-        finally:
-            await stop(process)
+    async with (
+        FakeBotApi(token=TOKEN) as api,
+        running_bot(tiktok, data, telegram=api, allowed_sites=("TikTok", "Streamable")),
+    ):
+        api.inject_message(f"{tiktok.post_url(POST)} {other} {tiktok.photo_url(PHOTO)}")
+        await api.wait_for_call("sendVideo", count=2, timeout=60)
+        await api.wait_for_call("sendAudio", timeout=60)
     written = {p for p in set(tmp_path.rglob("*")) - before if p.is_file()}
     outside = sorted(str(p) for p in written if not p.is_relative_to(data))
     assert outside == []
