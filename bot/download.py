@@ -15,7 +15,7 @@ from yt_dlp.utils import DownloadCancelled, DownloadError
 from bot.fit import plan_encode
 from bot.links import Link, LinkKind
 from bot.model import ClipInfo, Download, FetchError, Reason
-from bot.netguard import AddressRefused, GuardedYoutubeDL, HostGuard
+from bot.netguard import GuardedYoutubeDL, HostGuard, RequestRefused
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class YtDlpDownloader:
             info = ydl.process_ie_result(info, download=True)
         except DownloadCancelled:
             raise FetchError(Reason.TIMED_OUT, "cancelled") from None
-        except AddressRefused as err:
+        except RequestRefused as err:
             raise FetchError(err.reason, str(err)) from None
         except DownloadError as err:
             if "no video formats found" in str(err).lower() and "[TikTok]" in str(err):

@@ -35,6 +35,8 @@ import urllib3.connection
 import urllib3.util
 import yt_dlp
 from urllib3.exceptions import NameResolutionError
+
+# yt-dlp exports no public name for its handler classes; requests comes with yt-dlp[default].
 from yt_dlp.networking._requests import RequestsRH
 from yt_dlp.networking.common import RequestDirector
 from yt_dlp.networking.exceptions import RequestError
@@ -53,7 +55,7 @@ _NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:
 _NATIVE_PROTOCOLS = frozenset({"http", "https", "m3u8_native", "http_dash_segments"})
 
 
-class AddressRefused(RequestError):  # type: ignore[misc]
+class RequestRefused(RequestError):  # type: ignore[misc]
     """A request the guard stopped before it was sent, with the reason the user is shown."""
 
     def __init__(self, target: str, why: str, reason: Reason = Reason.UNSAFE_ADDRESS) -> None:
@@ -120,17 +122,17 @@ class HostGuard:
         self._resolver = resolver
 
     def check_url(self, url: str) -> None:
-        """Raise AddressRefused unless the URL's host may be fetched."""
+        """Raise RequestRefused unless the URL's host may be fetched."""
         try:
             host = urllib3.util.parse_url(url).host
         except ValueError:
             host = None
         if not host:
-            raise AddressRefused(url[:100], "no host")
+            raise RequestRefused(url[:100], "no host")
         self.check_host(host)
 
     def check_host(self, host: str) -> None:
-        """Raise AddressRefused if the host is, or resolves to, a non-public address; a name
+        """Raise RequestRefused if the host is, or resolves to, a non-public address; a name
         that does not resolve here passes (a proxy resolves it, or the connection fails)."""
         self._vetted_addresses(host)
 
@@ -148,22 +150,22 @@ class HostGuard:
         literal = literal_address(bare) or literal_address(bare.rstrip("."))
         if literal is not None:
             if not is_public(literal):
-                raise AddressRefused(host, f"is {literal}, not a public address")
+                raise RequestRefused(host, f"is {literal}, not a public address")
             return [literal]
         name = bare.lower().rstrip(".")
         # RFC 6761: these names are the local machine, whoever resolves them (the proxy too).
         if name == "localhost" or name.endswith(".localhost"):
-            raise AddressRefused(host, "is the local machine")
+            raise RequestRefused(host, "is the local machine")
         try:
             found = self._resolver.addresses(bare)
         except OSError:
             return []
         addresses = _parse_all(found)
         if not addresses:
-            raise AddressRefused(host, "resolves to nothing usable")
+            raise RequestRefused(host, "resolves to nothing usable")
         for address in addresses:
             if not is_public(address):
-                raise AddressRefused(host, f"resolves to {address}, not a public address")
+                raise RequestRefused(host, f"resolves to {address}, not a public address")
         return addresses
 
 
@@ -197,7 +199,7 @@ class _VettingRequestsRH(RequestsRH):  # type: ignore[misc]
         if response.is_redirect:
             try:
                 self._guard.check_url(urljoin(response.url, response.headers["location"]))
-            except AddressRefused:
+            except RequestRefused:
                 response.close()
                 raise
         return response
@@ -235,7 +237,9 @@ def _pinned_pools(guard: HostGuard) -> dict[str, type[urllib3.HTTPConnectionPool
 class _GuardedDirector(RequestDirector):  # type: ignore[misc]
     """yt-dlp's director, plus a vetted path for the requests of jobs that are not TikTok's."""
 
-    def __init__(self, plain: RequestDirector, vetted: RequestDirector, ydl: GuardedYoutubeDL):
+    def __init__(
+        self, plain: RequestDirector, vetted: RequestDirector, ydl: GuardedYoutubeDL
+    ) -> None:
         super().__init__(logger=plain.logger, verbose=plain.verbose)
         self.handlers = plain.handlers
         self.preferences = plain.preferences
@@ -274,13 +278,13 @@ class GuardedYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
         connect on their own, past the director."""
         if self.vet_requests:
             if info_dict.get("is_live"):
-                raise AddressRefused(
+                raise RequestRefused(
                     str(info_dict.get("webpage_url", "")), "a live stream", Reason.NOT_A_VIDEO
                 )
             for fmt in info_dict.get("requested_formats") or [info_dict]:
                 protocol = determine_protocol(fmt)
                 if protocol not in _NATIVE_PROTOCOLS:
-                    raise AddressRefused(
+                    raise RequestRefused(
                         str(fmt.get("url", ""))[:100], f"{protocol} media", Reason.UNSUPPORTED_SITE
                     )
         return super().process_info(info_dict)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from bot.download import YtDlpDownloader
 from bot.links import Link, LinkKind, parse_link
 from bot.model import FetchError, Reason
-from bot.netguard import AddressRefused, HostGuard, SystemResolver, is_public, literal_address
+from bot.netguard import HostGuard, RequestRefused, SystemResolver, is_public, literal_address
 from tests.harness import run_ytdlp
 from tests.standins.clips import Clip
 from tests.standins.dns import TableResolver
@@ -124,7 +124,7 @@ def test_odd_literal_forms_are_read_as_the_c_library_reads_them(host: str, addre
 )
 def test_literal_and_local_hosts_are_refused_without_any_lookup(url: str) -> None:
     resolver = TableResolver({})
-    with pytest.raises(AddressRefused):
+    with pytest.raises(RequestRefused):
         HostGuard(resolver).check_url(url)
     assert resolver.asked == []
 
@@ -140,7 +140,7 @@ def test_a_name_is_refused_when_any_of_its_addresses_is_not_public() -> None:
         )
     )
     for host in ("inside.example", "split.example"):
-        with pytest.raises(AddressRefused, match=host):
+        with pytest.raises(RequestRefused, match=host):
             guard.check_url(f"https://{host}/video")
     guard.check_url("https://fine.example/video")
 
@@ -153,7 +153,7 @@ def test_a_name_that_does_not_resolve_here_is_left_to_the_proxy() -> None:
 
 @given(st.text(max_size=300) | st.builds("http://{}/x".format, st.text(max_size=100)))
 def test_any_text_is_passed_or_refused_never_an_error(text: str) -> None:
-    with contextlib.suppress(AddressRefused):
+    with contextlib.suppress(RequestRefused):
         HostGuard(TableResolver({})).check_url(text)
 
 
