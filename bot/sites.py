@@ -40,7 +40,11 @@ class SiteCatalog:
     def ytdlp_extractors(self) -> list[str]:
         """yt-dlp's `allowed_extractors`: exact names, so no other extractor ever runs."""
         tiktok = ["tiktok"] if self._tiktok else []
-        return [*tiktok, *(re.escape(name.lower()) for name, _ in self._extractors)]
+        names = [re.escape(name.lower()) for name, _ in self._extractors]
+        if "generic" in names:
+            # The generic extractor hands pages' <video>/<audio> tags to this one.
+            names.append("html5")
+        return [*tiktok, *names]
 
     def find(self, text: str) -> list[Link]:
         """Every allowed link in the text, in order of appearance."""

@@ -17,6 +17,7 @@ from bot.download import YtDlpDownloader
 from bot.links import Link, LinkKind, parse_link
 from bot.model import FetchError, Reason
 from bot.netguard import HostGuard, RequestRefused, SystemResolver, is_public, literal_address
+from bot.sites import SiteCatalog
 from tests.harness import run_ytdlp
 from tests.standins.clips import Clip
 from tests.standins.dns import TableResolver
@@ -362,3 +363,31 @@ async def test_without_a_proxy_the_connection_uses_the_vetted_address(tmp_path: 
     assert "127.0.0.1" in caught.value.detail
     assert resolver.asked == 2
     assert seen == []
+
+
+async def test_a_page_with_only_a_video_tag_downloads_and_its_media_is_vetted(
+    tiktok: TikTokStandIn, web_site: PlainWebSite, h264_clip: Clip, tmp_path: Path
+) -> None:
+    """ALLOWED_SITES=generic brings yt-dlp's "html5" extractor along, for plain <video> tags;
+    its media requests pass the guard like the rest."""
+    media = web_site.add_media("cdn.example.net", "/clip.mp4", h264_clip)
+    page = web_site.add_page("www.example.net", "/plain", media, og_video=False)
+    resolver = TableResolver({"cdn.example.net": ["93.184.215.14"]})
+    ytdlp = YtDlpDownloader(
+        proxy=tiktok.proxy_url,
+        verify_tls=False,
+        timeout_s=30,
+        ffmpeg_path=imageio_ffmpeg.get_ffmpeg_exe(),
+        threads=1,
+        max_duration_s=600,
+        extractors=SiteCatalog(["generic"]).ytdlp_extractors,
+        guard=HostGuard(resolver),
+    )
+    try:
+        download = await ytdlp.fetch(
+            Link("generic", LinkKind.VIDEO, page, None, page), tmp_path, 10**8
+        )
+    finally:
+        ytdlp.close()
+    assert download.path.read_bytes() == h264_clip.path.read_bytes()
+    assert "cdn.example.net" in resolver.asked

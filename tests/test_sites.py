@@ -18,3 +18,8 @@ def test_a_named_site_wins_over_the_generic_extractor_whatever_the_order() -> No
     catalog = SiteCatalog(["generic", "Streamable"])
     [link] = catalog.find("https://streamable.com/abc1")
     assert (link.site, link.clip_id) == ("Streamable", "streamable:abc1")
+
+
+def test_the_generic_extractor_comes_with_its_html5_helper() -> None:
+    assert SiteCatalog(["TikTok", "generic"]).ytdlp_extractors == ["tiktok", "generic", "html5"]
+    assert SiteCatalog(["TikTok", "Streamable"]).ytdlp_extractors == ["tiktok", "streamable"]

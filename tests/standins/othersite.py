@@ -254,14 +254,20 @@ class PlainWebSite:
         """Serve ``clip`` as video/mp4 at https://HOST/PATH; returns that URL."""
         return self._add(host, path, clip)
 
-    def add_page(self, host: str, path: str, video_url: str) -> str:
-        """An HTML page at https://HOST/PATH that names ``video_url`` as its ``og:video`` (yt-dlp's
-        generic extractor reads that itself; ``<video>`` tags need its separate "html5" one)."""
+    def add_page(self, host: str, path: str, video_url: str, *, og_video: bool = True) -> str:
+        """An HTML page at https://HOST/PATH whose ``<video>`` plays ``video_url``, named as its
+        ``og:video`` too unless ``og_video`` is false (yt-dlp's generic extractor reads og:video
+        itself; ``<video>`` tags only through its separate "html5" extractor)."""
         src = html.escape(video_url, quote=True)
+        meta = (
+            f'<meta property="og:video" content="{src}">'
+            '<meta property="og:video:type" content="video/mp4">'
+            if og_video
+            else ""
+        )
         page = (
             '<!DOCTYPE html><html><head><meta charset="utf-8"><title>A clip</title>'
-            f'<meta property="og:video" content="{src}">'
-            '<meta property="og:video:type" content="video/mp4"></head>'
+            f"{meta}</head>"
             f'<body><video controls src="{src}"></video></body></html>'
         )
         return self._add(host, path, web.Response(text=page, content_type="text/html"))
