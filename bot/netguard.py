@@ -292,3 +292,8 @@ class GuardedYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
     def vet_for(self, url: str) -> None:
         """Vet the requests of the job for `url`, unless it is a TikTok link."""
         self.vet_requests = parse_link(url) is None
+        # yt-dlp's HLS downloader hands playlists it cannot handle to ffmpeg mid-download; in a
+        # vetted job that ffmpeg may open local files only, no network input.
+        self.params["external_downloader_args"] = (
+            {"ffmpeg_i": ["-protocol_whitelist", "file,crypto,data"]} if self.vet_requests else {}
+        )

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
+from yt_dlp.utils import DownloadError
 
 from bot.download import YtDlpDownloader
 from bot.links import Link, LinkKind, parse_link
@@ -391,3 +392,42 @@ async def test_a_page_with_only_a_video_tag_downloads_and_its_media_is_vetted(
         ytdlp.close()
     assert download.path.read_bytes() == h264_clip.path.read_bytes()
     assert "cdn.example.net" in resolver.asked
+
+
+SAMPLE_AES_PLAYLIST = """#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:2
+#EXT-X-MEDIA-SEQUENCE:0
+#EXT-X-KEY:METHOD=SAMPLE-AES,URI="https://cdn.example.net/key.bin"
+#EXTINF:2.0,
+https://cdn.example.net/seg0.ts
+#EXT-X-ENDLIST
+"""
+
+
+@pytest.mark.parametrize("vetted", [True, False])
+async def test_ffmpeg_taking_over_an_hls_download_opens_no_network_input(
+    tiktok: TikTokStandIn, web_site: PlainWebSite, tmp_path: Path, vetted: bool
+) -> None:
+    """yt-dlp's native HLS downloader hands a SAMPLE-AES playlist to ffmpeg, which would fetch
+    it (and its segments, from anywhere) itself, past the guard: plain yt-dlp lets it, a vetted
+    job does not. ffmpeg's CONNECT is told apart by its HTTP/1.1 (urllib3 sends HTTP/1.0)."""
+    playlist = web_site.add_file(
+        "cdn.example.net", "/v.m3u8", SAMPLE_AES_PLAYLIST, "application/vnd.apple.mpegurl"
+    )
+    page = web_site.add_page("www.example.net", "/hls", playlist)
+    if vetted:
+        with pytest.raises(FetchError, match="ffmpeg exited"):
+            await fetch(tiktok, TableResolver({}), page, tmp_path / "job")
+    else:
+        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+        with pytest.raises(DownloadError, match="ffmpeg exited"):
+            await run_ytdlp(
+                tiktok, tmp_path, page, allowed_extractors=["generic"], ffmpeg_location=ffmpeg
+            )
+    ffmpeg_tunnels = [
+        head
+        for head in tiktok.proxy_heads
+        if head.startswith("CONNECT cdn.example.net:443 HTTP/1.1\r\n")
+    ]
+    assert len(ffmpeg_tunnels) == (0 if vetted else 1)

@@ -272,6 +272,10 @@ class PlainWebSite:
         )
         return self._add(host, path, web.Response(text=page, content_type="text/html"))
 
+    def add_file(self, host: str, path: str, body: str, content_type: str) -> str:
+        """Any text (a playlist, a key) at https://HOST/PATH."""
+        return self._add(host, path, web.Response(text=body, content_type=content_type))
+
     def add_redirect(self, host: str, path: str, location: str, *, status: int = 302) -> str:
         """A redirect at https://HOST/PATH to ``location`` (any URL, any host)."""
         return self._add(host, path, web.Response(status=status, headers={"Location": location}))

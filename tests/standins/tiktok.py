@@ -184,6 +184,8 @@ class TikTokStandIn:
         # (absolute URLs, never served), so tests can see stray traffic.
         self.refused: list[str] = []
         self.plain_requests: list[str] = []
+        # The head of every request made to the proxy itself (CONNECT or not), as received.
+        self.proxy_heads: list[str] = []
         self._posts: dict[str, _Post] = {}
         self._short_links: dict[tuple[str, str], str] = {}
         self._media_by_token: dict[str, _Media] = {}
@@ -731,6 +733,7 @@ class TikTokStandIn:
                 return
             method, _, rest = head.decode("latin-1").partition(" ")
             target = rest.partition(" ")[0]
+            self.proxy_heads.append(head.decode("latin-1"))
             if method != "CONNECT":
                 self.plain_requests.append(target)
                 await _reply(writer, "405 Method Not Allowed", "Allow: CONNECT\r\n")
