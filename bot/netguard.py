@@ -10,6 +10,9 @@ requests' `Session.resolve_redirects`, and libcurl (curl_cffi), which gives no h
 at all. So a vetted request goes to a second director holding only a requests handler whose
 session carries a response hook: requests calls it on every response, redirects included,
 before it sends the next hop, and the hook refuses the `Location` there.
+ffmpeg and rtmpdump connect on their own, past the director: a vetted job refuses formats whose
+protocol would go to them, and the ffmpeg that yt-dlp's HLS downloader calls in for playlists it
+cannot handle gets `-protocol_whitelist file,crypto,data`, so it opens no network input.
 Requests of TikTok jobs skip all this: their hosts come from TikTok's page, not from the user.
 
 Addresses are checked, not names: a host is a literal address (in any form the C library
