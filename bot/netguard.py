@@ -155,13 +155,13 @@ class HostGuard:
             if not is_public(literal):
                 raise RequestRefused(host, f"is {literal}, not a public address")
             return [literal]
-        name = bare.lower().rstrip(".")
-        # RFC 6761: these names are the local machine, whoever resolves them (the proxy too).
-        if name == "localhost" or name.endswith(".localhost"):
-            raise RequestRefused(host, "is the local machine")
         try:
             found = self._resolver.addresses(bare)
         except OSError:
+            name = bare.lower().rstrip(".")
+            # RFC 6761: these are the local machine, whoever resolves them (a proxy too).
+            if name == "localhost" or name.endswith(".localhost"):
+                raise RequestRefused(host, "is the local machine") from None
             return []
         addresses = _parse_all(found)
         if not addresses:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -119,16 +120,19 @@ def test_odd_literal_forms_are_read_as_the_c_library_reads_them(host: str, addre
         "http://user:pw@10.0.0.1/",
         "http://169.254.169.254./latest/",
         "http://0.0.0.0:8080/",
-        "http://localhost/",
-        "http://LOCALHOST./",
-        "http://admin.localhost/",
     ],
 )
-def test_literal_and_local_hosts_are_refused_without_any_lookup(url: str) -> None:
+def test_literal_addresses_are_refused_without_any_lookup(url: str) -> None:
     resolver = TableResolver({})
     with pytest.raises(RequestRefused):
         HostGuard(resolver).check_url(url)
     assert resolver.asked == []
+
+
+@pytest.mark.parametrize("url", ["http://localhost/", "http://LOCALHOST./", "http://a.localhost/"])
+def test_localhost_names_are_refused_even_when_only_a_proxy_would_resolve_them(url: str) -> None:
+    with pytest.raises(RequestRefused, match="local machine"):
+        HostGuard(TableResolver({})).check_url(url)
 
 
 def test_a_name_is_refused_when_any_of_its_addresses_is_not_public() -> None:
@@ -264,6 +268,7 @@ async def test_localhost_is_refused_by_the_real_resolver_too(
     finally:
         ytdlp.close()
     assert caught.value.reason is Reason.UNSAFE_ADDRESS
+    assert re.search(r"resolves to (127\.0\.0\.1|::1)", caught.value.detail)
     assert hosts_reached(tiktok) == set()
 
 
