@@ -10,6 +10,7 @@ from adapters.telegram import TelegramAdapter, TelegramSettings
 from adapters.telegram.inbound import origin_codec as telegram_origins
 from bot.engine import Engine
 from bot.journal import OriginCodec
+from bot.netguard import Resolver
 from bot.ports import Replier
 from bot.settings import CoreSettings
 
@@ -24,13 +25,14 @@ class Reshare:
         discord: DiscordSettings,
         *,
         guild_ready_timeout: float = 2.0,
+        resolver: Resolver | None = None,
     ) -> None:
         codecs: dict[str, OriginCodec] = {}
         if telegram.telegram_bot_token:
             codecs["telegram"] = telegram_origins(telegram.telegram_bot_token.get_secret_value())
         if discord.discord_bot_token:
             codecs["discord"] = discord_origins()
-        self.engine = Engine(core, codecs)
+        self.engine = Engine(core, codecs, resolver=resolver)
         self.telegram = (
             TelegramAdapter(telegram, self.engine.intake, self.engine.retry)
             if telegram.telegram_bot_token

@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import yt_dlp
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
 from bot.fit import plan_encode
 from bot.links import Link, LinkKind
 from bot.model import ClipInfo, Download, FetchError, Reason
+from bot.netguard import GuardedYoutubeDL, HostGuard, RequestRefused
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,9 @@ class YtDlpDownloader:
         threads: int,
         max_duration_s: float,
         extractors: Sequence[str],
+        guard: HostGuard,
     ) -> None:
+        self._guard = guard
         self._proxy = proxy
         self._verify_tls = verify_tls
         self._timeout_s = timeout_s
@@ -104,7 +106,7 @@ class YtDlpDownloader:
         self._extractors = list(extractors)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="yt-dlp")
         self._local = threading.local()
-        self._instances: list[yt_dlp.YoutubeDL] = []
+        self._instances: list[GuardedYoutubeDL] = []
         self._instances_lock = threading.Lock()
 
     def options(self, job: _ThreadJob) -> dict[str, Any]:
@@ -171,12 +173,12 @@ class YtDlpDownloader:
                 ydl.close()
             self._instances.clear()
 
-    def _thread_instance(self) -> tuple[yt_dlp.YoutubeDL, _ThreadJob]:
+    def _thread_instance(self) -> tuple[GuardedYoutubeDL, _ThreadJob]:
         job: _ThreadJob | None = getattr(self._local, "job", None)
-        ydl: yt_dlp.YoutubeDL | None = getattr(self._local, "ydl", None)
+        ydl: GuardedYoutubeDL | None = getattr(self._local, "ydl", None)
         if job is None or ydl is None:
             job = _ThreadJob()
-            ydl = yt_dlp.YoutubeDL(self.options(job))
+            ydl = GuardedYoutubeDL(self.options(job), guard=self._guard)
             self._local.job, self._local.ydl = job, ydl
             with self._instances_lock:
                 self._instances.append(ydl)
@@ -188,6 +190,7 @@ class YtDlpDownloader:
         ydl, job = self._thread_instance()
         job.cancelled = cancelled
         ydl.params["paths"] = {"home": str(workdir), "temp": str(workdir)}
+        ydl.vet_for(url)
         try:
             # The page first: the clip's length and formats decide whether to fetch media at all.
             info = ydl.extract_info(url, download=False, process=False)
@@ -199,6 +202,8 @@ class YtDlpDownloader:
             info = ydl.process_ie_result(info, download=True)
         except DownloadCancelled:
             raise FetchError(Reason.TIMED_OUT, "cancelled") from None
+        except RequestRefused as err:
+            raise FetchError(err.reason, str(err)) from None
         except DownloadError as err:
             if "no video formats found" in str(err).lower() and "[TikTok]" in str(err):
                 raise SlideshowPost("no formats at all: a photo post without music") from None

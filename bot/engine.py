@@ -26,6 +26,7 @@ from bot.journal import OriginCodec, SqliteJournal, Unanswered
 from bot.limits import RateLimits
 from bot.media import FfmpegMedia
 from bot.model import Album, Media, Origin, Reason, VideoRequest
+from bot.netguard import HostGuard, Resolver, SystemResolver
 from bot.ports import Replier
 from bot.queue import AsyncioJobQueue
 from bot.resolve import HttpxLinkResolver
@@ -52,9 +53,14 @@ class Engine:
     """Adapters put requests in through `intake`; `start` connects workers to the repliers."""
 
     def __init__(
-        self, settings: CoreSettings, codecs: Mapping[str, OriginCodec] | None = None
+        self,
+        settings: CoreSettings,
+        codecs: Mapping[str, OriginCodec] | None = None,
+        *,
+        resolver: Resolver | None = None,
     ) -> None:
-        """`codecs` store each platform's origins in the journal."""
+        """`codecs` store each platform's origins in the journal; `resolver` is the DNS boundary
+        of the SSRF guard (tests give one without DNS)."""
         self.settings = settings
         self.work_root = settings.data_dir / "jobs"
         self.sites = SiteCatalog(settings.allowed_sites)
@@ -72,6 +78,7 @@ class Engine:
             threads=settings.max_concurrent_downloads,
             max_duration_s=settings.max_duration_s,
             extractors=self.sites.ytdlp_extractors,
+            guard=HostGuard(resolver or SystemResolver()),
         )
         self.slideshows = GalleryDlSlideshows(
             proxy=settings.download_proxy,

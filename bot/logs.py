@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Iterable
+from types import TracebackType
+from urllib.parse import quote, quote_plus
 
 REDACTED = "[redacted]"
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The ways a token shows up in text: as is, percent-encoded in a URL, and, for Telegram's
+    ``<bot id>:<secret>``, the secret half alone (the bot id is public)."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
+    bot_id, colon, half = secret.partition(":")
+    if colon and bot_id.isdigit() and len(half) >= 8:
+        forms.add(half)
+    return {form for form in forms if form}
 
 
 class RedactingFormatter(logging.Formatter):
@@ -14,7 +27,8 @@ class RedactingFormatter(logging.Formatter):
 
     def __init__(self, secrets: Iterable[str], fmt: str) -> None:
         super().__init__(fmt)
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        forms = {form for secret in secrets if secret for form in secret_forms(secret)}
+        self._secrets = sorted(forms, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
         return self.redact(super().format(record))
@@ -33,6 +47,25 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Warnings and uncaught exceptions would otherwise reach stderr past the redaction.
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
     # httpx logs every request URL at INFO; the Telegram token is part of those URLs.
     if root.level > logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, tb: TracebackType | None
+) -> None:
+    logging.getLogger("bot").critical("uncaught exception", exc_info=(kind, error, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is not None:
+        logging.getLogger("bot").critical(
+            "uncaught exception in thread %s",
+            args.thread.name if args.thread else "?",
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )

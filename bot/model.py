@@ -80,6 +80,7 @@ class Reason(enum.Enum):
     TOO_LONG = "This video is too long for me to send."
     BLOCKED = "TikTok refused the download right now, please try again later."
     UNSUPPORTED_SITE = "I can't fetch links from that site."
+    UNSAFE_ADDRESS = "That link leads to a private or local network address, which I don't fetch."
     FAILED = "Something went wrong fetching this video, please try again."
     RESTARTING = "The bot is restarting, please send the link again in a minute."
 

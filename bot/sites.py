@@ -28,7 +28,9 @@ class SiteCatalog:
             unknown = sorted(label for name, label in others.items() if name not in by_name)
             if unknown:
                 raise ValueError(f"ALLOWED_SITES names no yt-dlp extractor: {', '.join(unknown)}")
-            self._extractors = [(by_name[name].IE_NAME, by_name[name]) for name in others]
+            # The generic extractor takes any URL: as in yt-dlp, it is tried last.
+            ordered = sorted(others, key=lambda name: name == "generic")
+            self._extractors = [(by_name[name].IE_NAME, by_name[name]) for name in ordered]
         self.names: tuple[str, ...] = (
             *(["TikTok"] if self._tiktok else []),
             *(name for name, _ in self._extractors),
@@ -38,7 +40,11 @@ class SiteCatalog:
     def ytdlp_extractors(self) -> list[str]:
         """yt-dlp's `allowed_extractors`: exact names, so no other extractor ever runs."""
         tiktok = ["tiktok"] if self._tiktok else []
-        return [*tiktok, *(re.escape(name.lower()) for name, _ in self._extractors)]
+        names = [re.escape(name.lower()) for name, _ in self._extractors]
+        if "generic" in names:
+            # The generic extractor hands pages' <video>/<audio> tags to this one.
+            names.append("html5")
+        return [*tiktok, *names]
 
     def find(self, text: str) -> list[Link]:
         """Every allowed link in the text, in order of appearance."""
@@ -57,9 +63,11 @@ class SiteCatalog:
             for name, extractor in self._extractors:
                 if extractor.suitable(url):
                     try:
-                        clip_id = f"{name.lower()}:{extractor.get_temp_id(url)}"
+                        temp_id = extractor.get_temp_id(url)
                     except Exception:
-                        clip_id = None
+                        temp_id = None
+                    # The generic extractor has no ids: such links are known by their URL.
+                    clip_id = f"{name.lower()}:{temp_id}" if temp_id else None
                     links.append(Link(name, LinkKind.VIDEO, url, clip_id, url))
                     break
         return links

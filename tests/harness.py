@@ -16,9 +16,11 @@ from adapters.discord import DiscordSettings
 from adapters.runtime import Reshare
 from adapters.telegram import TelegramSettings
 from bot.media import probe
+from bot.netguard import Resolver
 from bot.settings import CoreSettings
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
+from tests.standins.dns import TableResolver
 from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
@@ -37,9 +39,11 @@ async def running_bot(
     discord_command_guild_id: int | None = None,
     telegram_upload_limit_mb: int = 50,
     telegram_timeout_s: float | None = None,
+    resolver: Resolver | None = None,
     **core: Any,
 ) -> AsyncIterator[Reshare]:
-    """Start the bot as `python -m bot` would, from settings that name the stand-ins."""
+    """Start the bot as `python -m bot` would, from settings that name the stand-ins; the SSRF
+    guard's lookups go to `resolver` (default: no DNS at all), never to the network."""
     settings = CoreSettings(
         _env_file=None,
         download_proxy=tiktok.proxy_url,
@@ -68,7 +72,13 @@ async def running_bot(
             discord_message_content=discord_message_content,
             discord_command_guild_id=discord_command_guild_id,
         )
-    reshare = Reshare(settings, telegram_settings, discord_settings, guild_ready_timeout=0.1)
+    reshare = Reshare(
+        settings,
+        telegram_settings,
+        discord_settings,
+        guild_ready_timeout=0.1,
+        resolver=resolver or TableResolver(),
+    )
     await reshare.start()
     try:
         yield reshare

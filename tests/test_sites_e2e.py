@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from bot.model import Reason
 from tests.harness import answers, assert_plays, running_bot, uploaded_video
 from tests.standins.clips import Clip
-from tests.standins.othersite import StreamableSite
+from tests.standins.dns import TableResolver
+from tests.standins.othersite import PlainWebSite, StreamableSite
 from tests.standins.telegram_api import FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
+
+METADATA = "http://169.254.169.254/latest/meta-data/"
 
 
 @pytest.fixture
@@ -56,3 +60,38 @@ async def test_a_site_not_allowed_is_refused_in_private_and_ignored_in_groups(
     assert "links from TikTok" in call.params["text"]
     assert {c.params["chat_id"] for c in answers(api)} == {606}
     assert tiktok.requests == []
+
+
+async def test_a_link_to_the_local_machine_gets_a_reason_and_sends_nothing(
+    tiktok: TikTokStandIn, api: FakeBotApi, h264_clip: Clip, tmp_path: Path
+) -> None:
+    """With the generic extractor allowed, links to 127.0.0.1 (by name, in an odd literal form,
+    by a name that resolves there) and a page redirecting to the metadata address are refused;
+    the operator's proxy, on 127.0.0.1 too, keeps working for the TikTok link in the message."""
+    tiktok.add_video("7300000000000000042", h264_clip)
+    web_site = PlainWebSite.attach(tiktok)
+    redirect = web_site.add_redirect("www.example.net", "/v/1", METADATA)
+    local = (
+        "https://localhost/clip.mp4",
+        "http://2130706433/latest/meta-data/",
+        "https://inside.example.net/clip.mp4",
+    )
+    async with running_bot(
+        tiktok,
+        tmp_path / "data",
+        telegram=api,
+        allowed_sites=("TikTok", "generic"),
+        resolver=TableResolver({"inside.example.net": ["127.0.0.1"]}),
+    ):
+        # Three links a message at most.
+        api.inject_message(" ".join(local), chat_id=707)
+        api.inject_message(f"{redirect} {tiktok.post_url('7300000000000000042')}", chat_id=707)
+        refusals = await api.wait_for_call("sendMessage", count=4)
+        [video] = await api.wait_for_call("sendVideo")
+    assert [c.params["text"] for c in refusals] == [Reason.UNSAFE_ADDRESS.message] * 4
+    assert_plays(uploaded_video(api, video, tmp_path), h264_clip)
+    allowed = {tiktok.WEB_HOST, tiktok.CDN_HOST, "www.example.net"}
+    assert {r.host for r in tiktok.requests} <= allowed
+    assert [r.path for r in tiktok.requests if r.host == "www.example.net"] == ["/v/1"]
+    assert tiktok.refused == []
+    assert tiktok.plain_requests == []

@@ -201,4 +201,5 @@ async def test_proxy_refuses_other_hosts_and_plain_requests(tiktok: TikTokStandI
 
     assert plain.status_code == 405
     assert tiktok.refused == ["example.com:443"]
+    assert tiktok.plain_requests == ["http://www.tiktok.com/"]
     assert tiktok.requests == []

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from tests.standins.clips import Clip
-from tests.standins.tiktok import TikTokStandIn, ranged_response
+from tests.standins.tiktok import TikTokStandIn, in_domain, ranged_response
 
 _ID = re.compile(r"[a-z0-9]+")
 _PAGE_PATH = re.compile(r"/(?:[es]/)?([a-z0-9]+)(?:/.*)?")
@@ -226,3 +226,75 @@ class StreamableSite:
 
 def _json(data: dict[str, Any], *, status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(data), content_type="application/json")
+
+
+class PlainWebSite:
+    """Any site the generic extractor reads, served through ``TikTokStandIn``'s proxy: pages that
+    name a video, mp4 files and redirects, on ``example.net`` and its subdomains.
+
+    Use ``PlainWebSite.attach(tiktok_stand_in)``; yt-dlp needs ``allowed_extractors=["generic"]``.
+    """
+
+    DOMAIN: ClassVar[str] = "example.net"
+
+    def __init__(self) -> None:
+        self._routes: dict[tuple[str, str], web.Response | Clip] = {}
+
+    @classmethod
+    def attach(cls, proxy: TikTokStandIn) -> PlainWebSite:
+        site = cls()
+        proxy.add_site(site)
+        return site
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return (self.DOMAIN,)
+
+    def add_media(self, host: str, path: str, clip: Clip) -> str:
+        """Serve ``clip`` as video/mp4 at https://HOST/PATH; returns that URL."""
+        return self._add(host, path, clip)
+
+    def add_page(self, host: str, path: str, video_url: str, *, og_video: bool = True) -> str:
+        """An HTML page at https://HOST/PATH whose ``<video>`` plays ``video_url``, named as its
+        ``og:video`` too unless ``og_video`` is false (yt-dlp's generic extractor reads og:video
+        itself; ``<video>`` tags only through its separate "html5" extractor)."""
+        src = html.escape(video_url, quote=True)
+        meta = (
+            f'<meta property="og:video" content="{src}">'
+            '<meta property="og:video:type" content="video/mp4">'
+            if og_video
+            else ""
+        )
+        page = (
+            '<!DOCTYPE html><html><head><meta charset="utf-8"><title>A clip</title>'
+            f"{meta}</head>"
+            f'<body><video controls src="{src}"></video></body></html>'
+        )
+        return self._add(host, path, web.Response(text=page, content_type="text/html"))
+
+    def add_file(self, host: str, path: str, body: str, content_type: str) -> str:
+        """Any text (a playlist, a key) at https://HOST/PATH."""
+        return self._add(host, path, web.Response(text=body, content_type=content_type))
+
+    def add_redirect(self, host: str, path: str, location: str, *, status: int = 302) -> str:
+        """A redirect at https://HOST/PATH to ``location`` (any URL, any host)."""
+        return self._add(host, path, web.Response(status=status, headers={"Location": location}))
+
+    def _add(self, host: str, path: str, answer: web.Response | Clip) -> str:
+        if not in_domain(host, self.DOMAIN) or not path.startswith("/"):
+            raise ValueError(f"pages live on {self.DOMAIN} hosts at absolute paths: {host}{path}")
+        self._routes[host, path] = answer
+        return f"https://{host}{path}"
+
+    async def handle(self, request: web.Request, host: str) -> web.StreamResponse:
+        answer = self._routes.get((host, request.path))
+        if answer is None:
+            return web.Response(status=404, text="Not Found")
+        if isinstance(answer, Clip):
+            return ranged_response(request, answer.path.read_bytes(), "video/mp4")
+        # A prepared aiohttp response is single-use: answer with a copy.
+        return web.Response(
+            status=answer.status,
+            body=answer.body,
+            headers={k: v for k, v in answer.headers.items() if k != "Content-Length"},
+        )

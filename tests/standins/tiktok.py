@@ -180,8 +180,12 @@ class TikTokStandIn:
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
-        # CONNECT targets ("host:port") the proxy refused, so tests can see stray traffic.
+        # CONNECT targets ("host:port") the proxy refused, and the targets of plain-HTTP requests
+        # (absolute URLs, never served), so tests can see stray traffic.
         self.refused: list[str] = []
+        self.plain_requests: list[str] = []
+        # The head of every request made to the proxy itself (CONNECT or not), as received.
+        self.proxy_heads: list[str] = []
         self._posts: dict[str, _Post] = {}
         self._short_links: dict[tuple[str, str], str] = {}
         self._media_by_token: dict[str, _Media] = {}
@@ -374,6 +378,15 @@ class TikTokStandIn:
             raise ValueError(f"post_path must start with '/': {post_path!r}")
         self._short_links[host, code] = post_path
 
+    def add_short_link_off_site(
+        self, code: str, location: str, *, host: str = "vm.tiktok.com"
+    ) -> None:
+        """Make https://HOST/CODE/ answer with a 301 to ``location``, an absolute URL anywhere:
+        what a hostile or broken redirect would do."""
+        if not location.startswith(("http://", "https://")):
+            raise ValueError(f"location must be an absolute http(s) URL: {location!r}")
+        self._short_links[_canonical_host(host), code] = location
+
     def media_urls(self, post_id: str) -> list[str]:
         """The CDN URLs of a video post's clips, in the order given to add_video."""
         post = self._posts[post_id]
@@ -496,6 +509,8 @@ class TikTokStandIn:
         if post_path is None:
             return web.Response(status=404, text="Not Found")
         location = f"https://{self.WEB_HOST}{post_path}?_t=abc&_r=1"
+        if post_path.startswith(("http://", "https://")):
+            location = post_path
         return web.Response(status=301, headers={"Location": location})
 
     def _post_page(self, request: web.Request, post_id: str) -> web.Response:
@@ -718,7 +733,9 @@ class TikTokStandIn:
                 return
             method, _, rest = head.decode("latin-1").partition(" ")
             target = rest.partition(" ")[0]
+            self.proxy_heads.append(head.decode("latin-1"))
             if method != "CONNECT":
+                self.plain_requests.append(target)
                 await _reply(writer, "405 Method Not Allowed", "Allow: CONNECT\r\n")
                 return
             host = target.rpartition(":")[0].strip("[]") if ":" in target else target
