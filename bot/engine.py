@@ -46,6 +46,8 @@ class Engine:
             threads=settings.max_concurrent_downloads,
             max_duration_s=settings.max_duration_s,
             extractors=self.sites.ytdlp_extractors,
+            max_bytes=settings.max_download_mb * 1_000_000,
+            retry_delay_s=settings.download_retry_delay_s,
         )
         self.slideshows = GalleryDlSlideshows(
             proxy=settings.download_proxy,
