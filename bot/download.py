@@ -155,10 +155,11 @@ class YtDlpDownloader:
             self._check_arriving(job, status)
 
         def backoff(n: int) -> float:
-            """Between yt-dlp's own retries: stop when cancelled, else wait longer each time."""
-            if job.cancelled.is_set():
+            """Between yt-dlp's own retries: wait longer each time, here rather than in
+            yt-dlp's own sleep, so that a cancellation ends the wait at once."""
+            if job.cancelled.wait(self._retry_delay_s * 2**n):
                 raise DownloadCancelled("job cancelled")
-            return float(self._retry_delay_s * 2**n)
+            return 0.0
 
         return {
             "quiet": True,

@@ -239,6 +239,18 @@ async def test_media_larger_than_the_page_says_is_stopped_while_it_arrives(
     assert tiktok.media_bytes_sent < WHOLE_FILE / 4
 
 
+async def test_media_the_page_lists_as_too_large_is_not_requested(
+    tiktok: TikTokStandIn, api: FakeBotApi, h264_clip: Clip, tmp_path: Path
+) -> None:
+    big = "7301234567890123997"
+    tiktok.add_video(big, h264_clip, listed_size=3_000_000)
+    async with running_bot(tiktok, tmp_path / "data", telegram=api, max_download_mb=2) as bot:
+        api.inject_message(f"https://www.tiktok.com/@dancer/video/{big}")
+        reply = await answer_of(bot, api, "sendMessage")
+    assert reply.params["text"] == Reason.TOO_LARGE.message
+    assert tiktok.media_requests == 0
+
+
 @pytest.mark.parametrize(
     "listed",
     [pytest.param({"listed_duration": 0}, id="no_duration"), pytest.param({"listed_duration": 5})],
