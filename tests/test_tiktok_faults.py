@@ -17,7 +17,7 @@ import pytest
 from adapters.runtime import Reshare
 from bot.model import Reason
 from tests.harness import answers, assert_plays, running_bot, uploaded_video
-from tests.standins.clips import Clip
+from tests.standins.clips import Clip, make_clip
 from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import PERMANENT_FAULTS, TRANSIENT_FAULTS, Fault, TikTokStandIn
 
@@ -277,3 +277,18 @@ async def test_media_longer_than_the_page_says_is_stopped_by_its_header(
     assert (reply.method, reply.params["text"]) == ("sendMessage", Reason.TOO_LONG.message)
     assert tiktok.media_requests == 1
     assert tiktok.media_bytes_sent < WHOLE_FILE / 4
+
+
+async def test_a_small_file_longer_than_the_page_says_is_refused_once_it_arrived(
+    tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
+) -> None:
+    # Too small to be probed on the way (under 256 KiB): the finished file's header decides.
+    clip = make_clip(tmp_path / "long.mp4", duration=20, width=64, height=64, audio=False, fps=5)
+    assert clip.size < 256 * 1024
+    long = "7301234567890123996"
+    tiktok.add_video(long, clip, listed_duration=2)
+    async with running_bot(tiktok, tmp_path / "data", telegram=api, max_duration_s=10) as bot:
+        api.inject_message(f"https://www.tiktok.com/@dancer/video/{long}")
+        reply = await answer_of(bot, api, "sendMessage")
+    assert reply.params["text"] == Reason.TOO_LONG.message
+    assert tiktok.media_requests == 1
