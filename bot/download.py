@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -133,9 +134,11 @@ class YtDlpDownloader:
         self._proxy = proxy
         self._verify_tls = verify_tls
         self._timeout_s = timeout_s
-        # One silent read may take this long; the job is told to stop this much before its
-        # deadline, so that even a stalled download has ended by then.
+        # One silent read may take this long; the job is told to stop early enough before its
+        # deadline that even a stalled download has ended by then. curl_cffi (the page) counts
+        # silence in whole seconds and notices it up to a second late.
         self._socket_timeout_s = min(10.0, timeout_s / 4)
+        self._wind_down_s = min(timeout_s / 2, math.ceil(self._socket_timeout_s) + 1.0)
         self._max_bytes = max_bytes
         self._retry_delay_s = retry_delay_s
         self._ffmpeg_path = ffmpeg_path
@@ -202,7 +205,7 @@ class YtDlpDownloader:
         job = loop.run_in_executor(
             self._executor, self._download, link.url, workdir, cancelled, budget_bytes
         )
-        wind_down = loop.call_later(self._timeout_s - self._socket_timeout_s, cancelled.set)
+        wind_down = loop.call_later(self._timeout_s - self._wind_down_s, cancelled.set)
         try:
             return await asyncio.wait_for(asyncio.shield(job), self._timeout_s)
         except TimeoutError:
