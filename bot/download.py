@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import av
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
 from bot.fit import plan_encode
@@ -39,12 +41,34 @@ _ERROR_TEXTS: tuple[tuple[str, Reason], ...] = (
     ("no suitable extractor", Reason.NOT_A_VIDEO),
     ("timed out", Reason.TIMED_OUT),
     ("timeout", Reason.TIMED_OUT),
+    # curl_cffi (the page request) gives up on a silent server with this.
+    ("operation too slow", Reason.TIMED_OUT),
     ("http error 404", Reason.REMOVED),
     ("http error 403", Reason.BLOCKED),
     ("http error 429", Reason.BLOCKED),
     ("unable to extract universal data", Reason.BLOCKED),
     ("challenge", Reason.BLOCKED),
+    ("unexpected response from webpage request", Reason.BLOCKED),
 )
+
+# Failures a fresh attempt may get past: server errors, resets, cut-off bodies, silence.
+# yt-dlp retries the media itself (`retries`) but never the page, so whole attempts are ours.
+_TRANSIENT_TEXTS = (
+    "http error 5",
+    "timed out",
+    "timeout",
+    "operation too slow",
+    "more expected",
+    "connection reset",
+    "connection aborted",
+    "remote end closed",
+    "incompleteread",
+    "incomplete read",
+)
+_ATTEMPTS = 3
+# A partial mp4 is probed for its length once this much of it has arrived: enough for the
+# header of a faststart file (moov first), which says how long the whole clip is.
+_PROBE_AFTER_BYTES = 256 * 1024
 
 
 def reason_for_error(text: str) -> Reason:
@@ -54,6 +78,12 @@ def reason_for_error(text: str) -> Reason:
         if needle in lowered:
             return reason
     return Reason.FAILED
+
+
+def is_transient(text: str) -> bool:
+    """Whether a yt-dlp error message names a failure that another attempt may get past."""
+    lowered = text.lower()
+    return any(needle in lowered for needle in _TRANSIENT_TEXTS)
 
 
 class _YtDlpLog:
@@ -77,6 +107,9 @@ class _ThreadJob:
 
     def __init__(self) -> None:
         self.cancelled = threading.Event()
+        self.probed = False
+        # Set when the media turned out too large or too long while it arrived.
+        self.over_limit: FetchError | None = None
 
 
 class YtDlpDownloader:
@@ -96,11 +129,20 @@ class YtDlpDownloader:
         max_duration_s: float,
         extractors: Sequence[str],
         guard: HostGuard,
+        max_bytes: int = 500_000_000,
+        retry_delay_s: float = 1.0,
     ) -> None:
         self._guard = guard
         self._proxy = proxy
         self._verify_tls = verify_tls
         self._timeout_s = timeout_s
+        # One silent read may take this long; the job is told to stop early enough before its
+        # deadline that even a stalled download has ended by then. curl_cffi (the page) counts
+        # silence in whole seconds and notices it up to a second late.
+        self._socket_timeout_s = min(10.0, timeout_s / 4)
+        self._wind_down_s = min(timeout_s / 2, math.ceil(self._socket_timeout_s) + 1.0)
+        self._max_bytes = max_bytes
+        self._retry_delay_s = retry_delay_s
         self._ffmpeg_path = ffmpeg_path
         self._max_duration_s = max_duration_s
         self._extractors = list(extractors)
@@ -114,6 +156,16 @@ class YtDlpDownloader:
             if job.cancelled.is_set():
                 raise DownloadCancelled("job cancelled")
 
+        def stop_over_limits(status: Mapping[str, Any]) -> None:
+            self._check_arriving(job, status)
+
+        def backoff(n: int) -> float:
+            """Between yt-dlp's own retries: wait longer each time, here rather than in
+            yt-dlp's own sleep, so that a cancellation ends the wait at once."""
+            if job.cancelled.wait(self._retry_delay_s * 2**n):
+                raise DownloadCancelled("job cancelled")
+            return 0.0
+
         return {
             "quiet": True,
             "no_warnings": True,
@@ -121,10 +173,12 @@ class YtDlpDownloader:
             "logger": _YtDlpLog(),
             "proxy": self._proxy or "",
             "nocheckcertificate": not self._verify_tls,
-            "socket_timeout": min(self._timeout_s, 30.0),
+            "socket_timeout": self._socket_timeout_s,
+            # yt-dlp resumes the media with a Range request after a reset or a cut-off body.
             "retries": 3,
             "fragment_retries": 3,
             "extractor_retries": 1,
+            "retry_sleep_functions": {"http": backoff, "fragment": backoff, "extractor": backoff},
             "noplaylist": True,
             "allowed_extractors": self._extractors,
             "format_sort": ["vcodec:h264", "acodec:aac", "ext:mp4:m4a"],
@@ -133,7 +187,7 @@ class YtDlpDownloader:
             "outtmpl": {"default": "clip.%(ext)s"},
             "overwrites": True,
             "cachedir": False,
-            "progress_hooks": [stop_when_cancelled],
+            "progress_hooks": [stop_when_cancelled, stop_over_limits],
         }
 
     async def warm_up(self) -> None:
@@ -149,14 +203,17 @@ class YtDlpDownloader:
         if link.kind is not LinkKind.VIDEO:
             raise FetchError(Reason.NOT_A_VIDEO, f"{link.kind.value} link")
         cancelled = threading.Event()
-        job = asyncio.get_running_loop().run_in_executor(
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(
             self._executor, self._download, link.url, workdir, cancelled, budget_bytes
         )
+        wind_down = loop.call_later(self._timeout_s - self._wind_down_s, cancelled.set)
         try:
             return await asyncio.wait_for(asyncio.shield(job), self._timeout_s)
         except TimeoutError:
             raise FetchError(Reason.TIMED_OUT, f"over {self._timeout_s:.0f} s") from None
         finally:
+            wind_down.cancel()
             if not job.done():
                 # The thread cannot be killed: ask it to stop at the next chunk and wait for it,
                 # so nothing writes into the job directory after the caller removes it.
@@ -191,28 +248,63 @@ class YtDlpDownloader:
         job.cancelled = cancelled
         ydl.params["paths"] = {"home": str(workdir), "temp": str(workdir)}
         ydl.vet_for(url)
-        try:
-            # The page first: the clip's length and formats decide whether to fetch media at all.
-            info = ydl.extract_info(url, download=False, process=False)
-            if not isinstance(info, dict):
-                raise FetchError(Reason.NOT_A_VIDEO, "no info")
-            self._check_before_download(info, budget_bytes)
-            # YoutubeDL builds its selector once from params["format"]: a per-job one goes here.
-            ydl.format_selector = ydl.build_format_selector(format_for_budget(budget_bytes))
-            info = ydl.process_ie_result(info, download=True)
-        except DownloadCancelled:
-            raise FetchError(Reason.TIMED_OUT, "cancelled") from None
-        except RequestRefused as err:
-            raise FetchError(err.reason, str(err)) from None
-        except DownloadError as err:
-            if "no video formats found" in str(err).lower() and "[TikTok]" in str(err):
-                raise SlideshowPost("no formats at all: a photo post without music") from None
-            raise FetchError(reason_for_error(str(err)), str(err)) from None
+        for attempt in range(1, _ATTEMPTS + 1):
+            job.probed, job.over_limit = False, None
+            try:
+                info = self._attempt(ydl, url, budget_bytes)
+                break
+            except DownloadCancelled:
+                raise job.over_limit or FetchError(Reason.TIMED_OUT, "cancelled") from None
+            except RequestRefused as err:
+                raise FetchError(err.reason, str(err)) from None
+            except DownloadError as err:
+                text = str(err)
+                if "no video formats found" in text.lower() and "[TikTok]" in text:
+                    raise SlideshowPost("no formats at all: a photo post without music") from None
+                if attempt == _ATTEMPTS or not is_transient(text):
+                    raise FetchError(reason_for_error(text), text) from None
+                log.info("attempt %d of %s failed, trying again: %s", attempt, url, text)
+                if cancelled.wait(self._retry_delay_s * 2 ** (attempt - 1)):
+                    raise FetchError(Reason.TIMED_OUT, "cancelled") from None
+                # Each attempt starts from an empty job directory: no half file is resumed
+                # across attempts, which may pick another format.
+                for leftover in workdir.iterdir():
+                    leftover.unlink(missing_ok=True)
         downloads = info.get("requested_downloads") or []
         path = Path(downloads[0]["filepath"]) if downloads else None
         if path is None or not path.is_file() or path.parent.resolve() != workdir.resolve():
             raise FetchError(Reason.NOT_A_VIDEO, "no file written")
         return Download(path=path, info=clip_info(info))
+
+    def _attempt(self, ydl: GuardedYoutubeDL, url: str, budget_bytes: int) -> dict[str, Any]:
+        """The page, the checks it allows, then the media: one try."""
+        # The page first: the clip's length and formats decide whether to fetch media at all.
+        info = ydl.extract_info(url, download=False, process=False)
+        if not isinstance(info, dict):
+            raise FetchError(Reason.NOT_A_VIDEO, "no info")
+        self._check_before_download(info, budget_bytes)
+        # YoutubeDL builds its selector once from params["format"]: a per-job one goes here.
+        ydl.format_selector = ydl.build_format_selector(format_for_budget(budget_bytes))
+        processed: dict[str, Any] = ydl.process_ie_result(info, download=True)
+        return processed
+
+    def _check_arriving(self, job: _ThreadJob, status: Mapping[str, Any]) -> None:
+        """Stop media that turns out too large or too long as it arrives, whatever the page
+        and the Content-Length said (or left out)."""
+        arrived = int(status.get("downloaded_bytes") or 0)
+        announced = int(status.get("total_bytes") or 0)
+        if max(arrived, announced) > self._max_bytes:
+            job.over_limit = FetchError(Reason.TOO_LARGE, f"over {self._max_bytes} bytes")
+            raise DownloadCancelled("too large")
+        finished = status.get("status") == "finished"
+        if job.probed or not (finished or arrived >= _PROBE_AFTER_BYTES):
+            return
+        job.probed = True
+        name = status.get("filename") if finished else status.get("tmpfilename")
+        duration = _duration_of(Path(str(name))) if name else None
+        if duration is not None and duration > self._max_duration_s:
+            job.over_limit = FetchError(Reason.TOO_LONG, f"{duration:.0f} s by the file's header")
+            raise DownloadCancelled("too long")
 
     def _check_before_download(self, info: Mapping[str, Any], budget_bytes: int) -> None:
         """Refuse before any media request what cannot be sent: too long, or no picture at all."""
@@ -222,6 +314,8 @@ class YtDlpDownloader:
         duration = info.get("duration")
         if duration and duration > self._max_duration_s:
             raise FetchError(Reason.TOO_LONG, f"{duration} s")
+        if formats and all(_size(f) > self._max_bytes for f in formats):
+            raise FetchError(Reason.TOO_LARGE, f"every format is over {self._max_bytes} bytes")
         if not duration or any(_size(f) <= budget_bytes for f in formats if _size(f)):
             return
         plan = plan_encode(
@@ -244,6 +338,18 @@ def format_for_budget(budget_bytes: int) -> str:
 
 def _size(fmt: Mapping[str, Any]) -> int:
     return int(fmt.get("filesize") or fmt.get("filesize_approx") or 0)
+
+
+def _duration_of(path: Path) -> float | None:
+    """The length a media file's header states, also of a file still arriving; None when
+    the header is not there (yet)."""
+    try:
+        with av.open(str(path)) as container:
+            if container.duration:
+                return float(container.duration / av.time_base)
+    except (av.error.FFmpegError, OSError):
+        return None
+    return None
 
 
 class SlideshowPost(FetchError):

@@ -79,6 +79,8 @@ class Engine:
             max_duration_s=settings.max_duration_s,
             extractors=self.sites.ytdlp_extractors,
             guard=HostGuard(resolver or SystemResolver()),
+            max_bytes=settings.max_download_mb * 1_000_000,
+            retry_delay_s=settings.download_retry_delay_s,
         )
         self.slideshows = GalleryDlSlideshows(
             proxy=settings.download_proxy,

@@ -41,16 +41,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import enum
 import hashlib
 import hmac
 import html
 import json
+import random
 import re
 import secrets
 import ssl
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -70,6 +72,57 @@ _SLIDE_PREFIX = "/tos-maliva-i-photomode-us/"
 _MUSIC_PREFIX = "/obj/ies-music-ttp-dup-us/"
 _SIGNED_FOR_S = 6 * 3600  # TikTok's image URLs stay valid for hours, not days.
 _CREATE_TIME = 1767225600  # 2026-01-01T00:00:00Z; fixed so metadata is reproducible.
+_MEDIA_PIECE = 65536
+
+
+class Fault(enum.Enum):
+    """What the stand-in does instead of answering a post page or a media request.
+
+    Transient faults are what a retry gets past when they strike once (TikTok's CDN and front
+    ends do this now and then); permanent ones are what TikTok keeps answering, so retrying
+    only wastes time. A stall is transient only while a client's read timeout is short enough
+    to retry within its deadline.
+    """
+
+    PAGE_ERROR = "page_error"  # 502 on the post page
+    PAGE_SILENT = "page_silent"  # the page request gets no answer at all, not even headers
+    CHALLENGE = "challenge"  # 200 with a "Please wait..." page without the rehydration data
+    MEDIA_FORBIDDEN = "media_forbidden"  # 403 on the media, as the CDN answers a blocked client
+    MEDIA_ERROR = "media_error"  # 503 on the media
+    MEDIA_RESET = "media_reset"  # headers and half the body, then the connection is cut
+    MEDIA_STALL = "media_stall"  # headers and half the body, then nothing more
+    MEDIA_SILENT = "media_silent"  # the media request gets no answer at all
+
+    @property
+    def on_page(self) -> bool:
+        return self in _PAGE_FAULTS
+
+
+_PAGE_FAULTS: frozenset[Fault] = frozenset({Fault.PAGE_ERROR, Fault.PAGE_SILENT, Fault.CHALLENGE})
+PERMANENT_FAULTS: frozenset[Fault] = frozenset({Fault.CHALLENGE, Fault.MEDIA_FORBIDDEN})
+TRANSIENT_FAULTS: frozenset[Fault] = frozenset(Fault) - PERMANENT_FAULTS
+
+
+@dataclass
+class _FaultRule:
+    fault: Fault
+    post_id: str | None
+    remaining: int | None  # None: every matching request until cleared
+
+
+@dataclass(frozen=True)
+class _Chaos:
+    rng: random.Random
+    rate: float
+    kinds: tuple[Fault, ...]
+
+
+@dataclass(frozen=True)
+class ServedFault:
+    """A fault the stand-in served, and for which post."""
+
+    fault: Fault
+    post_id: str
 
 
 @dataclass(frozen=True)
@@ -86,8 +139,11 @@ class RecordedRequest:
 @dataclass(frozen=True)
 class _Media:
     token: str
+    post_id: str
     clip: Clip
     size: int
+    content_length: bool = True
+    trailing_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +152,8 @@ class _Video:
     author: str
     nickname: str
     desc: str
+    listed_duration: float | None = None
+    listed_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +268,12 @@ class TikTokStandIn:
         self.max_concurrent_media = 0
         self._media_in_flight = 0
         self._media_requested = asyncio.Event()
+        # Media bytes handed to the connection, over every request (ranges and cut-offs too).
+        self.media_bytes_sent = 0
+        self.served_faults: list[ServedFault] = []
+        self._fault_rules: list[_FaultRule] = []
+        self._chaos: _Chaos | None = None
+        self._stopping = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -240,6 +304,8 @@ class TikTokStandIn:
         self._proxy_port = self._proxy.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        # Stalled answers end now, so shutting down does not wait for them.
+        self._stopping.set()
         if self._proxy is not None:
             self._proxy.close()
         for task in list(self._tunnels):
@@ -291,19 +357,40 @@ class TikTokStandIn:
         nickname: str = "Creator",
         desc: str = "a clip",
         extra_clips: Sequence[Clip] = (),
+        listed_duration: float | None = None,
+        listed_size: int | None = None,
+        content_length: bool = True,
+        trailing_bytes: int = 0,
     ) -> None:
         """Serve a video post at https://www.tiktok.com/@<any handle>/video/<post_id>.
 
         ``extra_clips`` are further encodings of the same post (real posts list e.g. a 1080p
         bytevc1 and a 540p h264); each becomes its own format in yt-dlp, after ``clip``.
+        ``listed_duration`` and ``listed_size`` make the page lie about the first clip
+        (0 leaves the duration out, as yt-dlp then reports none); ``content_length=False``
+        streams the media chunked, without saying how long it is. ``trailing_bytes`` of
+        filler follow the first clip's bytes: a file far larger than any socket buffer, so that
+        ``media_bytes_sent`` shows whether a client stopped reading early.
         """
         media = []
         for each in (clip, *extra_clips):
-            item = _Media(token=secrets.token_hex(12), clip=each, size=each.path.stat().st_size)
+            item = _Media(
+                token=secrets.token_hex(12),
+                post_id=post_id,
+                clip=each,
+                size=each.path.stat().st_size,
+                content_length=content_length,
+                trailing_bytes=trailing_bytes if each is clip else 0,
+            )
             self._media_by_token[item.token] = item
             media.append(item)
         self._posts[post_id] = _Video(
-            media=tuple(media), author=author, nickname=nickname, desc=desc
+            media=tuple(media),
+            author=author,
+            nickname=nickname,
+            desc=desc,
+            listed_duration=listed_duration,
+            listed_size=listed_size,
         )
 
     def add_photo_post(
@@ -386,6 +473,65 @@ class TikTokStandIn:
         if not location.startswith(("http://", "https://")):
             raise ValueError(f"location must be an absolute http(s) URL: {location!r}")
         self._short_links[_canonical_host(host), code] = location
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def inject(self, fault: Fault, *, post_id: str | None = None, times: int | None = 1) -> None:
+        """Answer the next ``times`` page or media requests (of ``post_id``, or of any post)
+        with ``fault``; ``times=None`` keeps doing it until ``clear_faults``. Rules are tried
+        in the order given; a request takes at most one fault."""
+        if times is not None and times < 1:
+            raise ValueError(f"times must be at least 1, not {times}")
+        self._fault_rules.append(_FaultRule(fault, post_id, times))
+
+    def fail_randomly(
+        self, rng: random.Random, rate: float, kinds: Collection[Fault] = TRANSIENT_FAULTS
+    ) -> None:
+        """Answer each page or media request that no ``inject`` rule takes with one of
+        ``kinds`` (for that kind of request), with probability ``rate``, drawn from ``rng``.
+
+        With the default transient kinds a client that retries gets every clip in the end;
+        add ``PERMANENT_FAULTS`` to make some requests fail for good.
+        """
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate must be within 0..1, not {rate}")
+        self._chaos = _Chaos(rng, rate, tuple(sorted(kinds, key=lambda k: k.value)))
+
+    def clear_faults(self) -> None:
+        """Answer every request normally again (rules and random faults both end)."""
+        self._fault_rules.clear()
+        self._chaos = None
+
+    def _fault_for(self, post_id: str, *, page: bool) -> Fault | None:
+        for rule in self._fault_rules:
+            if rule.fault.on_page != page or rule.post_id not in (None, post_id):
+                continue
+            if rule.remaining is not None:
+                rule.remaining -= 1
+                if rule.remaining == 0:
+                    self._fault_rules.remove(rule)
+            return self._served(rule.fault, post_id)
+        chaos = self._chaos
+        if chaos is not None:
+            kinds = [kind for kind in chaos.kinds if kind.on_page == page]
+            if kinds and chaos.rng.random() < chaos.rate:
+                return self._served(chaos.rng.choice(kinds), post_id)
+        return None
+
+    def _served(self, fault: Fault, post_id: str) -> Fault:
+        self.served_faults.append(ServedFault(fault, post_id))
+        return fault
+
+    async def _hold(self, request: web.Request) -> None:
+        """Send nothing until the client gives up (closes) or the stand-in stops, then cut."""
+        transport = request.transport
+        while transport is not None and not transport.is_closing():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), 0.05)
+            if self._stopping.is_set():
+                break
+        if transport is not None:
+            transport.abort()
 
     def media_urls(self, post_id: str) -> list[str]:
         """The CDN URLs of a video post's clips, in the order given to add_video."""
@@ -488,7 +634,7 @@ class TikTokStandIn:
             return await site.handle(request, host)
         if host == self.WEB_HOST:
             if match := _POST_PATH.fullmatch(path):
-                return self._post_page(request, match.group(1))
+                return await self._page(request, match.group(1))
             if match := _WWW_SHORT_PATH.fullmatch(path):
                 return self._short_link(host, match.group(1))
             if path == "/login":
@@ -512,6 +658,18 @@ class TikTokStandIn:
         if post_path.startswith(("http://", "https://")):
             location = post_path
         return web.Response(status=301, headers={"Location": location})
+
+    async def _page(self, request: web.Request, post_id: str) -> web.StreamResponse:
+        fault = self._fault_for(post_id, page=True)
+        if fault is Fault.PAGE_ERROR:
+            return _html_response("502 Bad Gateway", "<h1>502 Bad Gateway</h1>", status=502)
+        if fault is Fault.PAGE_SILENT:
+            await self._hold(request)
+            return web.Response(status=504)
+        if fault is Fault.CHALLENGE:
+            # What TikTok's WAF sends a client it suspects: no data, no cookie, a script to run.
+            return _html_response("Please wait...", "<p>Please wait...</p><script></script>")
+        return self._post_page(request, post_id)
 
     def _post_page(self, request: web.Request, post_id: str) -> web.Response:
         post = self._posts.get(post_id, _Status(10204))
@@ -563,7 +721,8 @@ class TikTokStandIn:
     def _item_struct(self, post_id: str, post: _Video) -> dict[str, Any]:
         main = post.media[0]
         clip = main.clip
-        duration = round(clip.duration)
+        listed = clip.duration if post.listed_duration is None else post.listed_duration
+        duration = round(listed)
         return {
             "id": post_id,
             "desc": post.desc,
@@ -581,9 +740,12 @@ class TikTokStandIn:
                 "encodedType": "normal",
                 "videoQuality": "normal",
                 "bitrate": _bitrate(main),
-                "size": main.size,
+                "size": post.listed_size or main.size,
                 "playAddr": self._media_url(main),
-                "bitrateInfo": [self._bitrate_info(m) for m in post.media],
+                "bitrateInfo": [
+                    self._bitrate_info(m, post.listed_size if i == 0 else None)
+                    for i, m in enumerate(post.media)
+                ],
             },
             "stats": _stats(),
             "music": {
@@ -667,7 +829,7 @@ class TikTokStandIn:
             return web.Response(status=403, text="Access Denied")
         return ranged_response(request, slide.file.read_bytes(), "image/jpeg")
 
-    def _bitrate_info(self, media: _Media) -> dict[str, Any]:
+    def _bitrate_info(self, media: _Media, listed_size: int | None) -> dict[str, Any]:
         clip = media.clip
         codec = "bytevc1" if clip.vcodec == "hevc" else "h264"
         uri = f"v12044gd0000{media.token}"
@@ -677,7 +839,7 @@ class TikTokStandIn:
             "GearName": f"normal_{min(clip.width, clip.height)}_0",
             "QualityType": 20,
             "PlayAddr": {
-                "DataSize": media.size,
+                "DataSize": listed_size or media.size,
                 "Width": clip.width,
                 "Height": clip.height,
                 "Uri": uri,
@@ -704,7 +866,53 @@ class TikTokStandIn:
                 await asyncio.sleep(self.media_delay_s)
         finally:
             self._media_in_flight -= 1
-        return ranged_response(request, media.clip.path.read_bytes(), "video/mp4")
+        fault = self._fault_for(media.post_id, page=False)
+        if fault is Fault.MEDIA_FORBIDDEN:
+            return web.Response(status=403, text="Access Denied")
+        if fault is Fault.MEDIA_ERROR:
+            return web.Response(status=503, text="Service Unavailable")
+        if fault is Fault.MEDIA_SILENT:
+            await self._hold(request)
+            return web.Response(status=504)
+        return await self._stream_media(request, media, fault)
+
+    async def _stream_media(
+        self, request: web.Request, media: _Media, fault: Fault | None
+    ) -> web.StreamResponse:
+        """The mp4 (or the range asked for) in pieces; a reset or stall strikes halfway."""
+        data = media.clip.path.read_bytes()
+        total = len(data) + media.trailing_bytes
+        headers = {"Content-Type": "video/mp4", "Accept-Ranges": "bytes"}
+        start, stop, status = 0, total, 200
+        wanted = request.http_range
+        if request.headers.get("Range") is not None and (
+            wanted.start is not None or wanted.stop is not None
+        ):
+            start, stop, _ = wanted.indices(total)
+            if start >= total:
+                headers["Content-Range"] = f"bytes */{total}"
+                return web.Response(status=416, headers=headers)
+            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{total}"
+            status = 206
+        response = web.StreamResponse(status=status, headers=headers)
+        if media.content_length:
+            response.content_length = stop - start
+        else:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        cut = start + (stop - start) // 2 if fault is not None else stop
+        for offset in range(start, cut, _MEDIA_PIECE):
+            end = min(offset + _MEDIA_PIECE, cut)
+            piece = data[offset:end] + bytes(max(0, end - max(offset, len(data))))
+            await response.write(piece)
+            self.media_bytes_sent += len(piece)
+        if fault is Fault.MEDIA_STALL:
+            await self._hold(request)
+        elif fault is Fault.MEDIA_RESET and request.transport is not None:
+            request.transport.abort()
+        if fault is None:
+            await response.write_eof()
+        return response
 
     # -- proxy side ------------------------------------------------------------------------
 
@@ -751,7 +959,13 @@ class TikTokStandIn:
             pass
         finally:
             for each in (upstream, writer):
-                if each is not None:
+                if each is None:
+                    continue
+                if self._stopping.is_set():
+                    # A client that stopped reading (a download given up on without closing
+                    # its connection) would keep a graceful close waiting for ever.
+                    each.transport.abort()
+                else:
                     each.close()
             for each in (upstream, writer):
                 if each is not None:
@@ -830,8 +1044,9 @@ def ranged_response(request: web.Request, data: bytes, content_type: str) -> web
     return web.Response(status=206, body=data[start:stop], headers=headers)
 
 
-def _html_response(title: str, body: str) -> web.Response:
+def _html_response(title: str, body: str, *, status: int = 200) -> web.Response:
     return web.Response(
+        status=status,
         text=(
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title></head><body>{body}</body></html>"
