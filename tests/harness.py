@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,23 @@ async def running_bot(
         await reshare.stop()
     left = [str(p) for p in (data_dir / "jobs").rglob("*")]
     assert left == [], f"temporary files left behind: {left}"
+
+
+async def until(condition: Callable[[], bool], within_s: float = 60.0) -> None:
+    """Wait until a condition over the stand-ins' state holds (no single event covers it)."""
+    async with asyncio.timeout(within_s):
+        while not condition():  # noqa: ASYNC110 - polled: it reads several views at once
+            await asyncio.sleep(0.02)
+
+
+def replies_to(api: FakeBotApi, message: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the user sees in the chat as the bot's answers to their message."""
+    return [
+        sent
+        for sent in api.chat_history(message["chat"]["id"])
+        if sent["from"]["is_bot"]
+        and sent.get("reply_to_message", {}).get("message_id") == message["message_id"]
+    ]
 
 
 def answers(api: FakeBotApi) -> list[ApiCall]:

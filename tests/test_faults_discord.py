@@ -3,9 +3,8 @@ gets one answer (the video, or one reason), never two, and the bot goes on worki
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from adapters.discord.outbound import reason_text
 from adapters.runtime import Reshare
 from bot.model import Reason
-from tests.harness import assert_plays, running_bot
+from tests.harness import assert_plays, running_bot, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import (
     DEFAULT_USER_ID,
@@ -52,13 +51,6 @@ def link(post: str) -> str:
 
 def webhook(dc: FakeDiscord, interaction: dict[str, Any]) -> str:
     return f"/webhooks/{dc.application_id}/{interaction['token']}"
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait for a condition over what the stand-in holds (several of its views at once)."""
-    async with asyncio.timeout(60):
-        while not condition():  # noqa: ASYNC110 - no single event covers the condition
-            await asyncio.sleep(0.02)
 
 
 def answers_to(dc: FakeDiscord, interaction: dict[str, Any]) -> list[dict[str, Any]]:

@@ -3,10 +3,9 @@ gets one answer (the video, or one reason), never two, and the bot goes on worki
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from adapters.runtime import Reshare
 from adapters.telegram import TelegramSettings
 from adapters.telegram.outbound import UPLOAD_TIMEOUT_S
 from bot.model import Reason
-from tests.harness import assert_plays, running_bot, uploaded_video
+from tests.harness import assert_plays, replies_to, running_bot, until, uploaded_video
 from tests.standins.clips import Clip, make_image, make_music
 from tests.standins.telegram_api import TRANSIENT_FAULTS, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
@@ -52,23 +51,6 @@ async def bot(tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path) -> AsyncIt
 
 def link(post: str) -> str:
     return f"https://www.tiktok.com/@someone/video/{post}"
-
-
-def replies_to(api: FakeBotApi, message: dict[str, Any]) -> list[dict[str, Any]]:
-    """What the user sees in the chat as the bot's answers to their message."""
-    return [
-        sent
-        for sent in api.chat_history(message["chat"]["id"])
-        if sent["from"]["is_bot"]
-        and sent.get("reply_to_message", {}).get("message_id") == message["message_id"]
-    ]
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait for a condition over what the stand-in holds (several of its views at once)."""
-    async with asyncio.timeout(60):
-        while not condition():  # noqa: ASYNC110 - no single event covers the condition
-            await asyncio.sleep(0.02)
 
 
 async def ask(reshare: Reshare, api: FakeBotApi, post: str, chat_id: int) -> dict[str, Any]:

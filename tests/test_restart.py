@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from bot.intake import RESTARTING_TEXT
 from bot.journal import SqliteJournal
 from bot.model import Album, Media, Origin, Reason, VideoRequest
 from bot.sites import SiteCatalog
-from tests.harness import running_bot
+from tests.harness import running_bot, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -65,13 +64,6 @@ def written_down(
     for _ in range(starts):
         journal.take_unanswered()
     journal.close()
-
-
-async def until(condition: Callable[[], bool], within_s: float = 30.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_redelivered_update_of_a_request_taken_up_is_answered_once(

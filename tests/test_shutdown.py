@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.intake import RESTARTING_TEXT
+from tests.harness import until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import ApiCall, FakeBotApi
@@ -83,15 +84,6 @@ async def stop(process: asyncio.subprocess.Process, within_s: float) -> tuple[in
     stdout, stderr = done.result()
     assert process.returncode is not None
     return process.returncode, stdout.decode() + stderr.decode(), time.monotonic() - began
-
-
-async def until(condition: object, within_s: float = 30.0) -> None:
-    """Wait until a zero-argument callable holds (a stand-in's state, read between polls)."""
-    assert callable(condition)
-    deadline = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 def to_chat(calls: list[ApiCall], chat_id: int) -> list[ApiCall]:
