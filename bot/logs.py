@@ -54,6 +54,17 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
     # httpx logs every request URL at INFO; the Telegram token is part of those URLs.
     if root.level > logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    # PTB's rate limiter hands every 429 on to our own retries (bot.retry) with an ERROR and a
+    # traceback; the retry logs what happens next, so its line is an INFO without traceback.
+    logging.getLogger("telegram.ext.AIORateLimiter").addFilter(_HandedOn())
+
+
+class _HandedOn(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Rate limit hit after maximum of 0 retries"):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+        return True
 
 
 def _log_uncaught(

@@ -77,6 +77,35 @@ async def test_process_answers_a_link_and_stops_cleanly(
         assert list((tmp_path / "data" / "jobs").iterdir()) == []
 
 
+async def test_a_rate_limited_upload_is_retried_and_logged_without_an_error(
+    tiktok: TikTokStandIn, tmp_path: Path
+) -> None:
+    """PTB's rate limiter passes each 429 on to our retry with an ERROR and a traceback; the
+    operator sees one INFO line instead, and the video still arrives once."""
+    async with FakeBotApi(token=TOKEN) as api:
+        env = bot_env(
+            tmp_path,
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_URL=api.root,
+            DOWNLOAD_PROXY=tiktok.proxy_url,
+            DOWNLOAD_VERIFY_TLS="false",
+        )
+        api.fail_next("sendVideo", 429, retry_after=1)
+        process = await run_bot(tmp_path, env)
+        try:
+            api.inject_message(f"https://www.tiktok.com/@dancer/video/{POST}")
+            await api.wait_for_call("sendVideo", count=2, timeout=60)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    logs = stderr.decode()
+    assert process.returncode == 0, logs
+    assert len(api.calls_to("sendVideo")) == 2
+    assert "INFO telegram.ext.AIORateLimiter: Rate limit hit" in logs
+    assert " ERROR " not in logs
+    assert "Traceback" not in logs
+
+
 async def test_without_any_token_it_names_the_settings_and_exits_2(tmp_path: Path) -> None:
     # As the README's first command leaves it: .env copied from .env.example, not filled in.
     shutil.copyfile(ROOT / ".env.example", tmp_path / ".env")
