@@ -178,6 +178,9 @@ class Service:
         key: CacheKey | None = None
         try:
             link = await self._resolver.resolve(link)
+            if link.kind is LinkKind.NOT_VIDEO:
+                # Known without the network: no "sending video…" for a profile or a tag.
+                raise FetchError(Reason.NOT_A_VIDEO, "the link leads to no post")
             key = self._cache_key(link, platform, budget_bytes)
             if cached and key is not None and self._cache is not None:
                 hit = await self._cache.get(key)

@@ -219,6 +219,7 @@ async def test_profile_tag_music_and_live_links_start_no_download(
     assert reply.params["chat_id"] == 1001
     assert (reply.method, reply.params["text"]) == ("sendMessage", Reason.NOT_A_VIDEO.message)
     assert tiktok.requests == []
+    assert api.calls_to("sendChatAction") == [], "no 'sending video…' for a link without one"
 
 
 async def test_a_profile_link_beside_a_video_link_gets_only_the_video(
