@@ -19,13 +19,15 @@ from bot.media import probe
 from bot.netguard import Resolver
 from bot.settings import CoreSettings
 from tests.standins.clips import Clip
-from tests.standins.discord_api import FakeDiscord
+from tests.standins.discord_api import DEFAULT_USER_ID, FakeDiscord
 from tests.standins.dns import TableResolver
 from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
 # Calls PTB makes on its own while polling; everything else is the bot answering someone.
 POLLING_METHODS = frozenset({"getMe", "getUpdates", "deleteWebhook", "setMyCommands"})
+# Discord's message flag of a deferred interaction's "thinking…" placeholder.
+_LOADING = 1 << 7
 
 
 @contextlib.asynccontextmanager
@@ -102,6 +104,23 @@ def replies_to(api: FakeBotApi, message: dict[str, Any]) -> list[dict[str, Any]]
         for sent in api.chat_history(message["chat"]["id"])
         if sent["from"]["is_bot"]
         and sent.get("reply_to_message", {}).get("message_id") == message["message_id"]
+    ]
+
+
+def answers_to(dc: FakeDiscord, interaction: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the invoker sees as the bot's answers to their command: the interaction's own
+    messages, and messages in the channel that name them (once the token was gone); not the
+    "thinking…" placeholder."""
+    user = int(interaction.get("member", {}).get("user", {}).get("id") or DEFAULT_USER_ID)
+    return [
+        message
+        for message in dc.messages_in(int(interaction["channel_id"]), as_user=user)
+        if int(message["author"]["id"]) == dc.bot_user_id
+        and not message["flags"] & _LOADING
+        and (
+            message.get("interaction_metadata", {}).get("id") == interaction["id"]
+            or message["content"].startswith(f"<@{user}>")
+        )
     ]
 
 

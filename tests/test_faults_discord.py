@@ -13,7 +13,7 @@ import pytest
 from adapters.discord.outbound import reason_text
 from adapters.runtime import Reshare
 from bot.model import Reason
-from tests.harness import assert_plays, running_bot, until
+from tests.harness import answers_to, assert_plays, running_bot, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import (
     DEFAULT_USER_ID,
@@ -27,7 +27,6 @@ POST = "7301234567890123456"
 SECOND_POST = "7301234567890123458"
 PRIVATE_POST = "7301234567890000001"
 EPHEMERAL = 1 << 6
-LOADING = 1 << 7
 
 
 @pytest.fixture
@@ -51,23 +50,6 @@ def link(post: str) -> str:
 
 def webhook(dc: FakeDiscord, interaction: dict[str, Any]) -> str:
     return f"/webhooks/{dc.application_id}/{interaction['token']}"
-
-
-def answers_to(dc: FakeDiscord, interaction: dict[str, Any]) -> list[dict[str, Any]]:
-    """What the invoker sees as the bot's answers to their command: the interaction's own
-    messages, and messages in the channel that name them (once the token was gone); not the
-    "thinking…" placeholder."""
-    user = int(interaction.get("member", {}).get("user", {}).get("id") or DEFAULT_USER_ID)
-    return [
-        message
-        for message in dc.messages_in(int(interaction["channel_id"]), as_user=user)
-        if int(message["author"]["id"]) == dc.bot_user_id
-        and not message["flags"] & LOADING
-        and (
-            message.get("interaction_metadata", {}).get("id") == interaction["id"]
-            or message["content"].startswith(f"<@{user}>")
-        )
-    ]
 
 
 async def ask(
