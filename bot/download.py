@@ -36,6 +36,8 @@ _ERROR_TEXTS: tuple[tuple[str, Reason], ...] = (
     ("requiring login", Reason.LOGIN_REQUIRED),
     ("log in for access", Reason.LOGIN_REQUIRED),
     ("login required", Reason.LOGIN_REQUIRED),
+    # gallery-dl skips a file whose announced size is over --filesize-max.
+    ("larger than allowed maximum", Reason.TOO_LARGE),
     ("no video formats found", Reason.NOT_A_VIDEO),
     ("unsupported url", Reason.NOT_A_VIDEO),
     ("no suitable extractor", Reason.NOT_A_VIDEO),

@@ -79,13 +79,14 @@ class Engine:
             max_duration_s=settings.max_duration_s,
             extractors=self.sites.ytdlp_extractors,
             guard=HostGuard(resolver or SystemResolver()),
-            max_bytes=settings.max_download_mb * 1_000_000,
+            max_bytes=round(settings.max_download_mb * 1_000_000),
             retry_delay_s=settings.download_retry_delay_s,
         )
         self.slideshows = GalleryDlSlideshows(
             proxy=settings.download_proxy,
             verify_tls=settings.download_verify_tls,
             timeout_s=settings.download_timeout_s,
+            max_bytes=round(settings.max_download_mb * 1_000_000),
         )
         self.fitter = FfmpegFitter(ffmpeg)
         self.media = FfmpegMedia(ffmpeg)

@@ -47,7 +47,7 @@ class CoreSettings(BaseSettings):
     allowed_sites: Annotated[tuple[str, ...], NoDecode] = ("TikTok",)
     # Media past this many decimal megabytes is stopped as it arrives: it bounds one job's disk
     # use. Above the upload limit, since larger sources are re-encoded down to fit it.
-    max_download_mb: int = Field(default=500, ge=1)
+    max_download_mb: float = Field(default=500, gt=0)
     # First pause before a failed download is tried again; it doubles each time.
     download_retry_delay_s: float = Field(default=1.0, ge=0)
 

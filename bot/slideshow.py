@@ -19,6 +19,9 @@ from bot.model import Album, ClipInfo, FetchError, Reason
 
 log = logging.getLogger(__name__)
 
+# How often the job directory is measured while gallery-dl writes into it.
+_SIZE_CHECK_S = 0.1
+
 _IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".avif"})
 _AUDIO_SUFFIXES = frozenset({".mp3", ".m4a", ".aac", ".mp4", ".ogg", ".opus"})
 
@@ -26,16 +29,21 @@ _AUDIO_SUFFIXES = frozenset({".mp3", ".m4a", ".aac", ".mp4", ".ogg", ".opus"})
 class GalleryDlSlideshows:
     """One gallery-dl run per post, into the job directory, with fixed file names."""
 
-    def __init__(self, *, proxy: str | None, verify_tls: bool, timeout_s: float) -> None:
+    def __init__(
+        self, *, proxy: str | None, verify_tls: bool, timeout_s: float, max_bytes: int
+    ) -> None:
         self._proxy = proxy
         self._verify_tls = verify_tls
         self._timeout_s = timeout_s
+        self._max_bytes = max_bytes
 
     def command(self, url: str, directory: Path) -> list[str]:
         args = [
             sys.executable, "-m", "gallery_dl", "--config-ignore", "--cache-file", ":memory:",
             "-o", "warnings=ignore", "-D", str(directory), "-f", "{num}.{extension}",
-            "--write-info-json",
+            "--write-info-json", "--filesize-max", str(self._max_bytes),
+            # A silent server is given up on well within the deadline, retries included.
+            "--http-timeout", f"{min(10.0, self._timeout_s / 4):.1f}",
         ]  # fmt: skip
         if self._proxy:
             args += ["--proxy", self._proxy]
@@ -53,7 +61,8 @@ class GalleryDlSlideshows:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            _, stderr = await asyncio.wait_for(process.communicate(), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                _, stderr = await self._within_size(process, directory)
         except TimeoutError:
             raise FetchError(Reason.TIMED_OUT, "gallery-dl") from None
         finally:
@@ -72,6 +81,34 @@ class GalleryDlSlideshows:
             raise FetchError(reason_for_error(errors) if errors else Reason.NOT_A_VIDEO, errors)
         audio = next((p for p in files if p.suffix.lower() in _AUDIO_SUFFIXES), None)
         return Album(images=images, audio=audio, info=_album_info(files, link))
+
+    async def _within_size(
+        self, process: asyncio.subprocess.Process, directory: Path
+    ) -> tuple[bytes, bytes]:
+        """gallery-dl's output; stopped as soon as what it wrote passes the byte cap (its own
+        --filesize-max checks each file's announced size only, and not the post's sum)."""
+        communicate = asyncio.ensure_future(process.communicate())
+        try:
+            while not communicate.done():
+                await asyncio.wait([communicate], timeout=_SIZE_CHECK_S)
+                written = await asyncio.to_thread(_bytes_in, directory)
+                if written > self._max_bytes:
+                    raise FetchError(Reason.TOO_LARGE, f"over {self._max_bytes} bytes")
+            return communicate.result()
+        finally:
+            if not communicate.done():
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await asyncio.wait([communicate])
+
+
+def _bytes_in(directory: Path) -> int:
+    total = 0
+    for path in directory.rglob("*"):
+        # gallery-dl renames each .part file when it is complete.
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
 
 
 def _album_info(files: list[Path], link: Link) -> ClipInfo:

@@ -27,6 +27,10 @@ from bot.model import Reason
         ("ERROR: unable to download video data: <urlopen error timed out>", Reason.TIMED_OUT),
         ("ERROR: unable to download video data: HTTP Error 403: Forbidden", Reason.BLOCKED),
         ("ERROR: [TikTok] 7301: Unable to extract universal data for rehydration", Reason.BLOCKED),
+        (
+            "[download][warning] File size larger than allowed maximum (1048576 > 200000)",
+            Reason.TOO_LARGE,
+        ),
         ("ERROR: something nobody has seen", Reason.FAILED),
     ],
 )

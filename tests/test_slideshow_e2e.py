@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.media import probe
+from bot.model import Reason
 from bot.settings import SlideshowMode
 from tests.harness import running_bot
 from tests.standins.clips import make_image, make_music
@@ -116,3 +117,38 @@ async def test_slideshow_mode_video_makes_one_video_as_long_as_the_music(
     assert (found.width, found.height) == (720, 960)
     assert api.calls_to("sendMediaGroup") == []
     assert call.params["caption"].startswith("@painter: three slides")
+
+
+async def test_a_photo_post_over_the_byte_cap_is_stopped_while_it_arrives(
+    tiktok: TikTokStandIn, slides: tuple[Path, ...], tmp_path: Path
+) -> None:
+    """Each slide is under the cap, their sum is not: gallery-dl's own size check sees one file
+    at a time, so the bot measures what it wrote and stops it."""
+    cap_mb = 0.2
+    assert (
+        max(s.stat().st_size for s in slides) < cap_mb * 1e6 < sum(s.stat().st_size for s in slides)
+    )
+    tiktok.slide_delay_s = 0.3
+    async with (
+        FakeBotApi() as api,
+        running_bot(tiktok, tmp_path / "data", telegram=api, max_download_mb=cap_mb),
+    ):
+        api.inject_message(f"https://www.tiktok.com/@painter/photo/{BIG_POST}")
+        [reply] = await api.wait_for_call("sendMessage", timeout=60)
+    assert reply.params["text"] == Reason.TOO_LARGE.message
+    assert api.calls_to("sendMediaGroup") == []
+    assert tiktok.image_requests < len(slides)
+
+
+async def test_a_slide_announced_over_the_byte_cap_is_never_written(
+    tmp_path: Path, music: Path
+) -> None:
+    big = make_image(tmp_path / "big.jpeg", width=2400, height=3200, seed=1)
+    async with TikTokStandIn() as tt, FakeBotApi() as api:
+        tt.add_photo_post(POST, [big], music, author="painter", desc="one huge slide")
+        cap_mb = big.stat().st_size / 2 / 1e6
+        async with running_bot(tt, tmp_path / "data", telegram=api, max_download_mb=cap_mb):
+            api.inject_message(f"https://www.tiktok.com/@painter/photo/{POST}")
+            [reply] = await api.wait_for_call("sendMessage", timeout=60)
+    assert reply.params["text"] == Reason.TOO_LARGE.message
+    assert api.calls_to("sendPhoto") == []

@@ -265,6 +265,8 @@ class TikTokStandIn:
         # Seconds the CDN waits before answering a media request, so tests can catch a job
         # mid-download; and how many media answers were in flight at once, at most.
         self.media_delay_s = 0.0
+        # Seconds before each slide image is answered.
+        self.slide_delay_s = 0.0
         self.max_concurrent_media = 0
         self._media_in_flight = 0
         self._media_requested = asyncio.Event()
@@ -645,7 +647,7 @@ class TikTokStandIn:
         elif host == self.CDN_HOST and (match := _MEDIA_PATH.fullmatch(path)):
             return await self._media(request, match.group(1))
         elif host in self.IMAGE_HOSTS and (slide := self._slides_by_path.get(path)):
-            return self._slide(request, slide)
+            return await self._slide(request, slide)
         elif host == self.MUSIC_HOST and (music := self._music_files.get(path)):
             return ranged_response(request, music.read_bytes(), "audio/mpeg")
         return web.Response(status=404, text="Not Found")
@@ -817,7 +819,7 @@ class TikTokStandIn:
         digest = hmac.digest(self._url_key, f"{path}|{expires}".encode(), "sha1")
         return base64.b64encode(digest).decode()
 
-    def _slide(self, request: web.Request, slide: _Slide) -> web.Response:
+    async def _slide(self, request: web.Request, slide: _Slide) -> web.Response:
         expires = request.query.get("x-expires", "")
         signature = request.query.get("x-signature", "")
         valid = (
@@ -827,6 +829,8 @@ class TikTokStandIn:
         )
         if not valid:
             return web.Response(status=403, text="Access Denied")
+        if self.slide_delay_s:
+            await asyncio.sleep(self.slide_delay_s)
         return ranged_response(request, slide.file.read_bytes(), "image/jpeg")
 
     def _bitrate_info(self, media: _Media, listed_size: int | None) -> dict[str, Any]:
