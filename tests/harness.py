@@ -90,6 +90,22 @@ async def running_bot(
     assert left == [], f"temporary files left behind: {left}"
 
 
+@contextlib.asynccontextmanager
+async def tiktok_serving(
+    clip: Clip, *posts: str, author: str = "dancer"
+) -> AsyncIterator[TikTokStandIn]:
+    """A TikTok stand-in serving `clip` as each of `posts`, all by `author`."""
+    async with TikTokStandIn() as tt:
+        for post in posts:
+            tt.add_video(post, clip, author=author)
+        yield tt
+
+
+def link(post: str, author: str = "someone") -> str:
+    """A TikTok video link as a user pastes it."""
+    return f"https://www.tiktok.com/@{author}/video/{post}"
+
+
 async def until(condition: Callable[[], bool], within_s: float = 60.0) -> None:
     """Wait until a condition over the stand-ins' state holds (no single event covers it)."""
     async with asyncio.timeout(within_s):

@@ -13,7 +13,7 @@ import pytest
 from adapters.discord.outbound import reason_text
 from adapters.runtime import Reshare
 from bot.model import Reason
-from tests.harness import answers_to, assert_plays, running_bot, until
+from tests.harness import answers_to, assert_plays, link, running_bot, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import (
     DEFAULT_USER_ID,
@@ -36,16 +36,6 @@ async def tiktok(h264_clip: Clip, tall_clip: Clip) -> AsyncIterator[TikTokStandI
         tt.add_video(SECOND_POST, tall_clip, author="second", desc="the second clip")
         tt.add_status(PRIVATE_POST, 10216)
         yield tt
-
-
-@pytest.fixture
-async def discord_api() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        yield server
-
-
-def link(post: str) -> str:
-    return f"https://www.tiktok.com/@someone/video/{post}"
 
 
 def webhook(dc: FakeDiscord, interaction: dict[str, Any]) -> str:

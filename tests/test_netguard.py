@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -168,12 +167,6 @@ def test_the_system_resolver_reads_localhost_from_the_hosts_file() -> None:
 
 
 # -- the real yt-dlp, through the stand-in proxy ------------------------------------------------
-
-
-@pytest.fixture
-async def tiktok() -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        yield tt
 
 
 @pytest.fixture

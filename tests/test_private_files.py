@@ -11,10 +11,7 @@ import os
 import signal
 import stat
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.harness import running_bot
 from tests.standins.clips import Clip, make_image, make_music
@@ -28,12 +25,6 @@ PHOTO = "7301234567890123478"
 ROOT = Path(__file__).resolve().parent.parent
 # Names a hostile page may carry: traversal, separators, NUL, a name longer than any file system's.
 HOSTILE = "../../../../../../../../escaped/..\\x/\x00nul/" + "n" * 400
-
-
-@pytest.fixture
-async def tiktok() -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        yield tt
 
 
 def mode(path: Path) -> int:

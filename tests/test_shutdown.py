@@ -12,12 +12,14 @@ import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from bot.intake import RESTARTING_TEXT
-from tests.harness import until
+from tests.harness import link as tiktok_link
+from tests.harness import tiktok_serving, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import ApiCall, FakeBotApi
@@ -25,6 +27,7 @@ from tests.standins.tiktok import TikTokStandIn
 from tests.test_process import TOKEN, bot_env, run_bot
 
 POSTS = [f"73012345678901234{n:02d}" for n in range(3)]
+link = partial(tiktok_link, author="dancer")
 EPHEMERAL = 1 << 6
 # Time for the process to tell, clean up and exit after the grace (it waits 1.5 s at most for
 # a download thread blocked in a network read, then exits without it).
@@ -33,14 +36,8 @@ EXIT_MARGIN_S = 8.0
 
 @pytest.fixture
 async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        for post in POSTS:
-            tt.add_video(post, h264_clip, author="dancer")
+    async with tiktok_serving(h264_clip, *POSTS) as tt:
         yield tt
-
-
-def link(post: str) -> str:
-    return f"https://www.tiktok.com/@dancer/video/{post}"
 
 
 def telegram_env(

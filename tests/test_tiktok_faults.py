@@ -18,7 +18,7 @@ import pytest
 
 from adapters.runtime import Reshare
 from bot.model import Reason
-from tests.harness import answers, assert_plays, running_bot, uploaded_video
+from tests.harness import answers, assert_plays, running_bot, tiktok_serving, uploaded_video
 from tests.standins.clips import Clip, make_clip
 from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import PERMANENT_FAULTS, TRANSIENT_FAULTS, Fault, TikTokStandIn
@@ -46,15 +46,8 @@ WHOLE_FILE = 200_000_000
 
 @pytest.fixture
 async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        tt.add_video(POST, h264_clip, author="dancer")
+    async with tiktok_serving(h264_clip, POST) as tt:
         yield tt
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    async with FakeBotApi() as server:
-        yield server
 
 
 def replies(api: FakeBotApi) -> list[ApiCall]:
