@@ -7,13 +7,11 @@ set, not the umask's luck.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import stat
-import sys
 from pathlib import Path
 
-from tests.harness import running_bot
+from tests.harness import bot_env, run_bot, running_bot
 from tests.standins.clips import Clip, make_image, make_music
 from tests.standins.othersite import StreamableSite
 from tests.standins.telegram_api import FakeBotApi
@@ -22,7 +20,6 @@ from tests.standins.tiktok import TikTokStandIn
 TOKEN = "5550199:TEST-private-files-token"
 POST = "7301234567890123477"
 PHOTO = "7301234567890123478"
-ROOT = Path(__file__).resolve().parent.parent
 # Names a hostile page may carry: traversal, separators, NUL, a name longer than any file system's.
 HOSTILE = "../../../../../../../../escaped/..\\x/\x00nul/" + "n" * 400
 
@@ -32,14 +29,9 @@ def mode(path: Path) -> int:
 
 
 async def run_serving(tmp_path: Path, data_dir: Path, **env: str) -> asyncio.subprocess.Process:
-    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
     (tmp_path / "tmp").mkdir()
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=tmp_path, umask=0,
-        env={**keep, "PYTHONPATH": str(ROOT), "DATA_DIR": str(data_dir),
-             "TMPDIR": str(tmp_path / "tmp"), **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    env = bot_env(tmp_path, DATA_DIR=str(data_dir), TMPDIR=str(tmp_path / "tmp"), **env)
+    return await run_bot(tmp_path, env, umask=0)
 
 
 async def stop(process: asyncio.subprocess.Process) -> str:

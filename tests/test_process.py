@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.media import probe
+from tests.harness import ROOT, bot_env, run_bot
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -20,7 +19,6 @@ from tests.standins.tiktok import TikTokStandIn
 
 TOKEN = "987654:TEST-process-token"
 POST = "7301234567890123456"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -30,19 +28,6 @@ async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
         tt.add_status("7301234567890000001", 10216)
         tt.add_short_link("ZMshort1", f"/@dancer/video/{POST}")
         yield tt
-
-
-def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """A clean environment: nothing of the developer's own .env or tokens leaks in."""
-    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR"}}
-    return {**keep, "PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data"), **extra}
-
-
-async def run_bot(cwd: Path, env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from bot.intake import RESTARTING_TEXT
+from tests.harness import bot_env, run_bot, tiktok_serving, until
 from tests.harness import link as tiktok_link
-from tests.harness import tiktok_serving, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
-from tests.test_process import TOKEN, bot_env, run_bot
 
+TOKEN = "987654:TEST-shutdown-token"
 POSTS = [f"73012345678901234{n:02d}" for n in range(3)]
 link = partial(tiktok_link, author="dancer")
 EPHEMERAL = 1 << 6

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
+from tests.harness import bot_env, run_bot
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -25,7 +24,6 @@ from tests.standins.tiktok import TikTokStandIn
 TELEGRAM_TOKEN = "5550123:TEST-leak-probe_token-telegram"
 POST = "7301234567890123499"
 PRIVATE_POST = "7301234567890000099"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -50,13 +48,7 @@ def files_text(root: Path) -> list[str]:
 
 
 async def run_serving(tmp_path: Path, **env: str) -> asyncio.subprocess.Process:
-    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR"}}
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=tmp_path,
-        env={**keep, "PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data"),
-             "LOG_LEVEL": "DEBUG", **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    return await run_bot(tmp_path, bot_env(tmp_path, **{"LOG_LEVEL": "DEBUG", **env}))
 
 
 async def test_failing_requests_on_both_platforms_at_debug_leak_no_token(
