@@ -65,6 +65,15 @@ def video_of(dc: FakeDiscord, message: dict[str, Any], directory: Path) -> Path:
     return path
 
 
+def replies_in(dc: FakeDiscord, channel: int, message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages in `channel` that reply to `message`."""
+    return [
+        m
+        for m in dc.messages_in(channel)
+        if m.get("message_reference", {}).get("message_id") == message["id"]
+    ]
+
+
 async def assert_still_works(bot: Reshare, dc: FakeDiscord, clip: Clip, directory: Path) -> None:
     interaction = await ask(bot, dc, SECOND_POST)
     [answer] = answers_to(dc, interaction)
@@ -106,13 +115,8 @@ async def test_a_global_rate_limit_holds_channel_replies_and_each_arrives_once(
         await bot.engine.queue.join()
     limited, sent = discord_api.requests_to("POST", f"/channels/{channel}/messages$")
     assert (limited.status, sent.status) == (429, 200)
-    replies = [
-        m
-        for m in discord_api.messages_in(channel)
-        if m.get("message_reference", {}).get("message_id") == message["id"]
-    ]
-    assert len(replies) == 1
-    assert_plays(video_of(discord_api, replies[0], tmp_path), h264_clip)
+    [reply] = replies_in(discord_api, channel, message)
+    assert_plays(video_of(discord_api, reply, tmp_path), h264_clip)
 
 
 async def test_a_refused_preview_suppression_does_not_undo_a_sent_video(
@@ -130,13 +134,8 @@ async def test_a_refused_preview_suppression_does_not_undo_a_sent_video(
     [sent] = discord_api.requests_to("POST", f"/channels/{channel}/messages$")
     assert sent.status == 200
     assert discord_api.reactions_on(message["id"]) == []
-    replies = [
-        m
-        for m in discord_api.messages_in(channel)
-        if m.get("message_reference", {}).get("message_id") == message["id"]
-    ]
-    assert len(replies) == 1
-    assert_plays(video_of(discord_api, replies[0], tmp_path), h264_clip)
+    [reply] = replies_in(discord_api, channel, message)
+    assert_plays(video_of(discord_api, reply, tmp_path), h264_clip)
 
 
 async def test_a_server_error_is_retried_and_the_video_sent_once(
