@@ -116,6 +116,29 @@ def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**keep, "PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data"), **extra}
 
 
+def serving_env(
+    tmp_path: Path,
+    tiktok: TikTokStandIn,
+    *,
+    telegram: FakeBotApi | None = None,
+    discord: FakeDiscord | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """`bot_env` for a process that serves the given stand-ins, as `running_bot` does in-process,
+    and downloads through `tiktok`'s proxy."""
+    platforms: dict[str, str] = {}
+    if telegram is not None:
+        platforms |= {"TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.root}
+    if discord is not None:
+        platforms |= {
+            "DISCORD_BOT_TOKEN": discord.token,
+            "DISCORD_API_URL": discord.api_url,
+            "DISCORD_GATEWAY_URL": discord.gateway_url,
+        }
+    proxy = {"DOWNLOAD_PROXY": tiktok.proxy_url, "DOWNLOAD_VERIFY_TLS": "false"}
+    return bot_env(tmp_path, **{**platforms, **proxy, **extra})
+
+
 async def run_bot(
     cwd: Path, env: dict[str, str], *args: str, **options: Any
 ) -> asyncio.subprocess.Process:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import bot_env, run_bot, running_bot
+from tests.harness import run_bot, running_bot, serving_env
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -102,13 +102,7 @@ async def test_the_cache_survives_a_restart_of_the_real_process(
 ) -> None:
     token = "424242:TEST-cache-token"
     async with FakeBotApi(token=token) as api:
-        env = bot_env(
-            tmp_path,
-            TELEGRAM_BOT_TOKEN=token,
-            TELEGRAM_API_URL=api.root,
-            DOWNLOAD_PROXY=tiktok.proxy_url,
-            DOWNLOAD_VERIFY_TLS="false",
-        )
+        env = serving_env(tmp_path, tiktok, telegram=api)
         for round_ in (1, 2):
             process = await run_bot(tmp_path, env, stdout=asyncio.subprocess.DEVNULL)
             try:

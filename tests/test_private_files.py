@@ -11,7 +11,7 @@ import signal
 import stat
 from pathlib import Path
 
-from tests.harness import bot_env, run_bot, running_bot
+from tests.harness import run_bot, running_bot, serving_env
 from tests.standins.clips import Clip, make_image, make_music
 from tests.standins.othersite import StreamableSite
 from tests.standins.telegram_api import FakeBotApi
@@ -28,9 +28,13 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-async def run_serving(tmp_path: Path, data_dir: Path, **env: str) -> asyncio.subprocess.Process:
+async def run_serving(
+    tmp_path: Path, data_dir: Path, tiktok: TikTokStandIn, api: FakeBotApi
+) -> asyncio.subprocess.Process:
     (tmp_path / "tmp").mkdir()
-    env = bot_env(tmp_path, DATA_DIR=str(data_dir), TMPDIR=str(tmp_path / "tmp"), **env)
+    env = serving_env(
+        tmp_path, tiktok, telegram=api, DATA_DIR=str(data_dir), TMPDIR=str(tmp_path / "tmp")
+    )
     return await run_bot(tmp_path, env, umask=0)
 
 
@@ -49,14 +53,7 @@ async def test_data_dir_job_dirs_media_cache_and_database_are_private(
     tiktok.media_delay_s = 1.0  # holds the job mid-download while its directory is looked at
     data = tmp_path / "data"
     async with FakeBotApi(token=TOKEN) as api:
-        process = await run_serving(
-            tmp_path,
-            data,
-            TELEGRAM_BOT_TOKEN=TOKEN,
-            TELEGRAM_API_URL=api.root,
-            DOWNLOAD_PROXY=tiktok.proxy_url,
-            DOWNLOAD_VERIFY_TLS="false",
-        )
+        process = await run_serving(tmp_path, data, tiktok, api)
         try:
             api.inject_message(tiktok.post_url(POST))
             await tiktok.wait_for_media_request(within_s=60)

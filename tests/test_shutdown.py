@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from bot.intake import RESTARTING_TEXT
-from tests.harness import bot_env, run_bot, tiktok_serving, until
 from tests.harness import link as tiktok_link
+from tests.harness import run_bot, serving_env, tiktok_serving, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import ApiCall, FakeBotApi
@@ -43,15 +43,7 @@ async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
 def telegram_env(
     tmp_path: Path, api: FakeBotApi, tiktok: TikTokStandIn, **extra: str
 ) -> dict[str, str]:
-    return bot_env(
-        tmp_path,
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=api.root,
-        DOWNLOAD_PROXY=tiktok.proxy_url,
-        DOWNLOAD_VERIFY_TLS="false",
-        LOG_LEVEL="DEBUG",
-        **extra,
-    )
+    return {**serving_env(tmp_path, tiktok, telegram=api, LOG_LEVEL="DEBUG"), **extra}
 
 
 @contextlib.asynccontextmanager
@@ -150,15 +142,7 @@ async def test_sigterm_tells_a_discord_command_past_the_grace_privately(
 ) -> None:
     tiktok.media_delay_s = 30.0
     async with FakeDiscord() as discord_api:
-        env = bot_env(
-            tmp_path,
-            DISCORD_BOT_TOKEN=discord_api.token,
-            DISCORD_API_URL=discord_api.api_url,
-            DISCORD_GATEWAY_URL=discord_api.gateway_url,
-            DOWNLOAD_PROXY=tiktok.proxy_url,
-            DOWNLOAD_VERIFY_TLS="false",
-            SHUTDOWN_GRACE_S="1",
-        )
+        env = serving_env(tmp_path, tiktok, discord=discord_api, SHUTDOWN_GRACE_S="1")
         async with bot_process(tmp_path, env) as process:
             await discord_api.wait_ready(timeout=60)
             interaction = discord_api.inject_slash_command("download", {"url": link(POSTS[0])})
