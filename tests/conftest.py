@@ -5,9 +5,12 @@ defines a fixture of the same name, which takes the place of the one here."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from adapters.runtime import Reshare
+from tests.harness import running_bot
 from tests.standins.clips import Clip, make_clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -26,6 +29,13 @@ async def api() -> AsyncIterator[FakeBotApi]:
     """A Bot API stand-in with its default token."""
     async with FakeBotApi() as server:
         yield server
+
+
+@pytest.fixture
+async def bot(tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Reshare]:
+    """The real bot, in-process, serving `api` and downloading from `tiktok`."""
+    async with running_bot(tiktok, tmp_path / "data", telegram=api) as reshare:
+        yield reshare
 
 
 @pytest.fixture

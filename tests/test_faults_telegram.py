@@ -43,12 +43,6 @@ async def api() -> AsyncIterator[FakeBotApi]:
         yield server
 
 
-@pytest.fixture
-async def bot(tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Reshare]:
-    async with running_bot(tiktok, tmp_path / "data", telegram=api) as reshare:
-        yield reshare
-
-
 async def ask(reshare: Reshare, api: FakeBotApi, post: str, chat_id: int) -> dict[str, Any]:
     """Send a link (not fetched before) and wait until its request has been handled to the end,
     retries included."""
