@@ -60,6 +60,19 @@ async def bot_process(
             await process.communicate()
 
 
+@contextlib.asynccontextmanager
+async def downloading(
+    tiktok: TikTokStandIn, tmp_path: Path, api: FakeBotApi, *, grace_s: int, chat_id: int
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The bot as a process with SHUTDOWN_GRACE_S=`grace_s`, once a link sent from `chat_id` is
+    being downloaded."""
+    env = telegram_env(tmp_path, api, tiktok, SHUTDOWN_GRACE_S=str(grace_s))
+    async with bot_process(tmp_path, env) as process:
+        api.inject_message(link(POSTS[0]), chat_id=chat_id)
+        await tiktok.wait_for_media_request(within_s=60)
+        yield process
+
+
 async def stop(process: asyncio.subprocess.Process, within_s: float) -> tuple[int, str, float]:
     """SIGTERM; the exit code, the log and the seconds until the process was gone."""
     began = time.monotonic()
@@ -83,12 +96,11 @@ async def test_sigterm_lets_a_running_job_finish_and_exits_0(
     tiktok: TikTokStandIn, tmp_path: Path
 ) -> None:
     tiktok.media_delay_s = 1.5
-    async with FakeBotApi(token=TOKEN) as api:
-        env = telegram_env(tmp_path, api, tiktok, SHUTDOWN_GRACE_S="20")
-        async with bot_process(tmp_path, env) as process:
-            api.inject_message(link(POSTS[0]), chat_id=11)
-            await tiktok.wait_for_media_request(within_s=60)
-            code, logs, _ = await stop(process, within_s=20 + EXIT_MARGIN_S)
+    async with (
+        FakeBotApi(token=TOKEN) as api,
+        downloading(tiktok, tmp_path, api, grace_s=20, chat_id=11) as process,
+    ):
+        code, logs, _ = await stop(process, within_s=20 + EXIT_MARGIN_S)
     assert code == 0, logs
     [video] = api.calls_to("sendVideo")
     assert video.params["chat_id"] == 11
@@ -102,12 +114,11 @@ async def test_sigterm_tells_a_job_past_the_grace_once_and_exits_0(
     tiktok: TikTokStandIn, tmp_path: Path
 ) -> None:
     tiktok.media_delay_s = 30.0
-    async with FakeBotApi(token=TOKEN) as api:
-        env = telegram_env(tmp_path, api, tiktok, SHUTDOWN_GRACE_S="1")
-        async with bot_process(tmp_path, env) as process:
-            api.inject_message(link(POSTS[0]), chat_id=12)
-            await tiktok.wait_for_media_request(within_s=60)
-            code, logs, took = await stop(process, within_s=1 + EXIT_MARGIN_S)
+    async with (
+        FakeBotApi(token=TOKEN) as api,
+        downloading(tiktok, tmp_path, api, grace_s=1, chat_id=12) as process,
+    ):
+        code, logs, took = await stop(process, within_s=1 + EXIT_MARGIN_S)
     assert code == 0, logs
     assert took < 1 + EXIT_MARGIN_S
     assert api.calls_to("sendVideo") == []
@@ -121,15 +132,14 @@ async def test_a_second_signal_ends_the_grace_at_once(
     tiktok: TikTokStandIn, tmp_path: Path
 ) -> None:
     tiktok.media_delay_s = 30.0
-    async with FakeBotApi(token=TOKEN) as api:
-        env = telegram_env(tmp_path, api, tiktok, SHUTDOWN_GRACE_S="60")
-        async with bot_process(tmp_path, env) as process:
-            api.inject_message(link(POSTS[0]), chat_id=13)
-            await tiktok.wait_for_media_request(within_s=60)
-            process.send_signal(signal.SIGINT)
-            await asyncio.sleep(0.5)
-            # Well before the 60 s grace is over.
-            code, logs, _ = await stop(process, within_s=EXIT_MARGIN_S)
+    async with (
+        FakeBotApi(token=TOKEN) as api,
+        downloading(tiktok, tmp_path, api, grace_s=60, chat_id=13) as process,
+    ):
+        process.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.5)
+        # Well before the 60 s grace is over.
+        code, logs, _ = await stop(process, within_s=EXIT_MARGIN_S)
     assert code == 0, logs
     [notice] = api.calls_to("sendMessage")
     assert notice.params["text"] == RESTARTING_TEXT
