@@ -1,10 +1,48 @@
-"""Shared fixtures. Clips are rendered once per test session (per xdist worker)."""
+"""Shared fixtures. Clips are rendered once per test session (per xdist worker); the stand-ins
+start afresh for each test. A test file that needs a stand-in set up otherwise (posts, a token)
+defines a fixture of the same name, which takes the place of the one here."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
 
+from adapters.runtime import Reshare
+from tests.harness import running_bot
 from tests.standins.clips import Clip, make_clip
+from tests.standins.discord_api import FakeDiscord
+from tests.standins.telegram_api import FakeBotApi
+from tests.standins.tiktok import TikTokStandIn
+
+
+@pytest.fixture
+async def tiktok() -> AsyncIterator[TikTokStandIn]:
+    """A TikTok stand-in serving nothing yet."""
+    async with TikTokStandIn() as tt:
+        yield tt
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    """A Bot API stand-in with its default token."""
+    async with FakeBotApi() as server:
+        yield server
+
+
+@pytest.fixture
+async def bot(tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Reshare]:
+    """The real bot, in-process, serving `api` and downloading from `tiktok`."""
+    async with running_bot(tiktok, tmp_path / "data", telegram=api) as reshare:
+        yield reshare
+
+
+@pytest.fixture
+async def discord_api() -> AsyncIterator[FakeDiscord]:
+    """A Discord stand-in (REST and gateway) with its default token."""
+    async with FakeDiscord() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from tests.standins.dns import TableResolver
 from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
+ROOT = Path(__file__).resolve().parent.parent
 # Calls PTB makes on its own while polling; everything else is the bot answering someone.
 POLLING_METHODS = frozenset({"getMe", "getUpdates", "deleteWebhook", "setMyCommands"})
 # Discord's message flag of a deferred interaction's "thinking…" placeholder.
@@ -88,6 +91,63 @@ async def running_bot(
         await reshare.stop()
     left = [str(p) for p in (data_dir / "jobs").rglob("*")]
     assert left == [], f"temporary files left behind: {left}"
+
+
+@contextlib.asynccontextmanager
+async def tiktok_serving(
+    clip: Clip, *posts: str, author: str = "dancer"
+) -> AsyncIterator[TikTokStandIn]:
+    """A TikTok stand-in serving `clip` as each of `posts`, all by `author`."""
+    async with TikTokStandIn() as tt:
+        for post in posts:
+            tt.add_video(post, clip, author=author)
+        yield tt
+
+
+def link(post: str, author: str = "someone") -> str:
+    """A TikTok video link as a user pastes it."""
+    return f"https://www.tiktok.com/@{author}/video/{post}"
+
+
+def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A clean environment for `python -m bot`: nothing of the developer's own .env or tokens
+    leaks in; DATA_DIR is `tmp_path/data` unless `extra` names another."""
+    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR"}}
+    return {**keep, "PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data"), **extra}
+
+
+def serving_env(
+    tmp_path: Path,
+    tiktok: TikTokStandIn,
+    *,
+    telegram: FakeBotApi | None = None,
+    discord: FakeDiscord | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """`bot_env` for a process that serves the given stand-ins, as `running_bot` does in-process,
+    and downloads through `tiktok`'s proxy."""
+    platforms: dict[str, str] = {}
+    if telegram is not None:
+        platforms |= {"TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.root}
+    if discord is not None:
+        platforms |= {
+            "DISCORD_BOT_TOKEN": discord.token,
+            "DISCORD_API_URL": discord.api_url,
+            "DISCORD_GATEWAY_URL": discord.gateway_url,
+        }
+    proxy = {"DOWNLOAD_PROXY": tiktok.proxy_url, "DOWNLOAD_VERIFY_TLS": "false"}
+    return bot_env(tmp_path, **{**platforms, **proxy, **extra})
+
+
+async def run_bot(
+    cwd: Path, env: dict[str, str], *args: str, **options: Any
+) -> asyncio.subprocess.Process:
+    """`python -m bot *args` as a real process, its output piped; `options` add to or replace
+    the subprocess options (umask, stdout, ...)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
+        **{"stdout": asyncio.subprocess.PIPE, "stderr": asyncio.subprocess.PIPE, **options},
+    )  # fmt: skip
 
 
 async def until(condition: Callable[[], bool], within_s: float = 60.0) -> None:

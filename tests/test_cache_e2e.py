@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import running_bot
+from tests.harness import run_bot, running_bot, serving_env
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
 POST = "7301234567890123456"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -105,20 +102,9 @@ async def test_the_cache_survives_a_restart_of_the_real_process(
 ) -> None:
     token = "424242:TEST-cache-token"
     async with FakeBotApi(token=token) as api:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(ROOT),
-            "DATA_DIR": str(tmp_path / "data"),
-            "TELEGRAM_BOT_TOKEN": token,
-            "TELEGRAM_API_URL": api.root,
-            "DOWNLOAD_PROXY": tiktok.proxy_url,
-            "DOWNLOAD_VERIFY_TLS": "false",
-        }
+        env = serving_env(tmp_path, tiktok, telegram=api)
         for round_ in (1, 2):
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", cwd=tmp_path, env=env,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+            process = await run_bot(tmp_path, env, stdout=asyncio.subprocess.DEVNULL)
             try:
                 api.inject_message("https://vm.tiktok.com/ZMshort1/", chat_id=round_)
                 await api.wait_for_call("sendVideo", count=round_, timeout=60)

@@ -9,7 +9,7 @@ import pytest
 
 from adapters.discord.inbound import InteractionOrigin
 from bot.model import ClipInfo, FetchError, Media, Reason
-from tests.harness import assert_plays, running_bot
+from tests.harness import assert_plays, link, running_bot
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord, RestCall
 from tests.standins.tiktok import TikTokStandIn
@@ -30,16 +30,6 @@ async def tiktok(h264_clip: Clip, large_clip: Clip) -> AsyncIterator[TikTokStand
         tt.add_status(PRIVATE_POST, 10216)
         tt.add_short_link("ZMshort1", f"/@dancer/video/{POST}")
         yield tt
-
-
-@pytest.fixture
-async def discord_api() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        yield server
-
-
-def link(post: str) -> str:
-    return f"https://www.tiktok.com/@someone/video/{post}"
 
 
 def received_mp4(discord_api: FakeDiscord, call: RestCall, directory: Path) -> Path:

@@ -13,7 +13,7 @@ import pytest
 from adapters.discord.outbound import reason_text
 from adapters.runtime import Reshare
 from bot.model import Reason
-from tests.harness import answers_to, assert_plays, running_bot, until
+from tests.harness import answers_to, assert_plays, link, running_bot, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import (
     DEFAULT_USER_ID,
@@ -36,16 +36,6 @@ async def tiktok(h264_clip: Clip, tall_clip: Clip) -> AsyncIterator[TikTokStandI
         tt.add_video(SECOND_POST, tall_clip, author="second", desc="the second clip")
         tt.add_status(PRIVATE_POST, 10216)
         yield tt
-
-
-@pytest.fixture
-async def discord_api() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        yield server
-
-
-def link(post: str) -> str:
-    return f"https://www.tiktok.com/@someone/video/{post}"
 
 
 def webhook(dc: FakeDiscord, interaction: dict[str, Any]) -> str:
@@ -73,6 +63,15 @@ def video_of(dc: FakeDiscord, message: dict[str, Any], directory: Path) -> Path:
     path = directory / f"{message['id']}-{attachment['filename']}"
     path.write_bytes(dc.attachment_bytes(attachment))
     return path
+
+
+def replies_in(dc: FakeDiscord, channel: int, message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages in `channel` that reply to `message`."""
+    return [
+        m
+        for m in dc.messages_in(channel)
+        if m.get("message_reference", {}).get("message_id") == message["id"]
+    ]
 
 
 async def assert_still_works(bot: Reshare, dc: FakeDiscord, clip: Clip, directory: Path) -> None:
@@ -116,13 +115,8 @@ async def test_a_global_rate_limit_holds_channel_replies_and_each_arrives_once(
         await bot.engine.queue.join()
     limited, sent = discord_api.requests_to("POST", f"/channels/{channel}/messages$")
     assert (limited.status, sent.status) == (429, 200)
-    replies = [
-        m
-        for m in discord_api.messages_in(channel)
-        if m.get("message_reference", {}).get("message_id") == message["id"]
-    ]
-    assert len(replies) == 1
-    assert_plays(video_of(discord_api, replies[0], tmp_path), h264_clip)
+    [reply] = replies_in(discord_api, channel, message)
+    assert_plays(video_of(discord_api, reply, tmp_path), h264_clip)
 
 
 async def test_a_refused_preview_suppression_does_not_undo_a_sent_video(
@@ -140,13 +134,8 @@ async def test_a_refused_preview_suppression_does_not_undo_a_sent_video(
     [sent] = discord_api.requests_to("POST", f"/channels/{channel}/messages$")
     assert sent.status == 200
     assert discord_api.reactions_on(message["id"]) == []
-    replies = [
-        m
-        for m in discord_api.messages_in(channel)
-        if m.get("message_reference", {}).get("message_id") == message["id"]
-    ]
-    assert len(replies) == 1
-    assert_plays(video_of(discord_api, replies[0], tmp_path), h264_clip)
+    [reply] = replies_in(discord_api, channel, message)
+    assert_plays(video_of(discord_api, reply, tmp_path), h264_clip)
 
 
 async def test_a_server_error_is_retried_and_the_video_sent_once(

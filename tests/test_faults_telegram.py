@@ -15,7 +15,7 @@ from adapters.runtime import Reshare
 from adapters.telegram import TelegramSettings
 from adapters.telegram.outbound import UPLOAD_TIMEOUT_S
 from bot.model import Reason
-from tests.harness import assert_plays, replies_to, running_bot, until, uploaded_video
+from tests.harness import assert_plays, link, replies_to, running_bot, until, uploaded_video
 from tests.standins.clips import Clip, make_image, make_music
 from tests.standins.telegram_api import TRANSIENT_FAULTS, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
@@ -41,16 +41,6 @@ async def tiktok(h264_clip: Clip, tall_clip: Clip) -> AsyncIterator[TikTokStandI
 async def api() -> AsyncIterator[FakeBotApi]:
     async with FakeBotApi(token=TOKEN) as server:
         yield server
-
-
-@pytest.fixture
-async def bot(tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Reshare]:
-    async with running_bot(tiktok, tmp_path / "data", telegram=api) as reshare:
-        yield reshare
-
-
-def link(post: str) -> str:
-    return f"https://www.tiktok.com/@someone/video/{post}"
 
 
 async def ask(reshare: Reshare, api: FakeBotApi, post: str, chat_id: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.media import probe
-from tests.harness import running_bot
+from tests.harness import link, running_bot
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -30,16 +30,6 @@ async def tiktok(
         tt.add_video(LARGE_POST, large_clip, author="big", desc="large")
         tt.add_video(TWO_FORMATS_POST, large_clip, author="two", extra_clips=[small_rendition])
         yield tt
-
-
-@pytest.fixture
-async def discord_api() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        yield server
-
-
-def link(post: str) -> str:
-    return f"https://www.tiktok.com/@someone/video/{post}"
 
 
 def sha256(data: bytes) -> str:

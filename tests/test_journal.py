@@ -42,8 +42,8 @@ class Clock:
         return self.now
 
 
-def journal(path: Path, clock: Clock) -> SqliteJournal:
-    codecs = {"telegram": telegram_origins(BOT_TOKEN), "discord": discord_origins()}
+def journal(path: Path, clock: Clock, token: str = BOT_TOKEN) -> SqliteJournal:
+    codecs = {"telegram": telegram_origins(token), "discord": discord_origins()}
     opened = SqliteJournal(path / "journal.sqlite3", codecs, clock=clock)
     opened.open()
     return opened
@@ -205,9 +205,7 @@ def test_another_bots_requests_are_neither_answered_nor_mistaken_for_redeliverie
     first.accept(request(origin))
     first.close()
     # The token changed: the new bot numbers its messages in chat 1 from 1 again.
-    other_bot = {"telegram": telegram_origins("654321:TEST-other-token")}
-    again = SqliteJournal(tmp_path / "journal.sqlite3", other_bot, clock=clock)
-    again.open()
+    again = journal(tmp_path, clock, token="654321:TEST-other-token")
     assert again.accept(request(origin))
     assert [entry.request.origin for entry in again.take_unanswered()] == [origin]
     assert (

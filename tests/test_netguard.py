@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import re
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -18,7 +18,14 @@ from yt_dlp.utils import DownloadError
 from bot.download import YtDlpDownloader
 from bot.links import Link, LinkKind, parse_link
 from bot.model import FetchError, Reason
-from bot.netguard import HostGuard, RequestRefused, SystemResolver, is_public, literal_address
+from bot.netguard import (
+    HostGuard,
+    RequestRefused,
+    Resolver,
+    SystemResolver,
+    is_public,
+    literal_address,
+)
 from bot.sites import SiteCatalog
 from tests.harness import run_ytdlp
 from tests.standins.clips import Clip
@@ -171,32 +178,29 @@ def test_the_system_resolver_reads_localhost_from_the_hosts_file() -> None:
 
 
 @pytest.fixture
-async def tiktok() -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        yield tt
-
-
-@pytest.fixture
 def web_site(tiktok: TikTokStandIn) -> PlainWebSite:
     return PlainWebSite.attach(tiktok)
 
 
-def downloader(tiktok: TikTokStandIn, resolver: TableResolver) -> YtDlpDownloader:
-    """The bot's downloader, with the generic extractor allowed, as ALLOWED_SITES=generic."""
+def downloader(
+    proxy: str | None, resolver: Resolver, extractors: Sequence[str] = ("tiktok", "generic")
+) -> YtDlpDownloader:
+    """The bot's downloader, its hosts vetted through `resolver`; by default with the generic
+    extractor allowed, as ALLOWED_SITES=generic."""
     return YtDlpDownloader(
-        proxy=tiktok.proxy_url,
+        proxy=proxy,
         verify_tls=False,
         timeout_s=30,
         ffmpeg_path=imageio_ffmpeg.get_ffmpeg_exe(),
         threads=1,
         max_duration_s=600,
-        extractors=["tiktok", "generic"],
+        extractors=extractors,
         guard=HostGuard(resolver),
     )
 
 
 async def fetch(tiktok: TikTokStandIn, resolver: TableResolver, url: str, workdir: Path) -> Path:
-    ytdlp = downloader(tiktok, resolver)
+    ytdlp = downloader(tiktok.proxy_url, resolver)
     link = parse_link(url) or Link("generic", LinkKind.VIDEO, url, None, url)
     workdir.mkdir()
     try:
@@ -251,16 +255,7 @@ async def test_a_link_whose_name_resolves_to_loopback_is_refused(
 async def test_localhost_is_refused_by_the_real_resolver_too(
     tiktok: TikTokStandIn, tmp_path: Path
 ) -> None:
-    ytdlp = YtDlpDownloader(
-        proxy=tiktok.proxy_url,
-        verify_tls=False,
-        timeout_s=30,
-        ffmpeg_path=imageio_ffmpeg.get_ffmpeg_exe(),
-        threads=1,
-        max_duration_s=600,
-        extractors=["generic"],
-        guard=HostGuard(SystemResolver()),
-    )
+    ytdlp = downloader(tiktok.proxy_url, SystemResolver(), ["generic"])
     url = "https://localhost/clip.mp4"
     try:
         with pytest.raises(FetchError) as caught:
@@ -348,16 +343,7 @@ async def test_without_a_proxy_the_connection_uses_the_vetted_address(tmp_path: 
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     resolver = RebindingResolver()
-    ytdlp = YtDlpDownloader(
-        proxy=None,
-        verify_tls=False,
-        timeout_s=30,
-        ffmpeg_path=imageio_ffmpeg.get_ffmpeg_exe(),
-        threads=1,
-        max_duration_s=600,
-        extractors=["generic"],
-        guard=HostGuard(resolver),
-    )
+    ytdlp = downloader(None, resolver, ["generic"])
     url = f"http://rebind.example.net:{site.port}/clip.mp4"
     try:
         with pytest.raises(FetchError) as caught:
@@ -379,16 +365,7 @@ async def test_a_page_with_only_a_video_tag_downloads_and_its_media_is_vetted(
     media = web_site.add_media("cdn.example.net", "/clip.mp4", h264_clip)
     page = web_site.add_page("www.example.net", "/plain", media, og_video=False)
     resolver = TableResolver({"cdn.example.net": ["93.184.215.14"]})
-    ytdlp = YtDlpDownloader(
-        proxy=tiktok.proxy_url,
-        verify_tls=False,
-        timeout_s=30,
-        ffmpeg_path=imageio_ffmpeg.get_ffmpeg_exe(),
-        threads=1,
-        max_duration_s=600,
-        extractors=SiteCatalog(["generic"]).ytdlp_extractors,
-        guard=HostGuard(resolver),
-    )
+    ytdlp = downloader(tiktok.proxy_url, resolver, SiteCatalog(["generic"]).ytdlp_extractors)
     try:
         download = await ytdlp.fetch(
             Link("generic", LinkKind.VIDEO, page, None, page), tmp_path, 10**8

@@ -7,16 +7,11 @@ set, not the umask's luck.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import stat
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from tests.harness import running_bot
+from tests.harness import run_bot, running_bot, serving_env
 from tests.standins.clips import Clip, make_image, make_music
 from tests.standins.othersite import StreamableSite
 from tests.standins.telegram_api import FakeBotApi
@@ -25,30 +20,22 @@ from tests.standins.tiktok import TikTokStandIn
 TOKEN = "5550199:TEST-private-files-token"
 POST = "7301234567890123477"
 PHOTO = "7301234567890123478"
-ROOT = Path(__file__).resolve().parent.parent
 # Names a hostile page may carry: traversal, separators, NUL, a name longer than any file system's.
 HOSTILE = "../../../../../../../../escaped/..\\x/\x00nul/" + "n" * 400
-
-
-@pytest.fixture
-async def tiktok() -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        yield tt
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-async def run_serving(tmp_path: Path, data_dir: Path, **env: str) -> asyncio.subprocess.Process:
-    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
+async def run_serving(
+    tmp_path: Path, data_dir: Path, tiktok: TikTokStandIn, api: FakeBotApi
+) -> asyncio.subprocess.Process:
     (tmp_path / "tmp").mkdir()
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=tmp_path, umask=0,
-        env={**keep, "PYTHONPATH": str(ROOT), "DATA_DIR": str(data_dir),
-             "TMPDIR": str(tmp_path / "tmp"), **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    env = serving_env(
+        tmp_path, tiktok, telegram=api, DATA_DIR=str(data_dir), TMPDIR=str(tmp_path / "tmp")
+    )
+    return await run_bot(tmp_path, env, umask=0)
 
 
 async def stop(process: asyncio.subprocess.Process) -> str:
@@ -66,14 +53,7 @@ async def test_data_dir_job_dirs_media_cache_and_database_are_private(
     tiktok.media_delay_s = 1.0  # holds the job mid-download while its directory is looked at
     data = tmp_path / "data"
     async with FakeBotApi(token=TOKEN) as api:
-        process = await run_serving(
-            tmp_path,
-            data,
-            TELEGRAM_BOT_TOKEN=TOKEN,
-            TELEGRAM_API_URL=api.root,
-            DOWNLOAD_PROXY=tiktok.proxy_url,
-            DOWNLOAD_VERIFY_TLS="false",
-        )
+        process = await run_serving(tmp_path, data, tiktok, api)
         try:
             api.inject_message(tiktok.post_url(POST))
             await tiktok.wait_for_media_request(within_s=60)

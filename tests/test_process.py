@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.media import probe
+from tests.harness import ROOT, bot_env, run_bot, serving_env
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -20,7 +19,6 @@ from tests.standins.tiktok import TikTokStandIn
 
 TOKEN = "987654:TEST-process-token"
 POST = "7301234567890123456"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -32,32 +30,12 @@ async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
         yield tt
 
 
-def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """A clean environment: nothing of the developer's own .env or tokens leaks in."""
-    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR"}}
-    return {**keep, "PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data"), **extra}
-
-
-async def run_bot(cwd: Path, env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 async def test_process_answers_a_link_and_stops_cleanly(
     tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
     async with FakeBotApi(token=TOKEN) as api:
-        env = bot_env(
-            tmp_path,
-            TELEGRAM_BOT_TOKEN=TOKEN,
-            TELEGRAM_API_URL=api.root,
-            DOWNLOAD_PROXY=tiktok.proxy_url,
-            DOWNLOAD_VERIFY_TLS="false",
-            LOG_LEVEL="DEBUG",
-        )
+        env = serving_env(tmp_path, tiktok, telegram=api, LOG_LEVEL="DEBUG")
         process = await run_bot(tmp_path, env)
         try:
             api.inject_message("https://vm.tiktok.com/ZMshort1/")
@@ -83,13 +61,7 @@ async def test_a_rate_limited_upload_is_retried_and_logged_without_an_error(
     """PTB's rate limiter passes each 429 on to our retry with an ERROR and a traceback; the
     operator sees one INFO line instead, and the video still arrives once."""
     async with FakeBotApi(token=TOKEN) as api:
-        env = bot_env(
-            tmp_path,
-            TELEGRAM_BOT_TOKEN=TOKEN,
-            TELEGRAM_API_URL=api.root,
-            DOWNLOAD_PROXY=tiktok.proxy_url,
-            DOWNLOAD_VERIFY_TLS="false",
-        )
+        env = serving_env(tmp_path, tiktok, telegram=api)
         api.fail_next("sendVideo", 429, retry_after=1)
         process = await run_bot(tmp_path, env)
         try:
@@ -119,7 +91,7 @@ async def test_without_any_token_it_names_the_settings_and_exits_2(tmp_path: Pat
 async def test_fetch_writes_a_playable_mp4(
     tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
 ) -> None:
-    env = bot_env(tmp_path, DOWNLOAD_PROXY=tiktok.proxy_url, DOWNLOAD_VERIFY_TLS="false")
+    env = serving_env(tmp_path, tiktok)
     out = tmp_path / "clip.mp4"
     process = await run_bot(
         tmp_path, env, "fetch", "https://vm.tiktok.com/ZMshort1/", "-o", str(out)
@@ -134,7 +106,7 @@ async def test_fetch_writes_a_playable_mp4(
 async def test_fetch_failure_prints_the_reason_and_exits_1(
     tiktok: TikTokStandIn, tmp_path: Path
 ) -> None:
-    env = bot_env(tmp_path, DOWNLOAD_PROXY=tiktok.proxy_url, DOWNLOAD_VERIFY_TLS="false")
+    env = serving_env(tmp_path, tiktok)
     url = "https://www.tiktok.com/@x/video/7301234567890000001"
     process = await run_bot(tmp_path, env, "fetch", url)
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
@@ -157,17 +129,7 @@ async def test_one_process_serves_telegram_and_discord(
     tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
 ) -> None:
     async with FakeBotApi(token=TOKEN) as api, FakeDiscord() as discord_api:
-        env = bot_env(
-            tmp_path,
-            TELEGRAM_BOT_TOKEN=TOKEN,
-            TELEGRAM_API_URL=api.root,
-            DISCORD_BOT_TOKEN=discord_api.token,
-            DISCORD_API_URL=discord_api.api_url,
-            DISCORD_GATEWAY_URL=discord_api.gateway_url,
-            DOWNLOAD_PROXY=tiktok.proxy_url,
-            DOWNLOAD_VERIFY_TLS="false",
-            LOG_LEVEL="DEBUG",
-        )
+        env = serving_env(tmp_path, tiktok, telegram=api, discord=discord_api, LOG_LEVEL="DEBUG")
         process = await run_bot(tmp_path, env)
         try:
             await discord_api.wait_ready(timeout=60)

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from bot.links import parse_link
 from bot.model import FetchError, Reason
 from bot.resolve import HttpxLinkResolver
 from tests.standins.tiktok import TikTokStandIn
-
-
-@pytest.fixture
-async def tiktok() -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        yield tt
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,32 +19,22 @@ from bot.intake import RESTARTING_TEXT
 from bot.journal import SqliteJournal
 from bot.model import Album, Media, Origin, Reason, VideoRequest
 from bot.sites import SiteCatalog
-from tests.harness import running_bot, until
+from tests.harness import link as tiktok_link
+from tests.harness import running_bot, tiktok_serving, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
 POSTS = [f"73012345678901235{n:02d}" for n in range(3)]
+link = partial(tiktok_link, author="dancer")
 EPHEMERAL = 1 << 6
 
 
 @pytest.fixture
 async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        for post in POSTS:
-            tt.add_video(post, h264_clip, author="dancer")
+    async with tiktok_serving(h264_clip, *POSTS) as tt:
         yield tt
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    async with FakeBotApi() as server:
-        yield server
-
-
-def link(post: str) -> str:
-    return f"https://www.tiktok.com/@dancer/video/{post}"
 
 
 def telegram_journal(data_dir: Path, token: str) -> SqliteJournal:

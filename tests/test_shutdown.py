@@ -12,19 +12,22 @@ import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from bot.intake import RESTARTING_TEXT
-from tests.harness import until
+from tests.harness import link as tiktok_link
+from tests.harness import run_bot, serving_env, tiktok_serving, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
-from tests.test_process import TOKEN, bot_env, run_bot
 
+TOKEN = "987654:TEST-shutdown-token"
 POSTS = [f"73012345678901234{n:02d}" for n in range(3)]
+link = partial(tiktok_link, author="dancer")
 EPHEMERAL = 1 << 6
 # Time for the process to tell, clean up and exit after the grace (it waits 1.5 s at most for
 # a download thread blocked in a network read, then exits without it).
@@ -33,28 +36,14 @@ EXIT_MARGIN_S = 8.0
 
 @pytest.fixture
 async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        for post in POSTS:
-            tt.add_video(post, h264_clip, author="dancer")
+    async with tiktok_serving(h264_clip, *POSTS) as tt:
         yield tt
-
-
-def link(post: str) -> str:
-    return f"https://www.tiktok.com/@dancer/video/{post}"
 
 
 def telegram_env(
     tmp_path: Path, api: FakeBotApi, tiktok: TikTokStandIn, **extra: str
 ) -> dict[str, str]:
-    return bot_env(
-        tmp_path,
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=api.root,
-        DOWNLOAD_PROXY=tiktok.proxy_url,
-        DOWNLOAD_VERIFY_TLS="false",
-        LOG_LEVEL="DEBUG",
-        **extra,
-    )
+    return {**serving_env(tmp_path, tiktok, telegram=api, LOG_LEVEL="DEBUG"), **extra}
 
 
 @contextlib.asynccontextmanager
@@ -69,6 +58,19 @@ async def bot_process(
         if process.returncode is None:
             process.kill()
             await process.communicate()
+
+
+@contextlib.asynccontextmanager
+async def downloading(
+    tiktok: TikTokStandIn, tmp_path: Path, api: FakeBotApi, *, grace_s: int, chat_id: int
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The bot as a process with SHUTDOWN_GRACE_S=`grace_s`, once a link sent from `chat_id` is
+    being downloaded."""
+    env = telegram_env(tmp_path, api, tiktok, SHUTDOWN_GRACE_S=str(grace_s))
+    async with bot_process(tmp_path, env) as process:
+        api.inject_message(link(POSTS[0]), chat_id=chat_id)
+        await tiktok.wait_for_media_request(within_s=60)
+        yield process
 
 
 async def stop(process: asyncio.subprocess.Process, within_s: float) -> tuple[int, str, float]:
@@ -94,12 +96,11 @@ async def test_sigterm_lets_a_running_job_finish_and_exits_0(
     tiktok: TikTokStandIn, tmp_path: Path
 ) -> None:
     tiktok.media_delay_s = 1.5
-    async with FakeBotApi(token=TOKEN) as api:
-        env = telegram_env(tmp_path, api, tiktok, SHUTDOWN_GRACE_S="20")
-        async with bot_process(tmp_path, env) as process:
-            api.inject_message(link(POSTS[0]), chat_id=11)
-            await tiktok.wait_for_media_request(within_s=60)
-            code, logs, _ = await stop(process, within_s=20 + EXIT_MARGIN_S)
+    async with (
+        FakeBotApi(token=TOKEN) as api,
+        downloading(tiktok, tmp_path, api, grace_s=20, chat_id=11) as process,
+    ):
+        code, logs, _ = await stop(process, within_s=20 + EXIT_MARGIN_S)
     assert code == 0, logs
     [video] = api.calls_to("sendVideo")
     assert video.params["chat_id"] == 11
@@ -113,12 +114,11 @@ async def test_sigterm_tells_a_job_past_the_grace_once_and_exits_0(
     tiktok: TikTokStandIn, tmp_path: Path
 ) -> None:
     tiktok.media_delay_s = 30.0
-    async with FakeBotApi(token=TOKEN) as api:
-        env = telegram_env(tmp_path, api, tiktok, SHUTDOWN_GRACE_S="1")
-        async with bot_process(tmp_path, env) as process:
-            api.inject_message(link(POSTS[0]), chat_id=12)
-            await tiktok.wait_for_media_request(within_s=60)
-            code, logs, took = await stop(process, within_s=1 + EXIT_MARGIN_S)
+    async with (
+        FakeBotApi(token=TOKEN) as api,
+        downloading(tiktok, tmp_path, api, grace_s=1, chat_id=12) as process,
+    ):
+        code, logs, took = await stop(process, within_s=1 + EXIT_MARGIN_S)
     assert code == 0, logs
     assert took < 1 + EXIT_MARGIN_S
     assert api.calls_to("sendVideo") == []
@@ -132,15 +132,14 @@ async def test_a_second_signal_ends_the_grace_at_once(
     tiktok: TikTokStandIn, tmp_path: Path
 ) -> None:
     tiktok.media_delay_s = 30.0
-    async with FakeBotApi(token=TOKEN) as api:
-        env = telegram_env(tmp_path, api, tiktok, SHUTDOWN_GRACE_S="60")
-        async with bot_process(tmp_path, env) as process:
-            api.inject_message(link(POSTS[0]), chat_id=13)
-            await tiktok.wait_for_media_request(within_s=60)
-            process.send_signal(signal.SIGINT)
-            await asyncio.sleep(0.5)
-            # Well before the 60 s grace is over.
-            code, logs, _ = await stop(process, within_s=EXIT_MARGIN_S)
+    async with (
+        FakeBotApi(token=TOKEN) as api,
+        downloading(tiktok, tmp_path, api, grace_s=60, chat_id=13) as process,
+    ):
+        process.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.5)
+        # Well before the 60 s grace is over.
+        code, logs, _ = await stop(process, within_s=EXIT_MARGIN_S)
     assert code == 0, logs
     [notice] = api.calls_to("sendMessage")
     assert notice.params["text"] == RESTARTING_TEXT
@@ -153,15 +152,7 @@ async def test_sigterm_tells_a_discord_command_past_the_grace_privately(
 ) -> None:
     tiktok.media_delay_s = 30.0
     async with FakeDiscord() as discord_api:
-        env = bot_env(
-            tmp_path,
-            DISCORD_BOT_TOKEN=discord_api.token,
-            DISCORD_API_URL=discord_api.api_url,
-            DISCORD_GATEWAY_URL=discord_api.gateway_url,
-            DOWNLOAD_PROXY=tiktok.proxy_url,
-            DOWNLOAD_VERIFY_TLS="false",
-            SHUTDOWN_GRACE_S="1",
-        )
+        env = serving_env(tmp_path, tiktok, discord=discord_api, SHUTDOWN_GRACE_S="1")
         async with bot_process(tmp_path, env) as process:
             await discord_api.wait_ready(timeout=60)
             interaction = discord_api.inject_slash_command("download", {"url": link(POSTS[0])})

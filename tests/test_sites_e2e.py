@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,21 +18,9 @@ METADATA = "http://169.254.169.254/latest/meta-data/"
 
 
 @pytest.fixture
-async def tiktok() -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        yield tt
-
-
-@pytest.fixture
 def streamable_link(tiktok: TikTokStandIn, tall_clip: Clip) -> str:
     site = StreamableSite.attach(tiktok)
     return site.add_other_video("dnd1", tall_clip, title="a streamable clip", uploader="maker")
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    async with FakeBotApi() as server:
-        yield server
 
 
 async def test_an_allowed_site_goes_through_the_same_pipeline(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -16,12 +15,6 @@ from tests.standins.othersite import StreamableSite
 from tests.standins.tiktok import TikTokStandIn
 
 VIDEO_ID = "dnd1"
-
-
-@pytest.fixture
-async def tiktok() -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        yield tt
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -15,12 +14,6 @@ from tests.standins.clips import Clip
 from tests.standins.tiktok import TikTokStandIn
 
 POST_ID = "7430000000000000001"
-
-
-@pytest.fixture
-async def tiktok() -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        yield tt
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from adapters.runtime import Reshare
-from tests.harness import answers, assert_plays, running_bot, uploaded_video
+from tests.harness import answers, assert_plays, uploaded_video
 from tests.standins.clips import Clip
 from tests.standins.telegram_api import FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
@@ -44,12 +44,6 @@ async def tiktok(h264_clip: Clip, hevc_clip: Clip, tall_clip: Clip) -> AsyncIter
 async def api() -> AsyncIterator[FakeBotApi]:
     async with FakeBotApi(token=TOKEN) as server:
         yield server
-
-
-@pytest.fixture
-async def bot(tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Reshare]:
-    async with running_bot(tiktok, tmp_path / "data", telegram=api) as reshare:
-        yield reshare
 
 
 def assert_shaped_like(params: dict[str, Any], clip: Clip) -> None:

@@ -3,35 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from bot.intake import BUSY_TEXT, RESTARTING_TEXT, SLOW_DOWN_TEXT
-from tests.harness import running_bot
+from tests.harness import link as tiktok_link
+from tests.harness import running_bot, tiktok_serving
 from tests.standins.clips import Clip
 from tests.standins.telegram_api import FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
 POSTS = [f"73012345678901234{n:02d}" for n in range(4)]
+link = partial(tiktok_link, author="dancer")
 
 
 @pytest.fixture
 async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        for post in POSTS:
-            tt.add_video(post, h264_clip, author="dancer")
+    async with tiktok_serving(h264_clip, *POSTS) as tt:
         yield tt
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    async with FakeBotApi() as server:
-        yield server
-
-
-def link(post: str) -> str:
-    return f"https://www.tiktok.com/@dancer/video/{post}"
 
 
 @pytest.mark.parametrize("cap", [1, 2])

@@ -18,7 +18,14 @@ import pytest
 
 from adapters.runtime import Reshare
 from bot.model import Reason
-from tests.harness import answers, assert_plays, running_bot, uploaded_video
+from tests.harness import (
+    answers,
+    assert_plays,
+    link,
+    running_bot,
+    tiktok_serving,
+    uploaded_video,
+)
 from tests.standins.clips import Clip, make_clip
 from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import PERMANENT_FAULTS, TRANSIENT_FAULTS, Fault, TikTokStandIn
@@ -46,15 +53,8 @@ WHOLE_FILE = 200_000_000
 
 @pytest.fixture
 async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
-    async with TikTokStandIn() as tt:
-        tt.add_video(POST, h264_clip, author="dancer")
+    async with tiktok_serving(h264_clip, POST) as tt:
         yield tt
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    async with FakeBotApi() as server:
-        yield server
 
 
 def replies(api: FakeBotApi) -> list[ApiCall]:
@@ -69,6 +69,16 @@ async def answer_of(bot: Reshare, api: FakeBotApi, method: str) -> ApiCall:
     [reply] = replies(api)
     assert reply.method == method
     return reply
+
+
+async def answer_to(
+    tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path, text: str, method: str, **core: Any
+) -> ApiCall:
+    """Start the bot with `core` settings, send `text` from a private chat, and return the one
+    answer to it (a call of `method`); the bot has stopped by then."""
+    async with running_bot(tiktok, tmp_path / "data", telegram=api, **core) as bot:
+        api.inject_message(text)
+        return await answer_of(bot, api, method)
 
 
 async def wait_for_replies(api: FakeBotApi, count: int, within_s: float = 60.0) -> None:
@@ -107,9 +117,7 @@ async def test_a_fault_that_strikes_once_is_retried_and_the_video_sent(
     fault: Fault,
 ) -> None:
     tiktok.inject(fault, times=1)
-    async with running_bot(tiktok, tmp_path / "data", telegram=api, **FAST) as bot:
-        api.inject_message(LINK)
-        reply = await answer_of(bot, api, "sendVideo")
+    reply = await answer_to(tiktok, api, tmp_path, LINK, "sendVideo", **FAST)
     assert [served.fault for served in tiktok.served_faults] == [fault]
     assert reply.method == "sendVideo"
     assert_plays(uploaded_video(api, reply, tmp_path), h264_clip)
@@ -119,9 +127,7 @@ async def test_a_reset_mid_media_resumes_where_the_bytes_stopped(
     tiktok: TikTokStandIn, api: FakeBotApi, h264_clip: Clip, tmp_path: Path
 ) -> None:
     tiktok.inject(Fault.MEDIA_RESET, times=1)
-    async with running_bot(tiktok, tmp_path / "data", telegram=api, **FAST) as bot:
-        api.inject_message(LINK)
-        reply = await answer_of(bot, api, "sendVideo")
+    reply = await answer_to(tiktok, api, tmp_path, LINK, "sendVideo", **FAST)
     first, second = [r for r in tiktok.requests if r.host == TikTokStandIn.CDN_HOST]
     assert "Range" not in first.headers
     assert second.headers["Range"].startswith("bytes=")
@@ -138,9 +144,7 @@ async def test_a_refusal_is_not_retried_and_gets_the_blocked_reason(
     tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path, fault: Fault
 ) -> None:
     tiktok.inject(fault, times=None)
-    async with running_bot(tiktok, tmp_path / "data", telegram=api, **FAST) as bot:
-        api.inject_message(LINK)
-        reply = await answer_of(bot, api, "sendMessage")
+    reply = await answer_to(tiktok, api, tmp_path, LINK, "sendMessage", **FAST)
     assert (reply.method, reply.params["text"]) == ("sendMessage", Reason.BLOCKED.message)
     assert len(tiktok.served_faults) == 1
     assert pages(tiktok) == 1
@@ -163,9 +167,7 @@ async def test_a_server_error_that_persists_ends_in_a_reason_after_bounded_retri
     requests_per_attempt: int,
 ) -> None:
     tiktok.inject(fault, times=None)
-    async with running_bot(tiktok, tmp_path / "data", telegram=api, **FAST) as bot:
-        api.inject_message(LINK)
-        reply = await answer_of(bot, api, "sendMessage")
+    reply = await answer_to(tiktok, api, tmp_path, LINK, "sendMessage", **FAST)
     assert (reply.method, reply.params["text"]) == ("sendMessage", Reason.FAILED.message)
     assert pages(tiktok) == 3
     assert len(tiktok.requests) == 3 * requests_per_attempt
@@ -251,9 +253,9 @@ async def test_media_larger_than_the_page_says_is_stopped_while_it_arrives(
         content_length=content_length,
         trailing_bytes=WHOLE_FILE - h264_clip.size,
     )
-    async with running_bot(tiktok, tmp_path / "data", telegram=api, max_download_mb=2) as bot:
-        api.inject_message(f"https://www.tiktok.com/@dancer/video/{big}")
-        reply = await answer_of(bot, api, "sendMessage")
+    reply = await answer_to(
+        tiktok, api, tmp_path, link(big, "dancer"), "sendMessage", max_download_mb=2
+    )
     assert (reply.method, reply.params["text"]) == ("sendMessage", Reason.TOO_LARGE.message)
     assert tiktok.media_requests == 1
     # What the sockets and the proxy buffered on the way counts as sent, too.
@@ -265,9 +267,9 @@ async def test_media_the_page_lists_as_too_large_is_not_requested(
 ) -> None:
     big = "7301234567890123997"
     tiktok.add_video(big, h264_clip, listed_size=3_000_000)
-    async with running_bot(tiktok, tmp_path / "data", telegram=api, max_download_mb=2) as bot:
-        api.inject_message(f"https://www.tiktok.com/@dancer/video/{big}")
-        reply = await answer_of(bot, api, "sendMessage")
+    reply = await answer_to(
+        tiktok, api, tmp_path, link(big, "dancer"), "sendMessage", max_download_mb=2
+    )
     assert reply.params["text"] == Reason.TOO_LARGE.message
     assert tiktok.media_requests == 0
 
@@ -292,9 +294,9 @@ async def test_media_longer_than_the_page_says_is_stopped_by_its_header(
         trailing_bytes=WHOLE_FILE - large_clip.size,
         **listed,
     )
-    async with running_bot(tiktok, tmp_path / "data", telegram=api, max_duration_s=10) as bot:
-        api.inject_message(f"https://www.tiktok.com/@dancer/video/{long}")
-        reply = await answer_of(bot, api, "sendMessage")
+    reply = await answer_to(
+        tiktok, api, tmp_path, link(long, "dancer"), "sendMessage", max_duration_s=10
+    )
     assert (reply.method, reply.params["text"]) == ("sendMessage", Reason.TOO_LONG.message)
     assert tiktok.media_requests == 1
     assert tiktok.media_bytes_sent < WHOLE_FILE / 4
@@ -308,9 +310,9 @@ async def test_a_small_file_longer_than_the_page_says_is_refused_once_it_arrived
     assert clip.size < 256 * 1024
     long = "7301234567890123996"
     tiktok.add_video(long, clip, listed_duration=2)
-    async with running_bot(tiktok, tmp_path / "data", telegram=api, max_duration_s=10) as bot:
-        api.inject_message(f"https://www.tiktok.com/@dancer/video/{long}")
-        reply = await answer_of(bot, api, "sendMessage")
+    reply = await answer_to(
+        tiktok, api, tmp_path, link(long, "dancer"), "sendMessage", max_duration_s=10
+    )
     assert reply.params["text"] == Reason.TOO_LONG.message
     assert tiktok.media_requests == 1
 

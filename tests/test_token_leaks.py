@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
+from tests.harness import bot_env, run_bot, serving_env
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -25,7 +24,6 @@ from tests.standins.tiktok import TikTokStandIn
 TELEGRAM_TOKEN = "5550123:TEST-leak-probe_token-telegram"
 POST = "7301234567890123499"
 PRIVATE_POST = "7301234567890000099"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -49,16 +47,6 @@ def files_text(root: Path) -> list[str]:
     return [p.read_bytes().decode("latin-1") for p in root.rglob("*") if p.is_file()]
 
 
-async def run_serving(tmp_path: Path, **env: str) -> asyncio.subprocess.Process:
-    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR"}}
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=tmp_path,
-        env={**keep, "PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data"),
-             "LOG_LEVEL": "DEBUG", **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-
-
 async def test_failing_requests_on_both_platforms_at_debug_leak_no_token(
     tiktok: TikTokStandIn, tmp_path: Path
 ) -> None:
@@ -69,16 +57,8 @@ async def test_failing_requests_on_both_platforms_at_debug_leak_no_token(
         api.fail_next("sendMessage", 400, "Bad Request: chat not found")
         discord_api.fail_next("POST", r"/webhooks/", status=500, code=0, times=2)
         discord_api.fail_next("POST", r"/interactions/", status=500, code=0)
-        process = await run_serving(
-            tmp_path,
-            TELEGRAM_BOT_TOKEN=TELEGRAM_TOKEN,
-            TELEGRAM_API_URL=api.root,
-            DISCORD_BOT_TOKEN=discord_api.token,
-            DISCORD_API_URL=discord_api.api_url,
-            DISCORD_GATEWAY_URL=discord_api.gateway_url,
-            DOWNLOAD_PROXY=tiktok.proxy_url,
-            DOWNLOAD_VERIFY_TLS="false",
-        )
+        env = serving_env(tmp_path, tiktok, telegram=api, discord=discord_api, LOG_LEVEL="DEBUG")
+        process = await run_bot(tmp_path, env)
         private = f"https://www.tiktok.com/@x/video/{PRIVATE_POST}"
         try:
             await discord_api.wait_ready(timeout=60)
@@ -107,12 +87,14 @@ async def test_failing_requests_on_both_platforms_at_debug_leak_no_token(
 async def test_a_refused_discord_token_is_not_echoed(tmp_path: Path) -> None:
     async with FakeDiscord() as discord_api:
         wrong = "MTExMTExMTExMTEx.TEST.wrong-discord-token-value"
-        process = await run_serving(
+        env = bot_env(
             tmp_path,
+            LOG_LEVEL="DEBUG",
             DISCORD_BOT_TOKEN=wrong,
             DISCORD_API_URL=discord_api.api_url,
             DISCORD_GATEWAY_URL=discord_api.gateway_url,
         )
+        process = await run_bot(tmp_path, env)
         stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 1
     assert "could not start" in stderr.decode()

@@ -23,10 +23,12 @@ import zlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import MappingProxyType, TracebackType
-from typing import Any, Final, Literal, Self
+from types import MappingProxyType
+from typing import Any, Final, Literal
 
 from aiohttp import BodyPartReader, WSMsgType, hdrs, web
+
+from tests.standins.lifecycle import StandIn, listen
 
 __all__ = [
     "DEFAULT_APPLICATION_ID",
@@ -440,7 +442,7 @@ def _blanked(message: JsonObject) -> JsonObject:
     return seen
 
 
-class FakeDiscord:
+class FakeDiscord(StandIn):
     """Discord's REST API and gateway on 127.0.0.1 (a free port) for one bot.
 
     Usage: ``async with FakeDiscord() as dc:``, point discord.py at ``dc.api_url`` and
@@ -550,20 +552,7 @@ class FakeDiscord:
 
     # Lifecycle
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     async def start(self) -> None:
-        """Listen on 127.0.0.1 at a free port (so tests can run in parallel)."""
         if self._runner is not None:
             raise RuntimeError("FakeDiscord is already running")
         app = web.Application(client_max_size=256 * MIB)
@@ -574,14 +563,8 @@ class FakeDiscord:
         )
         app.router.add_route("*", "/{tail:.*}", self._handle_unrouted)
         # A short shutdown: a client still connected may be waiting on a keep-alive connection.
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self._root = f"http://{host}:{port}"
+        self._runner, port = await listen(app, shutdown_timeout=1.0, handler_cancellation=True)
+        self._root = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
         """Close gateway connections (1001, going away) and the server.

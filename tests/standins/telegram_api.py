@@ -17,10 +17,11 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from aiohttp import BodyPartReader, hdrs, web
+
+from tests.standins.lifecycle import StandIn, listen
 
 __all__ = ["TRANSIENT_FAULTS", "ApiCall", "FakeBotApi", "Fault", "UploadedFile", "utf16_len"]
 
@@ -469,7 +470,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-class FakeBotApi:
+class FakeBotApi(StandIn):
     """A Bot API server on 127.0.0.1 (a free port) for one bot token.
 
     Usage: ``async with FakeBotApi() as api:`` then point the bot at ``api.root`` (the bot appends
@@ -551,36 +552,16 @@ class FakeBotApi:
 
     # Lifecycle
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     async def start(self) -> None:
-        """Listen on 127.0.0.1 at a free port (so tests can run in parallel)."""
         if self._runner is not None:
             raise RuntimeError("FakeBotApi is already running")
         app = web.Application(client_max_size=2100 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_method)
         app.router.add_get("/file/bot{token}/{file_path:.+}", self._handle_download)
         # Cancel a handler when its client goes away, as a dropped long poll must not linger.
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        self._runner, port = await listen(app, shutdown_timeout=2.0, handler_cancellation=True)
         self._closing = False
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self._root = f"http://{host}:{port}"
+        self._root = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
         """End pending long polls (they answer an empty list) and close the server."""

@@ -55,14 +55,14 @@ import urllib.parse
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol
 
 import av
 import trustme
 from aiohttp import web
 
 from tests.standins.clips import Clip
+from tests.standins.lifecycle import StandIn, listen
 
 _POST_PATH = re.compile(r"/@[^/]*/(?:video|photo)/(\d+)/?")
 _SHORT_PATH = re.compile(r"/(\w+)/?")
@@ -220,7 +220,7 @@ def in_domain(host: str, domain: str) -> bool:
     return host == domain or host.endswith(f".{domain}")
 
 
-class TikTokStandIn:
+class TikTokStandIn(StandIn):
     """TikTok behind a local HTTPS-intercepting proxy; use as ``async with TikTokStandIn() as tt``.
 
     Ports are picked by the OS, so several stand-ins (and pytest-xdist workers) run side by side.
@@ -279,29 +279,14 @@ class TikTokStandIn:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     async def start(self) -> None:
         if self._proxy is not None:
             raise RuntimeError("TikTokStandIn is already started")
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        self._runner = runner
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self._server_ssl)
-        await site.start()
-        self._https_port = site.port
+        self._runner, self._https_port = await listen(
+            app, shutdown_timeout=1.0, ssl_context=self._server_ssl
+        )
         self._proxy = await asyncio.start_server(self._serve_proxy_client, "127.0.0.1", 0)
         self._proxy_port = self._proxy.sockets[0].getsockname()[1]
 
