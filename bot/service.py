@@ -70,7 +70,7 @@ class Service:
         self._media_cache = media_cache
         self._work_root = work_root
         self._working_every_s = working_every_s
-        self._flights: dict[tuple[str, str, int, SlideshowMode], _Flight] = {}
+        self._flights: dict[tuple[str, str, int], _Flight] = {}
         self._landing: set[asyncio.Task[_Prepared]] = set()
 
     async def process(self, request: VideoRequest) -> None:
@@ -118,7 +118,7 @@ class Service:
 
         The job's directory lives until the last of them has been answered.
         """
-        key = (platform, link.clip_id or link.url, budget_bytes, self._slideshow_mode)
+        key = (platform, link.clip_id or link.url, budget_bytes)
         flight = self._flights.get(key)
         if flight is None:
             directory = self._job_dir()
