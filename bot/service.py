@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 Outcome = Media | Album | Reason
 
+# Telegram shows a chat action for 5 s: renewed before it ends (DESIGN.md section 10).
+WORKING_EVERY_S = 4.0
+
 
 class Service:
     """Answers a request: its links fetched at once (within the download cap), answered in order."""
@@ -54,7 +57,6 @@ class Service:
         cache: SqliteCache | None = None,
         media_cache: DiskMediaCache | None = None,
         work_root: Path | None = None,
-        working_every_s: float = 4.0,
     ) -> None:
         self._resolver = resolver
         self._downloader = downloader
@@ -69,7 +71,6 @@ class Service:
         self._cache = cache
         self._media_cache = media_cache
         self._work_root = work_root
-        self._working_every_s = working_every_s
         self._flights: dict[tuple[str, str, int], _Flight] = {}
         self._landing: set[asyncio.Task[_Prepared]] = set()
 
@@ -358,7 +359,7 @@ class Service:
                     await replier.working(origin)
                 except Exception as err:
                     log.debug("working indicator failed: %r", err)
-                await asyncio.wait(jobs, timeout=self._working_every_s)
+                await asyncio.wait(jobs, timeout=WORKING_EVERY_S)
         finally:
             await _cancel_and_wait(fetching)
 
