@@ -111,7 +111,7 @@ class SqliteCache:
         migrations: Sequence[str] = MIGRATIONS,
     ) -> SqliteCache:
         """Open (or create, private to this user) the database and bring its schema up to date."""
-        await asyncio.to_thread(_create_private_file, path)
+        await asyncio.to_thread(create_private_file, path)
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
             await db.execute("PRAGMA journal_mode = WAL")
@@ -251,7 +251,7 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-def _create_private_file(path: Path) -> None:
+def create_private_file(path: Path) -> None:
     """Create the database file 0600 in a 0700 directory; SQLite would use the umask."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))

@@ -30,7 +30,7 @@ from bot.netguard import HostGuard, Resolver, SystemResolver
 from bot.ports import Replier
 from bot.queue import AsyncioJobQueue
 from bot.resolve import HttpxLinkResolver
-from bot.retry import Retrying, RetryPolicy
+from bot.retry import Retrying, RetryPolicy, Unconfirmed
 from bot.service import Service
 from bot.settings import CoreSettings
 from bot.sites import SiteCatalog
@@ -282,7 +282,8 @@ class AnswerWatch:
 
 
 class _WatchedReplier:
-    """A Replier that reports each answer sent, and the origin of one cancelled mid-call.
+    """A Replier that reports each answer sent or unconfirmed, and the origin of one cancelled
+    mid-call.
 
     The service answers each link with exactly one successful call of the last four.
     """
@@ -311,6 +312,11 @@ class _WatchedReplier:
             sent = await sending
         except asyncio.CancelledError:
             self._watch.cut_off(origin)
+            raise
+        except Unconfirmed:
+            # It may have arrived, and the service takes it as the link's answer (bot.retry):
+            # a restart must not send it again.
+            self._watch.answered(origin)
             raise
         self._watch.answered(origin)
         return sent

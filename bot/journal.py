@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot.cache import create_private_file
 from bot.links import Link, LinkKind
 from bot.model import Origin, VideoRequest
 
@@ -124,9 +124,7 @@ class SqliteJournal:
         self._connection: sqlite3.Connection | None = None
 
     def open(self) -> None:
-        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Created 0600 here: SQLite itself would follow the umask.
-        os.close(os.open(self._path, os.O_CREAT | os.O_WRONLY, 0o600))
+        create_private_file(self._path)
         db = sqlite3.connect(self._path, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode = WAL")

@@ -40,6 +40,15 @@ class SlidingWindow:
         now = self._clock()
         self._sent.setdefault(key, deque()).extend([now] * count)
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._sent
+
+    def forget_idle(self) -> None:
+        """Drop every key with nothing in the window: one never seen again must not stay."""
+        cutoff = self._clock() - WINDOW_S
+        for key in [key for key, sent in self._sent.items() if not sent or sent[-1] <= cutoff]:
+            del self._sent[key]
+
 
 class RateLimits:
     """A user's links and a chat's links per minute; a refused user hears it once."""
@@ -51,12 +60,15 @@ class RateLimits:
         chat_per_minute: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
         self._users = SlidingWindow(user_per_minute, clock)
         self._chats = SlidingWindow(chat_per_minute, clock)
         # Who was told already; forgotten once they are allowed again.
         self._told: set[str] = set()
+        self._idle_forgotten_at = clock()
 
     def check(self, user: str, chat: str, links: int) -> Verdict:
+        self._forget_idle()
         over = [
             key
             for key, window in ((user, self._users), (chat, self._chats))
@@ -72,3 +84,14 @@ class RateLimits:
             return Verdict.REFUSE_QUIETLY
         self._told.update(over)
         return Verdict.REFUSE_AND_SAY
+
+    def _forget_idle(self) -> None:
+        """Once a window, forget the users and chats that sent nothing in it (and so are no
+        longer over a limit): the bot meets new ones for as long as it runs."""
+        now = self._clock()
+        if now - self._idle_forgotten_at < WINDOW_S:
+            return
+        self._idle_forgotten_at = now
+        self._users.forget_idle()
+        self._chats.forget_idle()
+        self._told = {key for key in self._told if key in self._users or key in self._chats}

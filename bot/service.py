@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 Outcome = Media | Album | Reason
 
+# Telegram shows a chat action for 5 s: renewed before it ends (DESIGN.md section 10).
+WORKING_EVERY_S = 4.0
+
 
 class Service:
     """Answers a request: its links fetched at once (within the download cap), answered in order."""
@@ -54,7 +57,6 @@ class Service:
         cache: SqliteCache | None = None,
         media_cache: DiskMediaCache | None = None,
         work_root: Path | None = None,
-        working_every_s: float = 4.0,
     ) -> None:
         self._resolver = resolver
         self._downloader = downloader
@@ -69,8 +71,7 @@ class Service:
         self._cache = cache
         self._media_cache = media_cache
         self._work_root = work_root
-        self._working_every_s = working_every_s
-        self._flights: dict[tuple[str, str, int, SlideshowMode], _Flight] = {}
+        self._flights: dict[tuple[str, str, int], _Flight] = {}
         self._landing: set[asyncio.Task[_Prepared]] = set()
 
     async def process(self, request: VideoRequest) -> None:
@@ -118,7 +119,7 @@ class Service:
 
         The job's directory lives until the last of them has been answered.
         """
-        key = (platform, link.clip_id or link.url, budget_bytes, self._slideshow_mode)
+        key = (platform, link.clip_id or link.url, budget_bytes)
         flight = self._flights.get(key)
         if flight is None:
             directory = self._job_dir()
@@ -358,7 +359,7 @@ class Service:
                     await replier.working(origin)
                 except Exception as err:
                     log.debug("working indicator failed: %r", err)
-                await asyncio.wait(jobs, timeout=self._working_every_s)
+                await asyncio.wait(jobs, timeout=WORKING_EVERY_S)
         finally:
             await _cancel_and_wait(fetching)
 

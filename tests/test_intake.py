@@ -124,3 +124,20 @@ async def test_intake_turns_the_limit_into_one_notice() -> None:
         intake.take([post(n)], ChatOrigin(5), 10, private=False, sender=SOMEONE) for n in range(5)
     ]
     assert answers == [Answer.QUEUED] * 2 + [Answer.SLOW_DOWN] + [Answer.IGNORED] * 2
+
+
+def test_users_and_chats_gone_quiet_are_forgotten() -> None:
+    clock = FakeClock()
+    limits = RateLimits(user_per_minute=1, chat_per_minute=100, clock=clock)
+    for n in range(100):
+        limits.check(f"u{n}", f"c{n}", 1)
+    assert limits.check("u0", "c0", 1) is Verdict.REFUSE_AND_SAY
+    clock.now += 61
+    assert limits.check("u1", "c1", 1) is Verdict.ALLOW
+    # What a bot that runs for months would otherwise keep of every user it ever met.
+    remembered = [f"{kind}{n}" for kind in "uc" for n in range(100)]
+    assert [key for key in remembered if key in limits._users or key in limits._chats] == [
+        "u1",
+        "c1",
+    ]
+    assert limits._told == set()

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -18,6 +19,7 @@ from bot.engine import AnswerWatch
 from bot.intake import RESTARTING_TEXT
 from bot.journal import SqliteJournal
 from bot.model import Album, Media, Origin, Reason, VideoRequest
+from bot.retry import Unconfirmed
 from bot.sites import SiteCatalog
 from tests.harness import link as tiktok_link
 from tests.harness import running_bot, tiktok_serving, until
@@ -177,6 +179,26 @@ async def test_no_notice_after_an_answer_cut_off_mid_send_or_after_every_link_an
     assert not watch.settle(VideoRequest(links, half, 10))
     # Settled means forgotten.
     assert not watch.settle(VideoRequest(links, cut, 10))
+
+
+class UnconfirmedReplier(SlowReplier):
+    """A Replier whose videos go out whole and whose answers are lost."""
+
+    async def deliver(self, origin: Origin, media: Media) -> str | None:
+        raise Unconfirmed("read timeout")
+
+
+async def test_an_unconfirmed_answer_counts_as_the_links_answer() -> None:
+    # The service does not send it again; neither may a restart nor a "restarting" notice.
+    reported: list[Origin] = []
+    watch = AnswerWatch(on_answered=reported.append)
+    replier = watch.watch(UnconfirmedReplier())
+    links = tuple(SiteCatalog(["TikTok"]).find(link(POSTS[0])))
+    origin = TelegramOrigin(1, 1)
+    with pytest.raises(Unconfirmed):
+        await replier.deliver(origin, cast(Media, None))
+    assert reported == [origin]
+    assert watch.settle(VideoRequest(links, origin, 10))
 
 
 async def test_polling_outlives_failed_get_updates_and_loses_no_update(

@@ -76,6 +76,8 @@ def test_backoff_grows_with_full_jitter_and_a_cap() -> None:
     waits = [policy.backoff(attempt, rng) for attempt in range(1, 8) for _ in range(50)]
     assert all(0 <= wait <= 4.0 for wait in waits)
     assert len(set(waits)) == len(waits)
+    # The first retry waits at most base * 2; later ones reach past it, up to the cap.
+    assert max(waits[:50]) <= 2.0 < max(waits[50:])
 
 
 def _caused(err: Exception, cause: BaseException) -> Exception:
