@@ -76,15 +76,23 @@ class Service:
 
     async def process(self, request: VideoRequest) -> None:
         replier = self._repliers[request.origin.platform]
+        # Short links are looked up first: jobs are shared by the clip, whatever link form.
+        links = await asyncio.gather(*(self._resolve(link) for link in request.links))
         async with contextlib.AsyncExitStack() as stack:
             platform = request.origin.platform
-            flights = [
+            jobs = [
                 await stack.enter_async_context(self._join(link, platform, request.budget_bytes))
-                for link in request.links
+                if isinstance(link, Link)
+                else link
+                for link in links
             ]
+            flights = [job for job in jobs if isinstance(job, _Flight)]
             indicator = asyncio.create_task(self._show_working(replier, request.origin, flights))
             stack.push_async_callback(_cancel_and_wait, [indicator])
-            for flight in flights:
+            for flight in jobs:
+                if isinstance(flight, Reason):
+                    await self._answer(replier, request.origin, _Prepared(flight, None))
+                    continue
                 # Shielded: another requester may share this job; leaving ends only our share.
                 prepared = await asyncio.shield(flight.task)
                 if isinstance(prepared.outcome, CachedMedia):
@@ -96,6 +104,21 @@ class Service:
                 ):
                     continue
                 await self._answer(replier, request.origin, prepared)
+
+    async def _resolve(self, link: Link) -> Link | Reason:
+        """The link with its clip id known, or why it has none."""
+        try:
+            resolved = await self._resolver.resolve(link)
+        except FetchError as err:
+            log.info("link %s not resolved: %s", link.url, err)
+            return err.reason
+        except Exception:
+            log.exception("link %s failed unexpectedly", link.url)
+            return Reason.FAILED
+        if resolved.kind is LinkKind.NOT_VIDEO:
+            # Known without downloading: no "sending video…" for a profile or a tag.
+            return Reason.NOT_A_VIDEO
+        return resolved
 
     async def _share_upload(
         self, flight: _Flight, replier: Replier, origin: Origin, prepared: _Prepared
@@ -178,10 +201,6 @@ class Service:
     ) -> _Prepared:
         key: CacheKey | None = None
         try:
-            link = await self._resolver.resolve(link)
-            if link.kind is LinkKind.NOT_VIDEO:
-                # Known without the network: no "sending video…" for a profile or a tag.
-                raise FetchError(Reason.NOT_A_VIDEO, "the link leads to no post")
             key = self._cache_key(link, platform, budget_bytes)
             if cached and key is not None and self._cache is not None:
                 hit = await self._cache.get(key)

@@ -52,6 +52,20 @@ async def test_telegram_resends_by_file_id_for_any_link_form_in_any_chat(
     assert {c.params["chat_id"] for c in api.calls_to("sendChatAction")} == {1}
 
 
+async def test_a_short_and_a_long_link_asked_at_once_share_one_download(
+    tiktok: TikTokStandIn, tmp_path: Path
+) -> None:
+    """The job is the clip's (DESIGN.md section 1), not the link form's: the short link is
+    looked up before the job is joined."""
+    tiktok.media_delay_s = 0.5
+    async with FakeBotApi() as api, running_bot(tiktok, tmp_path / "data", telegram=api):
+        api.inject_message("https://vm.tiktok.com/ZMshort1/", chat_id=1)
+        api.inject_message(f"https://www.tiktok.com/@dancer/video/{POST}", chat_id=2)
+        first, second = await api.wait_for_call("sendVideo", count=2)
+    assert tiktok.media_requests == 1
+    assert {first.params["chat_id"], second.params["chat_id"]} == {1, 2}
+
+
 async def test_a_refused_file_id_falls_back_to_a_fresh_fetch(
     tiktok: TikTokStandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
