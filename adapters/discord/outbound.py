@@ -72,17 +72,7 @@ class DiscordReplier:
     async def _call(self, send: Callable[[], Awaitable[T]], what: str) -> T:
         """One REST call under the core's retry policy; `send` opens its files itself, as each
         attempt uploads them anew."""
-
-        async def attempt() -> T:
-            try:
-                return await send()
-            except Exception as err:
-                translated = core_error(err)
-                if translated is err:
-                    raise
-                raise translated from err
-
-        return await self._retry.run(attempt, what)
+        return await self._retry.run(send, what, core_error)
 
     async def working(self, origin: Origin) -> None:
         if isinstance(origin, MessageOrigin):

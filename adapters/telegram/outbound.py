@@ -55,12 +55,14 @@ def _seconds(period: int | float | dtm.timedelta) -> float:
     return period.total_seconds() if isinstance(period, dtm.timedelta) else float(period)
 
 
-def core_error(err: TelegramError) -> Exception:
+def core_error(err: Exception) -> Exception:
     """PTB's error as the core's: which calls may be sent again is decided in bot.retry.
 
     RetryAfter and error answers (5xx) arrive before anything was done; a timeout or a dropped
-    connection after the request went out may have been acted on.
+    connection after the request went out may have been acted on. Other errors stay as they are.
     """
+    if not isinstance(err, TelegramError):
+        return err
     if isinstance(err, RetryAfter):
         return Unavailable(str(err), retry_after=_seconds(err.retry_after))
     if _too_large(err):
@@ -83,17 +85,7 @@ class TelegramReplier:
     async def _call(self, send: Callable[[], Awaitable[T]], what: str) -> T:
         """One Bot API call under the core's retry policy; `send` opens its files itself, as
         each attempt uploads them anew."""
-
-        async def attempt() -> T:
-            try:
-                return await send()
-            except TelegramError as err:
-                translated = core_error(err)
-                if translated is err:
-                    raise
-                raise translated from err
-
-        return await self._retry.run(attempt, what)
+        return await self._retry.run(send, what, core_error)
 
     async def working(self, origin: Origin) -> None:
         await self._bot.send_chat_action(_telegram(origin).chat_id, ChatAction.UPLOAD_VIDEO)
