@@ -27,7 +27,7 @@ from telegram.ext import (
 )
 
 from adapters.telegram.inbound import is_private, origin_of, person_message, texts_of
-from adapters.telegram.outbound import TelegramReplier
+from adapters.telegram.outbound import TelegramReplier, retry_after_s
 from adapters.telegram.settings import TelegramSettings
 from bot.intake import (
     BUSY_TEXT,
@@ -204,6 +204,5 @@ class TelegramAdapter:
 def _retry_delay(err: Exception, failures: int) -> float:
     """Telegram's own wait after a 429, else a doubling backoff."""
     if isinstance(err, RetryAfter):
-        after = err.retry_after
-        return float(after if isinstance(after, int) else after.total_seconds())
+        return retry_after_s(err)
     return min(POLL_RETRY_MAX_S, POLL_RETRY_FIRST_S * 2.0 ** (failures - 1))

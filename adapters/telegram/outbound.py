@@ -51,8 +51,10 @@ def _too_large(err: Exception) -> bool:
     return "too large" in text or "too big" in text
 
 
-def _seconds(period: int | float | dtm.timedelta) -> float:
-    return period.total_seconds() if isinstance(period, dtm.timedelta) else float(period)
+def retry_after_s(err: RetryAfter) -> float:
+    """Telegram's wait in seconds (PTB gives a timedelta or, without PTB_TIMEDELTA, an int)."""
+    after = err.retry_after
+    return after.total_seconds() if isinstance(after, dtm.timedelta) else float(after)
 
 
 def core_error(err: Exception) -> Exception:
@@ -64,7 +66,7 @@ def core_error(err: Exception) -> Exception:
     if not isinstance(err, TelegramError):
         return err
     if isinstance(err, RetryAfter):
-        return Unavailable(str(err), retry_after=_seconds(err.retry_after))
+        return Unavailable(str(err), retry_after=retry_after_s(err))
     if _too_large(err):
         return FetchError(Reason.TOO_LARGE, str(err))
     if isinstance(err, NetworkError) and not isinstance(err, BadRequest):
