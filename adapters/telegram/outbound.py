@@ -157,7 +157,8 @@ class TelegramReplier:
                 send = functools.partial(self._send_group, where, chunk, first_caption)
                 await self._call(send, "sendMediaGroup")
         if album.audio is not None:
-            await self._call(lambda: self._send_audio(where, album), "sendAudio")
+            send_audio = functools.partial(self._send_audio, where, album.audio, album.info)
+            await self._call(send_audio, "sendAudio")
 
     async def _send_photo(self, where: TelegramOrigin, image: Path, caption: str | None) -> None:
         with image.open("rb") as photo:
@@ -188,14 +189,12 @@ class TelegramReplier:
                 read_timeout=UPLOAD_TIMEOUT_S,
             )
 
-    async def _send_audio(self, where: TelegramOrigin, album: Album) -> None:
-        if album.audio is None:
-            return
-        with album.audio.open("rb") as music:
+    async def _send_audio(self, where: TelegramOrigin, audio: Path, info: ClipInfo) -> None:
+        with audio.open("rb") as music:
             await self._bot.send_audio(
                 where.chat_id,
                 music,
-                filename=f"{album.info.clip_id or 'music'}{album.audio.suffix}",
+                filename=f"{info.clip_id or 'music'}{audio.suffix}",
                 reply_parameters=_quote(where),
                 write_timeout=UPLOAD_TIMEOUT_S,
                 read_timeout=UPLOAD_TIMEOUT_S,
