@@ -61,9 +61,20 @@ class Retrying:
         self.policy = policy
         self._rng = rng
 
-    async def run(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+    async def run(
+        self,
+        call: Callable[[], Awaitable[T]],
+        what: str,
+        translate: Callable[[Exception], Exception] | None = None,
+    ) -> T:
         """Await `call()` until it succeeds, retrying `Unavailable` while attempts and the
-        deadline last; the last `Unavailable` is raised when they run out."""
+        deadline last; the last `Unavailable` is raised when they run out.
+
+        `translate` turns a platform library's error into one of the above (or returns it as
+        it is), for adapters whose calls raise their library's errors.
+        """
+        if translate is not None:
+            call = _translating(call, translate)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.policy.deadline_s
         attempt = 0
@@ -78,3 +89,18 @@ class Retrying:
                     raise
                 log.info("%s: %s; attempt %d in %.2f s", what, err, attempt + 1, wait)
                 await asyncio.sleep(wait)
+
+
+def _translating(
+    call: Callable[[], Awaitable[T]], translate: Callable[[Exception], Exception]
+) -> Callable[[], Awaitable[T]]:
+    async def attempt() -> T:
+        try:
+            return await call()
+        except Exception as err:
+            translated = translate(err)
+            if translated is err:
+                raise
+            raise translated from err
+
+    return attempt

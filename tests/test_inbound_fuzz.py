@@ -10,7 +10,7 @@ from typing import Any
 import discord
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from telegram import Message
+from telegram import Message, Update
 
 from adapters.discord import inbound as discord_inbound
 from adapters.telegram import inbound as telegram_inbound
@@ -114,13 +114,16 @@ def telegram_messages(draw: st.DrawFn) -> dict[str, Any]:
 def test_telegram_inbound_takes_any_message(payload: dict[str, Any]) -> None:
     intake = new_intake()
     started = time.perf_counter()
-    message = Message.de_json(payload, None)
+    taken = telegram_inbound.person_message(Update(1, message=Message.de_json(payload, None)))
+    assert taken is not None
+    message, sender = taken
+    assert sender == Sender(user=payload["from"]["id"], chat=payload["chat"]["id"])
     answer = intake.take(
         telegram_inbound.texts_of(message),
         telegram_inbound.origin_of(message),
         50_000_000,
         private=telegram_inbound.is_private(message),
-        sender=Sender(user=payload["from"]["id"], chat=payload["chat"]["id"]),
+        sender=sender,
     )
     assert time.perf_counter() - started < SECONDS_PER_MESSAGE
     assert isinstance(answer, Answer)

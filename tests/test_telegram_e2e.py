@@ -197,6 +197,8 @@ async def test_at_most_three_links_per_message(
         )
     )
     videos = await api.wait_for_call("sendVideo", count=3)
+    # The request is handled to the end: a fourth link would have had its answer by now.
+    await bot.engine.queue.join()
     assert [v.params["caption"].split(":")[0] for v in videos] == ["@dancer", "@second", "@hevcfan"]
     assert api.calls_to("sendMessage") == []
     assert tiktok.count(path_prefix=f"/@_/video/{PRIVATE_POST}") == 0

@@ -36,6 +36,7 @@ class DiscordAdapter:
     ) -> None:
         if not settings.discord_bot_token:
             raise ValueError("DISCORD_BOT_TOKEN is not set")
+        self._token = settings.discord_bot_token
         self._settings = settings
         self._intake = intake
         intents = discord.Intents.none()
@@ -116,9 +117,6 @@ class DiscordAdapter:
             await self.replier.tell_privately(origin, text)
 
     async def start(self) -> None:
-        token = self._settings.discord_bot_token
-        if token is None:
-            raise ValueError("DISCORD_BOT_TOKEN is not set")
         # discord.py reads both from class attributes only (DESIGN.md section 7); stop() puts
         # the library's own values back.
         self._library_urls = (
@@ -129,7 +127,7 @@ class DiscordAdapter:
         if self._settings.discord_gateway_url:
             gateway = yarl.URL(self._settings.discord_gateway_url)
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
-        await self.client.login(token.get_secret_value())
+        await self.client.login(self._token.get_secret_value())
         await self._sync_commands()
         self._connection = asyncio.create_task(self.client.connect(), name="discord-gateway")
         ready = asyncio.create_task(self.client.wait_until_ready())

@@ -72,17 +72,7 @@ class DiscordReplier:
     async def _call(self, send: Callable[[], Awaitable[T]], what: str) -> T:
         """One REST call under the core's retry policy; `send` opens its files itself, as each
         attempt uploads them anew."""
-
-        async def attempt() -> T:
-            try:
-                return await send()
-            except Exception as err:
-                translated = core_error(err)
-                if translated is err:
-                    raise
-                raise translated from err
-
-        return await self._retry.run(attempt, what)
+        return await self._retry.run(send, what, core_error)
 
     async def working(self, origin: Origin) -> None:
         if isinstance(origin, MessageOrigin):
@@ -114,14 +104,15 @@ class DiscordReplier:
                 if not _token_gone(err):
                     raise
                 await self._in_their_channel(origin, content, paths, err)
-        elif isinstance(origin, MessageOrigin):
-            channel = self._channel(origin)
-            await self._call(
-                lambda: self._upload(
-                    channel.send, content, paths, reference=_reference(origin), mention_author=False
-                ),
-                "channel message",
-            )
+            return
+        where = _message(origin)
+        channel = self._channel(where)
+        await self._call(
+            lambda: self._upload(
+                channel.send, content, paths, reference=_reference(where), mention_author=False
+            ),
+            "channel message",
+        )
 
     async def _in_their_channel(
         self,
@@ -175,13 +166,16 @@ class DiscordReplier:
     async def fail(self, origin: Origin, reason: Reason) -> None:
         if isinstance(origin, InteractionOrigin):
             await self.tell_privately(origin, reason_text(reason))
-        elif reason is Reason.RESTARTING and isinstance(origin, MessageOrigin):
+            return
+        where = _message(origin)
+        channel = self._channel(where)
+        if reason is Reason.RESTARTING:
             # A reaction cannot ask for the link again.
-            await self._channel(origin).send(
-                reason_text(reason), reference=_reference(origin), mention_author=False
+            await channel.send(
+                reason_text(reason), reference=_reference(where), mention_author=False
             )
         else:
-            message = self._channel(origin).get_partial_message(_message_id(origin))
+            message = channel.get_partial_message(where.message_id)
             await self._call(lambda: message.add_reaction(FAILED_REACTION), "reaction")
 
     async def tell_privately(self, origin: InteractionOrigin, text: str) -> None:
@@ -221,16 +215,14 @@ class DiscordReplier:
         webhook.type = discord.WebhookType.application
         return webhook
 
-    def _channel(self, origin: Origin) -> discord.PartialMessageable:
-        if not isinstance(origin, MessageOrigin):
-            raise TypeError(f"not a Discord message origin: {origin!r}")
+    def _channel(self, origin: MessageOrigin) -> discord.PartialMessageable:
         return self._client.get_partial_messageable(origin.channel_id, guild_id=origin.guild_id)
 
 
-def _message_id(origin: Origin) -> int:
+def _message(origin: Origin) -> MessageOrigin:
     if not isinstance(origin, MessageOrigin):
-        raise TypeError(f"not a Discord message origin: {origin!r}")
-    return origin.message_id
+        raise TypeError(f"not a Discord origin: {origin!r}")
+    return origin
 
 
 def _reference(origin: MessageOrigin) -> discord.MessageReference:

@@ -26,8 +26,8 @@ from telegram.ext import (
     filters,
 )
 
-from adapters.telegram.inbound import is_private, origin_of, texts_of
-from adapters.telegram.outbound import TelegramReplier
+from adapters.telegram.inbound import is_private, origin_of, person_message, texts_of
+from adapters.telegram.outbound import TelegramReplier, retry_after_s
 from adapters.telegram.settings import TelegramSettings
 from bot.intake import (
     BUSY_TEXT,
@@ -36,7 +36,6 @@ from bot.intake import (
     SLOW_DOWN_TEXT,
     Answer,
     Intake,
-    Sender,
 )
 from bot.retry import Retrying
 
@@ -174,21 +173,23 @@ class TelegramAdapter:
         self.application.create_task(reply, update=update)
 
     async def _on_help(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.message
-        if message is None or message.from_user is None or message.from_user.is_bot:
+        taken = person_message(update)
+        if taken is None:
             return
+        message, _ = taken
         self._reply_soon(message.reply_text(HELP_TEXT, do_quote=False), update)
 
     async def _on_message(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.message
-        if message is None or message.from_user is None or message.from_user.is_bot:
+        taken = person_message(update)
+        if taken is None:
             return
+        message, sender = taken
         answer = self._intake.take(
             texts_of(message),
             origin_of(message),
             self._budget_bytes,
             private=is_private(message),
-            sender=Sender(user=message.from_user.id, chat=message.chat_id),
+            sender=sender,
         )
         text = {
             Answer.NO_LINK: self._intake.no_link_text,
@@ -203,6 +204,5 @@ class TelegramAdapter:
 def _retry_delay(err: Exception, failures: int) -> float:
     """Telegram's own wait after a 429, else a doubling backoff."""
     if isinstance(err, RetryAfter):
-        after = err.retry_after
-        return float(after if isinstance(after, int) else after.total_seconds())
+        return retry_after_s(err)
     return min(POLL_RETRY_MAX_S, POLL_RETRY_FIRST_S * 2.0 ** (failures - 1))

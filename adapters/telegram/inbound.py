@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from telegram import Message, MessageEntity
+from telegram import Message, MessageEntity, Update
 
+from bot.intake import Sender
 from bot.journal import DataclassCodec
 
 
@@ -16,6 +17,15 @@ class TelegramOrigin:
     chat_id: int
     message_id: int
     platform: str = "telegram"
+
+
+def person_message(update: Update) -> tuple[Message, Sender] | None:
+    """The update's message and who sent it, if a person did: messages of bots (our own too)
+    and those without a sender are not answered."""
+    message = update.message
+    if message is None or message.from_user is None or message.from_user.is_bot:
+        return None
+    return message, Sender(user=message.from_user.id, chat=message.chat_id)
 
 
 def origin_of(message: Message) -> TelegramOrigin:

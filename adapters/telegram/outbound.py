@@ -51,18 +51,22 @@ def _too_large(err: Exception) -> bool:
     return "too large" in text or "too big" in text
 
 
-def _seconds(period: int | float | dtm.timedelta) -> float:
-    return period.total_seconds() if isinstance(period, dtm.timedelta) else float(period)
+def retry_after_s(err: RetryAfter) -> float:
+    """Telegram's wait in seconds (PTB gives a timedelta or, without PTB_TIMEDELTA, an int)."""
+    after = err.retry_after
+    return after.total_seconds() if isinstance(after, dtm.timedelta) else float(after)
 
 
-def core_error(err: TelegramError) -> Exception:
+def core_error(err: Exception) -> Exception:
     """PTB's error as the core's: which calls may be sent again is decided in bot.retry.
 
     RetryAfter and error answers (5xx) arrive before anything was done; a timeout or a dropped
-    connection after the request went out may have been acted on.
+    connection after the request went out may have been acted on. Other errors stay as they are.
     """
+    if not isinstance(err, TelegramError):
+        return err
     if isinstance(err, RetryAfter):
-        return Unavailable(str(err), retry_after=_seconds(err.retry_after))
+        return Unavailable(str(err), retry_after=retry_after_s(err))
     if _too_large(err):
         return FetchError(Reason.TOO_LARGE, str(err))
     if isinstance(err, NetworkError) and not isinstance(err, BadRequest):
@@ -83,17 +87,7 @@ class TelegramReplier:
     async def _call(self, send: Callable[[], Awaitable[T]], what: str) -> T:
         """One Bot API call under the core's retry policy; `send` opens its files itself, as
         each attempt uploads them anew."""
-
-        async def attempt() -> T:
-            try:
-                return await send()
-            except TelegramError as err:
-                translated = core_error(err)
-                if translated is err:
-                    raise
-                raise translated from err
-
-        return await self._retry.run(attempt, what)
+        return await self._retry.run(send, what, core_error)
 
     async def working(self, origin: Origin) -> None:
         await self._bot.send_chat_action(_telegram(origin).chat_id, ChatAction.UPLOAD_VIDEO)
@@ -163,7 +157,8 @@ class TelegramReplier:
                 send = functools.partial(self._send_group, where, chunk, first_caption)
                 await self._call(send, "sendMediaGroup")
         if album.audio is not None:
-            await self._call(lambda: self._send_audio(where, album), "sendAudio")
+            send_audio = functools.partial(self._send_audio, where, album.audio, album.info)
+            await self._call(send_audio, "sendAudio")
 
     async def _send_photo(self, where: TelegramOrigin, image: Path, caption: str | None) -> None:
         with image.open("rb") as photo:
@@ -194,14 +189,12 @@ class TelegramReplier:
                 read_timeout=UPLOAD_TIMEOUT_S,
             )
 
-    async def _send_audio(self, where: TelegramOrigin, album: Album) -> None:
-        if album.audio is None:
-            return
-        with album.audio.open("rb") as music:
+    async def _send_audio(self, where: TelegramOrigin, audio: Path, info: ClipInfo) -> None:
+        with audio.open("rb") as music:
             await self._bot.send_audio(
                 where.chat_id,
                 music,
-                filename=f"{album.info.clip_id or 'music'}{album.audio.suffix}",
+                filename=f"{info.clip_id or 'music'}{audio.suffix}",
                 reply_parameters=_quote(where),
                 write_timeout=UPLOAD_TIMEOUT_S,
                 read_timeout=UPLOAD_TIMEOUT_S,
