@@ -312,7 +312,11 @@ class YtDlpDownloader:
         """Refuse before any media request what cannot be sent: too long, or no picture at all."""
         formats = info.get("formats") or []
         if formats and all(f.get("vcodec") == "none" for f in formats):
-            raise SlideshowPost("only audio formats: a photo post")
+            # Only TikTok's: gallery-dl fetches past the SSRF guard, and other sites' hosts
+            # come from the user.
+            if info.get("extractor_key") == "TikTok":
+                raise SlideshowPost("only audio formats: a photo post")
+            raise FetchError(Reason.NOT_A_VIDEO, "only audio formats")
         duration = info.get("duration")
         if duration and duration > self._max_duration_s:
             raise FetchError(Reason.TOO_LONG, f"{duration} s")
