@@ -162,10 +162,8 @@ class YtDlpDownloader:
             self._check_arriving(job, status)
 
         def backoff(n: int) -> float:
-            """Between yt-dlp's own retries: wait longer each time, here rather than in
-            yt-dlp's own sleep, so that a cancellation ends the wait at once."""
-            if job.cancelled.wait(self._retry_delay_s * 2**n):
-                raise DownloadCancelled("job cancelled")
+            """Between yt-dlp's own retries: here rather than in yt-dlp's own sleep."""
+            self._pause(job, n)
             return 0.0
 
         return {
@@ -253,6 +251,12 @@ class YtDlpDownloader:
         for attempt in range(1, _ATTEMPTS + 1):
             job.probed, job.over_limit = False, None
             try:
+                if attempt > 1:
+                    self._pause(job, attempt - 2)
+                    # Each attempt starts from an empty job directory: no half file is resumed
+                    # across attempts, which may pick another format.
+                    for leftover in workdir.iterdir():
+                        leftover.unlink(missing_ok=True)
                 info = self._attempt(ydl, url, budget_bytes)
                 break
             except DownloadCancelled:
@@ -266,17 +270,17 @@ class YtDlpDownloader:
                 if attempt == _ATTEMPTS or not is_transient(text):
                     raise FetchError(reason_for_error(text), text) from None
                 log.info("attempt %d of %s failed, trying again: %s", attempt, url, text)
-                if cancelled.wait(self._retry_delay_s * 2 ** (attempt - 1)):
-                    raise FetchError(Reason.TIMED_OUT, "cancelled") from None
-                # Each attempt starts from an empty job directory: no half file is resumed
-                # across attempts, which may pick another format.
-                for leftover in workdir.iterdir():
-                    leftover.unlink(missing_ok=True)
         downloads = info.get("requested_downloads") or []
         path = Path(downloads[0]["filepath"]) if downloads else None
         if path is None or not path.is_file() or path.parent.resolve() != workdir.resolve():
             raise FetchError(Reason.NOT_A_VIDEO, "no file written")
         return Download(path=path, info=clip_info(info))
+
+    def _pause(self, job: _ThreadJob, retry: int) -> None:
+        """Wait before a retry, twice as long as before the one before it; a cancellation
+        ends the wait at once."""
+        if job.cancelled.wait(self._retry_delay_s * 2**retry):
+            raise DownloadCancelled("job cancelled")
 
     def _attempt(self, ydl: GuardedYoutubeDL, url: str, budget_bytes: int) -> dict[str, Any]:
         """The page, the checks it allows, then the media: one try."""
