@@ -82,6 +82,12 @@ def reason_for_error(text: str) -> Reason:
     return Reason.FAILED
 
 
+def read_timeout_s(timeout_s: float) -> float:
+    """How long one read may stay silent in a job of `timeout_s`: a silent server is given up
+    on, and tried again, well within the deadline."""
+    return min(10.0, timeout_s / 4)
+
+
 def is_transient(text: str) -> bool:
     """Whether a yt-dlp error message names a failure that another attempt may get past."""
     lowered = text.lower()
@@ -141,7 +147,7 @@ class YtDlpDownloader:
         # One silent read may take this long; the job is told to stop early enough before its
         # deadline that even a stalled download has ended by then. curl_cffi (the page) counts
         # silence in whole seconds and notices it up to a second late.
-        self._socket_timeout_s = min(10.0, timeout_s / 4)
+        self._socket_timeout_s = read_timeout_s(timeout_s)
         self._wind_down_s = min(timeout_s / 2, math.ceil(self._socket_timeout_s) + 1.0)
         self._max_bytes = max_bytes
         self._retry_delay_s = retry_delay_s
