@@ -82,6 +82,12 @@ def reason_for_error(text: str) -> Reason:
     return Reason.FAILED
 
 
+def read_timeout_s(timeout_s: float) -> float:
+    """How long one read may stay silent in a job of `timeout_s`: a silent server is given up
+    on, and tried again, well within the deadline."""
+    return min(10.0, timeout_s / 4)
+
+
 def is_transient(text: str) -> bool:
     """Whether a yt-dlp error message names a failure that another attempt may get past."""
     lowered = text.lower()
@@ -141,7 +147,7 @@ class YtDlpDownloader:
         # One silent read may take this long; the job is told to stop early enough before its
         # deadline that even a stalled download has ended by then. curl_cffi (the page) counts
         # silence in whole seconds and notices it up to a second late.
-        self._socket_timeout_s = min(10.0, timeout_s / 4)
+        self._socket_timeout_s = read_timeout_s(timeout_s)
         self._wind_down_s = min(timeout_s / 2, math.ceil(self._socket_timeout_s) + 1.0)
         self._max_bytes = max_bytes
         self._retry_delay_s = retry_delay_s
@@ -162,10 +168,8 @@ class YtDlpDownloader:
             self._check_arriving(job, status)
 
         def backoff(n: int) -> float:
-            """Between yt-dlp's own retries: wait longer each time, here rather than in
-            yt-dlp's own sleep, so that a cancellation ends the wait at once."""
-            if job.cancelled.wait(self._retry_delay_s * 2**n):
-                raise DownloadCancelled("job cancelled")
+            """Between yt-dlp's own retries: here rather than in yt-dlp's own sleep."""
+            self._pause(job, n)
             return 0.0
 
         return {
@@ -253,6 +257,12 @@ class YtDlpDownloader:
         for attempt in range(1, _ATTEMPTS + 1):
             job.probed, job.over_limit = False, None
             try:
+                if attempt > 1:
+                    self._pause(job, attempt - 2)
+                    # Each attempt starts from an empty job directory: no half file is resumed
+                    # across attempts, which may pick another format.
+                    for leftover in workdir.iterdir():
+                        leftover.unlink(missing_ok=True)
                 info = self._attempt(ydl, url, budget_bytes)
                 break
             except DownloadCancelled:
@@ -266,17 +276,17 @@ class YtDlpDownloader:
                 if attempt == _ATTEMPTS or not is_transient(text):
                     raise FetchError(reason_for_error(text), text) from None
                 log.info("attempt %d of %s failed, trying again: %s", attempt, url, text)
-                if cancelled.wait(self._retry_delay_s * 2 ** (attempt - 1)):
-                    raise FetchError(Reason.TIMED_OUT, "cancelled") from None
-                # Each attempt starts from an empty job directory: no half file is resumed
-                # across attempts, which may pick another format.
-                for leftover in workdir.iterdir():
-                    leftover.unlink(missing_ok=True)
         downloads = info.get("requested_downloads") or []
         path = Path(downloads[0]["filepath"]) if downloads else None
         if path is None or not path.is_file() or path.parent.resolve() != workdir.resolve():
             raise FetchError(Reason.NOT_A_VIDEO, "no file written")
         return Download(path=path, info=clip_info(info))
+
+    def _pause(self, job: _ThreadJob, retry: int) -> None:
+        """Wait before a retry, twice as long as before the one before it; a cancellation
+        ends the wait at once."""
+        if job.cancelled.wait(self._retry_delay_s * 2**retry):
+            raise DownloadCancelled("job cancelled")
 
     def _attempt(self, ydl: GuardedYoutubeDL, url: str, budget_bytes: int) -> dict[str, Any]:
         """The page, the checks it allows, then the media: one try."""
@@ -312,7 +322,11 @@ class YtDlpDownloader:
         """Refuse before any media request what cannot be sent: too long, or no picture at all."""
         formats = info.get("formats") or []
         if formats and all(f.get("vcodec") == "none" for f in formats):
-            raise SlideshowPost("only audio formats: a photo post")
+            # Only TikTok's: gallery-dl fetches past the SSRF guard, and other sites' hosts
+            # come from the user.
+            if info.get("extractor_key") == "TikTok":
+                raise SlideshowPost("only audio formats: a photo post")
+            raise FetchError(Reason.NOT_A_VIDEO, "only audio formats")
         duration = info.get("duration")
         if duration and duration > self._max_duration_s:
             raise FetchError(Reason.TOO_LONG, f"{duration} s")

@@ -16,8 +16,6 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import av
-
 from bot.media import Probe, run_ffmpeg
 from bot.media import probe as probe_file
 from bot.model import FetchError, Reason
@@ -141,17 +139,6 @@ def plan_encode(
     return EncodePlan(w, h, video_kbps, audio, _preset(w, h, fps))
 
 
-def _frame_rate(path: Path) -> float:
-    """Average frame rate of the first video stream; 0 (plan for 30) when the file does not say."""
-    try:
-        with av.open(str(path)) as container:
-            stream = next(iter(container.streams.video), None)
-            rate = (stream.average_rate or stream.guessed_rate) if stream is not None else None
-    except (av.error.FFmpegError, OSError):
-        return 0.0
-    return float(rate) if rate else 0.0
-
-
 class FfmpegFitter:
     """Re-encodes a clip to H.264/AAC mp4 that fits a byte budget, with the ffmpeg binary."""
 
@@ -165,12 +152,11 @@ class FfmpegFitter:
         source_bytes = probe.size
         # A source under the budget needs no more bits than it has.
         goal = min(budget_bytes, source_bytes)
-        fps = await asyncio.to_thread(_frame_rate, source)
         plan = plan_encode(
             duration=probe.duration,
             width=probe.width,
             height=probe.height,
-            fps=fps,
+            fps=probe.fps,
             has_audio=probe.acodec is not None,
             budget_bytes=goal,
         )

@@ -30,6 +30,8 @@ class Probe:
     acodec: str | None
     faststart: bool
     size: int
+    # Average frames per second of the video; 0 when the file does not say.
+    fps: float
 
     @property
     def playable(self) -> bool:
@@ -72,6 +74,7 @@ def probe(path: Path) -> Probe:
                 duration = container.duration / av.time_base
             elif video is not None and video.duration and video.time_base:
                 duration = float(video.duration * video.time_base)
+            rate = (video.average_rate or video.guessed_rate) if video is not None else None
             format_names = set(container.format.name.split(","))
             return Probe(
                 is_mp4="mp4" in format_names and path.suffix == ".mp4",
@@ -85,6 +88,7 @@ def probe(path: Path) -> Probe:
                 acodec=audio.codec_context.name if audio is not None else None,
                 faststart=_moov_before_mdat(path) if "mp4" in format_names else False,
                 size=path.stat().st_size,
+                fps=float(rate) if rate else 0.0,
             )
     except (av.error.FFmpegError, OSError) as err:
         raise FetchError(Reason.NOT_A_VIDEO, f"probe failed: {err}") from None

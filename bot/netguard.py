@@ -125,18 +125,14 @@ class HostGuard:
         self._resolver = resolver
 
     def check_url(self, url: str) -> None:
-        """Raise RequestRefused unless the URL's host may be fetched."""
+        """Raise RequestRefused unless the URL's host may be fetched; a name that does not
+        resolve here passes (a proxy resolves it, or the connection fails)."""
         try:
             host = urllib3.util.parse_url(url).host
         except ValueError:
             host = None
         if not host:
             raise RequestRefused(url[:100], "no host")
-        self.check_host(host)
-
-    def check_host(self, host: str) -> None:
-        """Raise RequestRefused if the host is, or resolves to, a non-public address; a name
-        that does not resolve here passes (a proxy resolves it, or the connection fails)."""
         self._vetted_addresses(host)
 
     def address_for(self, host: str) -> str:

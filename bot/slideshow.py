@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bot.download import reason_for_error
+from bot.download import read_timeout_s, reason_for_error
 from bot.links import Link
 from bot.model import Album, ClipInfo, FetchError, Reason
 
@@ -43,7 +43,7 @@ class GalleryDlSlideshows:
             "-o", "warnings=ignore", "-D", str(directory), "-f", "{num}.{extension}",
             "--write-info-json", "--filesize-max", str(self._max_bytes),
             # A silent server is given up on well within the deadline, retries included.
-            "--http-timeout", f"{min(10.0, self._timeout_s / 4):.1f}",
+            "--http-timeout", f"{read_timeout_s(self._timeout_s):.1f}",
         ]  # fmt: skip
         if self._proxy:
             args += ["--proxy", self._proxy]

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yt_dlp.utils import DownloadError
 
-from bot.download import YtDlpDownloader
+from bot.download import SlideshowPost, YtDlpDownloader
 from bot.links import Link, LinkKind, parse_link
 from bot.model import FetchError, Reason
 from bot.netguard import (
@@ -413,3 +413,14 @@ async def test_ffmpeg_taking_over_an_hls_download_opens_no_network_input(
         if head.startswith("CONNECT cdn.example.net:443 HTTP/1.1\r\n")
     ]
     assert len(ffmpeg_tunnels) == (0 if vetted else 1)
+
+
+async def test_audio_only_media_of_another_site_is_not_handed_to_gallery_dl(
+    tiktok: TikTokStandIn, web_site: PlainWebSite, tmp_path: Path
+) -> None:
+    """gallery-dl fetches past the guard: only a TikTok job may become a photo post for it."""
+    url = web_site.add_file("www.example.net", "/photo.jpg", "ID3" + "x" * 100, "audio/mpeg")
+    with pytest.raises(FetchError) as caught:
+        await fetch(tiktok, TableResolver({}), url, tmp_path / "job")
+    assert not isinstance(caught.value, SlideshowPost)
+    assert caught.value.reason is Reason.NOT_A_VIDEO
