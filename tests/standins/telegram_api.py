@@ -881,7 +881,7 @@ class FakeBotApi(StandIn):
             if too_large:
                 raise _ApiError(413, "Request Entity Too Large")
             if handler is None:
-                raise _ApiError(404, "Not Found: method not found")
+                raise _ApiError(404, "Not Found")
             if isinstance(fault, _ApiError):
                 self.faults.append((name, f"{fault.error_code} {fault.description}"))
                 raise fault
