@@ -793,10 +793,6 @@ class FakeBotApi(StandIn):
         name = self._canonical(method)
         return [call for call in self._calls if call.method == name]
 
-    def sent_to_chat(self, chat_id: int) -> list[ApiCall]:
-        """Every request addressed to a chat (messages, actions, edits, deletions), in order."""
-        return [call for call in self._calls if call.params.get("chat_id") == chat_id]
-
     def chat_history(self, chat_id: int) -> list[JsonObject]:
         """The chat as a user sees it now: all messages, edits applied, deleted ones gone."""
         chat = self._chats.get(chat_id)
