@@ -23,12 +23,10 @@ from bot.settings import CoreSettings
 from tests.standins.clips import Clip
 from tests.standins.discord_api import DEFAULT_USER_ID, FakeDiscord
 from tests.standins.dns import TableResolver
-from tests.standins.telegram_api import ApiCall, FakeBotApi
+from tests.standins.telegram_api import POLLING_METHODS, ApiCall, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
-# Calls PTB makes on its own while polling; everything else is the bot answering someone.
-POLLING_METHODS = frozenset({"getMe", "getUpdates", "deleteWebhook", "setMyCommands"})
 # Discord's message flag of a deferred interaction's "thinking…" placeholder.
 _LOADING = 1 << 7
 

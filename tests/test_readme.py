@@ -5,6 +5,10 @@ from pathlib import Path
 
 import discord
 
+from adapters.discord import DiscordSettings
+from adapters.telegram import TelegramSettings
+from bot.settings import CoreSettings
+
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
@@ -40,5 +44,8 @@ def test_every_setting_is_documented() -> None:
     names = re.findall(r"^([A-Z_]+)=", example, re.M)
     assert "TELEGRAM_BOT_TOKEN" in names
     assert "DISCORD_BOT_TOKEN" in names
+    for settings in (CoreSettings, TelegramSettings, DiscordSettings):
+        for field in settings.model_fields:
+            assert field.upper() in names, f"{field.upper()} is not in .env.example"
     for name in names:
         assert f"`{name}`" in README, name

@@ -164,7 +164,7 @@ async def test_wrong_token_and_unknown_method_answer_like_telegram(api: FakeBotA
     assert unknown.json() == {
         "ok": False,
         "error_code": 404,
-        "description": "Not Found: method not found",
+        "description": "Not Found",
     }
     async with Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url) as bot:
         with pytest.raises(EndPointNotFound):

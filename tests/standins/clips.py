@@ -66,12 +66,6 @@ def make_clip(
     if width % 2 or height % 2:
         raise ValueError(f"yuv420p needs even dimensions, got {width}x{height}")
     cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
         "-f",
         "lavfi",
         "-i",
@@ -129,12 +123,6 @@ def make_image(
         source = ["-f", "lavfi", "-i", f"color=c={color}:size={width}x{height}:duration=1"]
         filters = "scale=out_range=full"
     cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
         *source,
         "-vf",
         filters,
@@ -164,12 +152,6 @@ def make_music(path: Path, *, duration: float, frequency: int = 523) -> Path:
     MP3 because that is what a TikTok ``music.playUrl`` (``.../obj/...mp3``) serves.
     """
     cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
         "-f",
         "lavfi",
         "-i",
@@ -188,7 +170,10 @@ def make_music(path: Path, *, duration: float, frequency: int = 523) -> Path:
     return path
 
 
-def _run(cmd: list[str]) -> None:
+def _run(args: list[str]) -> None:
+    """Run ffmpeg with ``args``, quiet but for errors, overwriting its output."""
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"ffmpeg failed ({result.returncode}): {result.stderr.strip()}")

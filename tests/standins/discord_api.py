@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
@@ -401,6 +402,11 @@ def _rate_limited(retry_after: float, scope: RateLimitScope, route: str) -> _Rep
             }
         )
     return _Reply(429, body, headers)
+
+
+def _status_message(status: int) -> str:
+    """How Discord words an error it gives no code of its own: "500: Internal Server Error"."""
+    return f"{status}: {HTTPStatus(status).phrase}"
 
 
 def _missing_permissions() -> _ApiError:
@@ -805,7 +811,7 @@ class FakeDiscord(StandIn):
         reply = (
             _rate_limited(retry_after, scope, path_pattern)
             if status == 429
-            else _Reply(status, {"message": message or f"{status}: error", "code": code})
+            else _Reply(status, {"message": message or _status_message(status), "code": code})
         )
         failure = _Failure(method.upper(), re.compile(path_pattern), reply)
         self._failures.extend([failure] * times)
@@ -838,7 +844,7 @@ class FakeDiscord(StandIn):
             return None
         kind = chaos.rng.choice(chaos.kinds)
         if kind is Fault.SERVER_ERROR:
-            return _Reply(500, {"message": "500: Internal Server Error", "code": 0})
+            return _Reply(500, {"message": _status_message(500), "code": 0})
         if kind is Fault.TOO_LARGE:
             return _ApiError(413, 40005, "Request entity too large").reply()
         scope: dict[Fault, RateLimitScope] = {

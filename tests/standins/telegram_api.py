@@ -23,7 +23,15 @@ from aiohttp import BodyPartReader, hdrs, web
 
 from tests.standins.lifecycle import StandIn, listen
 
-__all__ = ["TRANSIENT_FAULTS", "ApiCall", "FakeBotApi", "Fault", "UploadedFile", "utf16_len"]
+__all__ = [
+    "POLLING_METHODS",
+    "TRANSIENT_FAULTS",
+    "ApiCall",
+    "FakeBotApi",
+    "Fault",
+    "UploadedFile",
+    "utf16_len",
+]
 
 JsonObject = dict[str, Any]
 _Handler = Callable[["ApiCall"], Awaitable[Any]]
@@ -159,8 +167,9 @@ _CONFLICT_DESCRIPTION = (
     "make sure that only one bot instance is running"
 )
 _DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024
-# What the bot does on its own while polling: random faults leave these alone, or it never starts.
-_POLLING_METHODS = frozenset({"getMe", "getUpdates", "deleteWebhook", "setMyCommands", "close"})
+# What the bot does on its own while polling (everything else answers someone): random faults
+# leave these alone, or it never starts.
+POLLING_METHODS = frozenset({"getMe", "getUpdates", "deleteWebhook", "setMyCommands", "close"})
 
 
 class Fault(enum.Enum):
@@ -759,7 +768,7 @@ class FakeBotApi(StandIn):
         if failures := self._failures.get(name):
             return failures.pop(0)
         chaos = self._chaos
-        if chaos is None or name in _POLLING_METHODS or chaos.rng.random() >= chaos.rate:
+        if chaos is None or name in POLLING_METHODS or chaos.rng.random() >= chaos.rate:
             return None
         kind = chaos.rng.choice(chaos.kinds)
         faults: dict[Fault, _Misbehaviour] = {
@@ -783,10 +792,6 @@ class FakeBotApi(StandIn):
     def calls_to(self, method: str) -> list[ApiCall]:
         name = self._canonical(method)
         return [call for call in self._calls if call.method == name]
-
-    def sent_to_chat(self, chat_id: int) -> list[ApiCall]:
-        """Every request addressed to a chat (messages, actions, edits, deletions), in order."""
-        return [call for call in self._calls if call.params.get("chat_id") == chat_id]
 
     def chat_history(self, chat_id: int) -> list[JsonObject]:
         """The chat as a user sees it now: all messages, edits applied, deleted ones gone."""
@@ -872,7 +877,7 @@ class FakeBotApi(StandIn):
             if too_large:
                 raise _ApiError(413, "Request Entity Too Large")
             if handler is None:
-                raise _ApiError(404, "Not Found: method not found")
+                raise _ApiError(404, "Not Found")
             if isinstance(fault, _ApiError):
                 self.faults.append((name, f"{fault.error_code} {fault.description}"))
                 raise fault

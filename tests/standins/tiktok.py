@@ -871,18 +871,9 @@ class TikTokStandIn(StandIn):
         """The mp4 (or the range asked for) in pieces; a reset or stall strikes halfway."""
         data = media.clip.path.read_bytes()
         total = len(data) + media.trailing_bytes
-        headers = {"Content-Type": "video/mp4", "Accept-Ranges": "bytes"}
-        start, stop, status = 0, total, 200
-        wanted = request.http_range
-        if request.headers.get("Range") is not None and (
-            wanted.start is not None or wanted.stop is not None
-        ):
-            start, stop, _ = wanted.indices(total)
-            if start >= total:
-                headers["Content-Range"] = f"bytes */{total}"
-                return web.Response(status=416, headers=headers)
-            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{total}"
-            status = 206
+        start, stop, status, headers = _byte_range(request, total, "video/mp4")
+        if status == 416:
+            return web.Response(status=status, headers=headers)
         response = web.StreamResponse(status=status, headers=headers)
         if media.content_length:
             response.content_length = stop - start
@@ -1021,16 +1012,25 @@ def ranged_response(request: web.Request, data: bytes, content_type: str) -> web
     Not FileResponse: its sendfile path over TLS trips a CPython 3.11 bug when a client closes
     the connection right after the last byte.
     """
+    start, stop, status, headers = _byte_range(request, len(data), content_type)
+    return web.Response(status=status, body=data[start:stop], headers=headers)
+
+
+def _byte_range(
+    request: web.Request, total: int, content_type: str
+) -> tuple[int, int, int, dict[str, str]]:
+    """Which of ``total`` bytes to answer with, the status and headers: all of them (200), the
+    part a Range header asks for (206), or none past the end (416)."""
     headers = {"Content-Type": content_type, "Accept-Ranges": "bytes"}
     wanted = request.http_range
     if request.headers.get("Range") is None or (wanted.start is None and wanted.stop is None):
-        return web.Response(body=data, headers=headers)
-    start, stop, _ = wanted.indices(len(data))
-    if start >= len(data):
-        headers["Content-Range"] = f"bytes */{len(data)}"
-        return web.Response(status=416, headers=headers)
-    headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
-    return web.Response(status=206, body=data[start:stop], headers=headers)
+        return 0, total, 200, headers
+    start, stop, _ = wanted.indices(total)
+    if start >= total:
+        headers["Content-Range"] = f"bytes */{total}"
+        return total, total, 416, headers
+    headers["Content-Range"] = f"bytes {start}-{stop - 1}/{total}"
+    return start, stop, 206, headers
 
 
 def _html_response(title: str, body: str, *, status: int = 200) -> web.Response:
