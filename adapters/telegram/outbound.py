@@ -71,7 +71,13 @@ def core_error(err: Exception) -> Exception:
         return FetchError(Reason.TOO_LARGE, str(err))
     if isinstance(err, NetworkError) and not isinstance(err, BadRequest):
         cause = err.__cause__
-        if isinstance(cause, _NOT_SENT) or (cause is None and not isinstance(err, TimedOut)):
+        # An answer that is no JSON (a front end's HTML 502) was still an answer: nothing done.
+        answered = isinstance(cause, TelegramError)
+        if (
+            answered
+            or isinstance(cause, _NOT_SENT)
+            or (cause is None and not isinstance(err, TimedOut))
+        ):
             return Unavailable(str(err))
         return Unconfirmed(str(err))
     return err

@@ -166,6 +166,11 @@ _CONFLICT_DESCRIPTION = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"
 )
+_NGINX_BAD_GATEWAY = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 _DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024
 # What the bot does on its own while polling (everything else answers someone): random faults
 # leave these alone, or it never starts.
@@ -259,6 +264,9 @@ class _ApiError(Exception):
         self.parameters = parameters
 
     def response(self) -> web.Response:
+        if self.error_code == 502:
+            # Telegram's nginx front answers it, not the Bot API: an HTML page, no JSON.
+            return web.Response(status=502, text=_NGINX_BAD_GATEWAY, content_type="text/html")
         body: JsonObject = {
             "ok": False,
             "error_code": self.error_code,
