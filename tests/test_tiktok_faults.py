@@ -45,8 +45,9 @@ def _collect_leaked_sockets() -> Iterator[None]:
 
 POST = "7301234567890123456"
 LINK = f"https://www.tiktok.com/@dancer/video/{POST}"
-# A read may stay silent for a quarter of the deadline (2 s here) before it is retried.
-FAST: dict[str, Any] = {"download_timeout_s": 8, "download_retry_delay_s": 0.01}
+# A read may stay silent for a quarter of the deadline (3.75 s here) before it is retried; the
+# deadline leaves room for that and a second attempt on a loaded machine.
+FAST: dict[str, Any] = {"download_timeout_s": 15, "download_retry_delay_s": 0.01}
 # Media served whole would be this large: far more than sockets and the proxy buffer on the way.
 WHOLE_FILE = 200_000_000
 
