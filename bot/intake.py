@@ -108,6 +108,15 @@ class Intake:
             return Answer.IGNORED
         return VideoRequest(links=tuple(links), origin=origin, budget_bytes=budget_bytes)
 
+    def say(self, answer: Answer) -> str | None:
+        """What to tell the sender at once; None when the answer is the video, or silence."""
+        return {
+            Answer.NO_LINK: self.no_link_text,
+            Answer.BUSY: BUSY_TEXT,
+            Answer.SLOW_DOWN: SLOW_DOWN_TEXT,
+            Answer.RESTARTING: RESTARTING_TEXT,
+        }.get(answer)
+
     def submit(self, request: VideoRequest) -> Answer:
         """Queue the request, written down first; a request seen before is not queued again."""
         if self._closed:

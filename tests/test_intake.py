@@ -2,7 +2,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.intake import Answer, Intake, Sender, select_links
+from bot.intake import (
+    BUSY_TEXT,
+    RESTARTING_TEXT,
+    SLOW_DOWN_TEXT,
+    Answer,
+    Intake,
+    Sender,
+    select_links,
+)
 from bot.limits import RateLimits, Verdict
 from bot.links import LinkKind
 from bot.queue import AsyncioJobQueue
@@ -141,3 +149,14 @@ def test_users_and_chats_gone_quiet_are_forgotten() -> None:
         "c1",
     ]
     assert limits._told == set()
+
+
+def test_what_to_say_at_once_is_decided_in_the_core() -> None:
+    intake = Intake(AsyncioJobQueue(workers=1, maxsize=1), TIKTOK_ONLY, generous())
+    said = {answer: intake.say(answer) for answer in Answer}
+    assert said[Answer.QUEUED] is None, "the video itself is the answer"
+    assert said[Answer.IGNORED] is None, "silence"
+    assert said[Answer.NO_LINK] == intake.no_link_text
+    assert said[Answer.BUSY] == BUSY_TEXT
+    assert said[Answer.SLOW_DOWN] == SLOW_DOWN_TEXT
+    assert said[Answer.RESTARTING] == RESTARTING_TEXT

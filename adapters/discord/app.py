@@ -15,7 +15,7 @@ from discord import app_commands
 from adapters.discord.inbound import interaction_origin, message_budget, message_origin, texts_of
 from adapters.discord.outbound import DiscordReplier
 from adapters.discord.settings import DiscordSettings
-from bot.intake import BUSY_TEXT, RESTARTING_TEXT, SLOW_DOWN_TEXT, Answer, Intake, Sender
+from bot.intake import SLOW_DOWN_TEXT, Answer, Intake, Sender
 from bot.retry import Retrying
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,7 @@ class DiscordAdapter:
                 private=private,
                 sender=Sender(user=message.author.id, chat=message.channel.id),
             )
-            text = {
-                Answer.NO_LINK: self._intake.no_link_text,
-                Answer.BUSY: BUSY_TEXT,
-                Answer.SLOW_DOWN: SLOW_DOWN_TEXT,
-                Answer.RESTARTING: RESTARTING_TEXT,
-            }.get(answer)
+            text = self._intake.say(answer)
             if text is not None:
                 await message.reply(text, mention_author=False)
 
@@ -98,11 +93,9 @@ class DiscordAdapter:
             texts, origin, interaction.filesize_limit, private=True, sender=sender
         )
         if isinstance(request, Answer):
-            # Only the invoker sees an ephemeral answer, so even a repeated refusal spams no one.
-            text = {
-                Answer.NO_LINK: self._intake.no_link_text,
-                Answer.RESTARTING: RESTARTING_TEXT,
-            }.get(request, SLOW_DOWN_TEXT)
+            # Only the invoker sees an ephemeral answer, so even a repeated refusal spams no one;
+            # a command must be answered, so a quiet refusal says "slow down" too.
+            text = self._intake.say(request) or SLOW_DOWN_TEXT
             await interaction.response.send_message(text, ephemeral=True)
             return
         # Acknowledge first: Discord allows 3 s, and a worker may answer before this returns.
@@ -111,10 +104,9 @@ class DiscordAdapter:
         except discord.NotFound as err:
             # Past the 3 s: the request is still taken; the answer goes to the channel.
             log.warning("interaction not acknowledged in time (%s)", err.code)
-        answer = self._intake.submit(request)
-        if answer in (Answer.BUSY, Answer.RESTARTING):
-            text = BUSY_TEXT if answer is Answer.BUSY else RESTARTING_TEXT
-            await self.replier.tell_privately(origin, text)
+        refused = self._intake.say(self._intake.submit(request))
+        if refused is not None:
+            await self.replier.tell_privately(origin, refused)
 
     async def start(self) -> None:
         # discord.py reads both from class attributes only (DESIGN.md section 7); stop() puts

@@ -30,11 +30,7 @@ from adapters.telegram.inbound import is_private, origin_of, person_message, tex
 from adapters.telegram.outbound import TelegramReplier, retry_after_s
 from adapters.telegram.settings import TelegramSettings
 from bot.intake import (
-    BUSY_TEXT,
     HELP_TEXT,
-    RESTARTING_TEXT,
-    SLOW_DOWN_TEXT,
-    Answer,
     Intake,
 )
 from bot.retry import Retrying
@@ -191,12 +187,7 @@ class TelegramAdapter:
             private=is_private(message),
             sender=sender,
         )
-        text = {
-            Answer.NO_LINK: self._intake.no_link_text,
-            Answer.BUSY: BUSY_TEXT,
-            Answer.SLOW_DOWN: SLOW_DOWN_TEXT,
-            Answer.RESTARTING: RESTARTING_TEXT,
-        }.get(answer)
+        text = self._intake.say(answer)
         if text is not None:
             self._reply_soon(message.reply_text(text, do_quote=not is_private(message)), update)
 
