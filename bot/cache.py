@@ -23,6 +23,8 @@ from pathlib import Path
 
 import aiosqlite
 
+from bot.model import CachedMedia
+
 # Schema migrations in order; the database records how many ran in PRAGMA user_version.
 # Append new scripts, never edit a released one.
 MIGRATIONS: tuple[str, ...] = (
@@ -64,24 +66,6 @@ class CacheKey:
     def text(self) -> str:
         """An unambiguous one-string form, whatever characters the parts hold."""
         return json.dumps([self.platform, self.clip_id, self.variant], separators=(",", ":"))
-
-
-@dataclass(frozen=True, slots=True)
-class CachedMedia:
-    """What is needed to send a clip again without fetching it.
-
-    `handle` is opaque to the cache: a Telegram file_id, a JSON list of file_ids for an album, or
-    a media-cache file name; the caller decides. `stored_at` (unix time) is when the handle was
-    obtained, and expiry counts from it.
-    """
-
-    handle: str
-    width: int
-    height: int
-    duration: float
-    size: int
-    caption: str
-    stored_at: float
 
 
 class SqliteCache:

@@ -6,8 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.cache import CachedMedia
-from bot.model import Album, Media, Origin, Reason, StaleHandle
+from bot.model import Album, CachedMedia, Media, Origin, Reason, StaleHandle
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,14 +18,14 @@ from typing import TypeVar
 
 import imageio_ffmpeg
 
-from bot.cache import CachedMedia, DiskMediaCache, SqliteCache
+from bot.cache import DiskMediaCache, SqliteCache
 from bot.download import YtDlpDownloader
 from bot.fit import FfmpegFitter
 from bot.intake import Intake
 from bot.journal import OriginCodec, SqliteJournal, Unanswered
 from bot.limits import RateLimits
 from bot.media import FfmpegMedia
-from bot.model import Album, Media, Origin, Reason, VideoRequest
+from bot.model import Album, CachedMedia, Media, Origin, Reason, VideoRequest
 from bot.netguard import HostGuard, Resolver, SystemResolver
 from bot.ports import Replier
 from bot.queue import AsyncioJobQueue
@@ -70,6 +70,7 @@ class Engine:
             verify_tls=settings.download_verify_tls,
             timeout_s=min(settings.download_timeout_s, 30.0),
         )
+        max_download_bytes = round(settings.max_download_mb * 1_000_000)
         self.downloader = YtDlpDownloader(
             proxy=settings.download_proxy,
             verify_tls=settings.download_verify_tls,
@@ -79,14 +80,14 @@ class Engine:
             max_duration_s=settings.max_duration_s,
             extractors=self.sites.ytdlp_extractors,
             guard=HostGuard(resolver or SystemResolver()),
-            max_bytes=round(settings.max_download_mb * 1_000_000),
+            max_bytes=max_download_bytes,
             retry_delay_s=settings.download_retry_delay_s,
         )
         self.slideshows = GalleryDlSlideshows(
             proxy=settings.download_proxy,
             verify_tls=settings.download_verify_tls,
             timeout_s=settings.download_timeout_s,
-            max_bytes=round(settings.max_download_mb * 1_000_000),
+            max_bytes=max_download_bytes,
         )
         self.fitter = FfmpegFitter(ffmpeg)
         self.media = FfmpegMedia(ffmpeg)

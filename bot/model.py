@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -65,6 +66,29 @@ class Album:
     images: tuple[Path, ...]
     audio: Path | None
     info: ClipInfo
+
+
+@dataclass(frozen=True, slots=True)
+class CachedMedia:
+    """What is needed to send a clip again without fetching it.
+
+    `handle` is opaque to the cache: a Telegram file_id, a JSON list of file_ids for an album, or
+    a media-cache file name; the caller decides. `stored_at` (unix time) is when the handle was
+    obtained, and expiry counts from it.
+    """
+
+    handle: str
+    width: int
+    height: int
+    duration: float
+    size: int
+    caption: str
+    stored_at: float
+
+    @property
+    def info(self) -> ClipInfo:
+        """The caption facts, kept as the JSON of a ClipInfo."""
+        return ClipInfo(**json.loads(self.caption))
 
 
 class Reason(enum.Enum):

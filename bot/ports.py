@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from bot.cache import CachedMedia
 from bot.links import Link
-from bot.model import Album, Download, Media, Origin, Reason, VideoRequest
+from bot.model import Album, CachedMedia, Download, Media, Origin, Reason, VideoRequest
 
 
 class LinkResolver(Protocol):

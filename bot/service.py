@@ -12,13 +12,14 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
-from bot.cache import CachedMedia, CacheKey, DiskMediaCache, SqliteCache
+from bot.cache import CacheKey, DiskMediaCache, SqliteCache
 from bot.download import SlideshowPost
 from bot.fit import FfmpegFitter
 from bot.links import Link, LinkKind
 from bot.media import FfmpegMedia, probe
 from bot.model import (
     Album,
+    CachedMedia,
     ClipInfo,
     FetchError,
     Media,
@@ -414,7 +415,7 @@ def _media_from(hit: CachedMedia, path: Path) -> Media:
         duration=hit.duration,
         size=hit.size,
         thumbnail=None,
-        info=ClipInfo(**json.loads(hit.caption)),
+        info=hit.info,
     )
 
 

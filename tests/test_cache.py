@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cache import MIGRATIONS, CachedMedia, CacheKey, DiskMediaCache, SqliteCache
+from bot.cache import MIGRATIONS, CacheKey, DiskMediaCache, SqliteCache
+from bot.model import CachedMedia
 
 CLIP = "tiktok:7301234567890123456"
 KEY = CacheKey(platform="telegram", clip_id=CLIP, variant="budget=50000000")

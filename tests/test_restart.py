@@ -14,11 +14,10 @@ from adapters.discord.inbound import MessageOrigin
 from adapters.discord.inbound import origin_codec as discord_origins
 from adapters.telegram.inbound import TelegramOrigin
 from adapters.telegram.inbound import origin_codec as telegram_origins
-from bot.cache import CachedMedia
 from bot.engine import AnswerWatch
 from bot.intake import RESTARTING_TEXT
 from bot.journal import SqliteJournal
-from bot.model import Album, Media, Origin, Reason, VideoRequest
+from bot.model import Album, CachedMedia, Media, Origin, Reason, VideoRequest
 from bot.retry import Unconfirmed
 from bot.sites import SiteCatalog
 from tests.harness import link as tiktok_link

@@ -13,9 +13,8 @@ import aiohttp
 import discord
 
 from adapters.discord.inbound import InteractionOrigin, MessageOrigin
-from bot.cache import CachedMedia
 from bot.caption import make_caption
-from bot.model import Album, FetchError, Media, Origin, Reason, StaleHandle
+from bot.model import Album, CachedMedia, FetchError, Media, Origin, Reason, StaleHandle
 from bot.retry import Retrying, Unavailable, Unconfirmed
 
 log = logging.getLogger(__name__)

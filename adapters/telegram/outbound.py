@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dtm
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -16,9 +15,8 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from adapters.telegram.inbound import TelegramOrigin
-from bot.cache import CachedMedia
 from bot.caption import make_caption
-from bot.model import Album, ClipInfo, FetchError, Media, Origin, Reason, StaleHandle
+from bot.model import Album, CachedMedia, ClipInfo, FetchError, Media, Origin, Reason, StaleHandle
 from bot.retry import Retrying, Unavailable, Unconfirmed
 
 CAPTION_LIMIT = 1024
@@ -128,7 +126,7 @@ class TelegramReplier:
 
     async def resend(self, origin: Origin, cached: CachedMedia) -> None:
         where = _telegram(origin)
-        info = ClipInfo(**json.loads(cached.caption))
+        info = cached.info
         try:
             await self._call(
                 lambda: self._bot.send_video(
