@@ -134,9 +134,9 @@ class FfmpegMedia:
     def __init__(self, ffmpeg_path: str) -> None:
         self._ffmpeg = ffmpeg_path
 
-    async def playable(self, source: Path, workdir: Path) -> tuple[Path, Probe]:
-        """The source itself when it already plays everywhere, else a remux or re-encode."""
-        found = await asyncio.to_thread(probe, source)
+    async def playable(self, source: Path, found: Probe, workdir: Path) -> tuple[Path, Probe]:
+        """The source itself when it already plays everywhere, else a remux or re-encode;
+        `found` is the source's probe, which the caller has made already."""
         if found.vcodec is None:
             raise FetchError(Reason.NOT_A_VIDEO, "no video stream")
         if found.playable:

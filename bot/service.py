@@ -276,7 +276,7 @@ class Service:
         path = source
         if not found.playable and found.size <= budget_bytes:
             async with self._encode_slots:
-                path, found = await self._media.playable(source, workdir)
+                path, found = await self._media.playable(source, found, workdir)
         if found.size > budget_bytes:
             async with self._encode_slots:
                 path = await self._fitter.fit(source, original, budget_bytes, workdir)

@@ -59,7 +59,7 @@ async def test_unplayable_sources_become_h264_aac_faststart_mp4(
 ) -> None:
     source = render(tmp_path / name, video, audio, size)
     assert not probe(source).playable
-    made, found = await FfmpegMedia(FFMPEG).playable(source, tmp_path)
+    made, found = await FfmpegMedia(FFMPEG).playable(source, probe(source), tmp_path)
     assert made != source
     assert found == probe(made)
     assert found.playable
@@ -78,7 +78,7 @@ async def test_a_playable_file_is_used_as_it_is(tmp_path: Path) -> None:
         tmp_path / "good.mp4", [*X264, "-pix_fmt", "yuv420p", "-movflags", "+faststart"], AAC
     )
     before = hashlib.sha256(source.read_bytes()).hexdigest()
-    made, found = await FfmpegMedia(FFMPEG).playable(source, tmp_path)
+    made, found = await FfmpegMedia(FFMPEG).playable(source, probe(source), tmp_path)
     assert made == source
     assert found.playable
     assert hashlib.sha256(made.read_bytes()).hexdigest() == before
@@ -88,7 +88,7 @@ async def test_a_playable_file_is_used_as_it_is(tmp_path: Path) -> None:
 async def test_audio_only_is_not_a_video(tmp_path: Path) -> None:
     source = render_audio(tmp_path / "audio.m4a")
     with pytest.raises(FetchError) as caught:
-        await FfmpegMedia(FFMPEG).playable(source, tmp_path)
+        await FfmpegMedia(FFMPEG).playable(source, probe(source), tmp_path)
     assert caught.value.reason is Reason.NOT_A_VIDEO
 
 
@@ -96,7 +96,7 @@ async def test_garbage_is_not_a_video(tmp_path: Path) -> None:
     source = tmp_path / "clip.mp4"
     source.write_bytes(b"<html>not a video</html>")
     with pytest.raises(FetchError) as caught:
-        await FfmpegMedia(FFMPEG).playable(source, tmp_path)
+        await FfmpegMedia(FFMPEG).playable(source, probe(source), tmp_path)
     assert caught.value.reason is Reason.NOT_A_VIDEO
 
 
