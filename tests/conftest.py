@@ -11,6 +11,7 @@ import pytest
 
 from adapters.runtime import Reshare
 from tests.harness import running_bot
+from tests.redis_server import RedisServer
 from tests.standins.clips import Clip, make_clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -42,6 +43,13 @@ async def bot(tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path) -> AsyncIt
 async def discord_api() -> AsyncIterator[FakeDiscord]:
     """A Discord stand-in (REST and gateway) with its default token."""
     async with FakeDiscord() as server:
+        yield server
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A real redis-server (appendonly, on a free port) with its data in `tmp_path / "redis"`."""
+    async with RedisServer(tmp_path / "redis") as server:
         yield server
 
 

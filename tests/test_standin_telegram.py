@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dtm
+import socket
+import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
+import trustme
+from aiohttp import web
 from telegram import Bot, InputMediaPhoto, Message, MessageEntity, ReplyParameters, Update
 from telegram.error import (
     BadRequest,
@@ -20,6 +26,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
+from tests.standins.lifecycle import listen
 from tests.standins.telegram_api import FakeBotApi
 
 
@@ -341,3 +348,402 @@ async def test_application_polls_handles_and_replies(api: FakeBotApi) -> None:
     history = api.chat_history(1001)
     assert [m["text"] for m in history] == ["one", "got one"]
     assert history[1]["reply_to_message"]["message_id"] == first["message_id"]
+
+
+# Webhook mode
+
+
+@dataclass(frozen=True)
+class _Post:
+    headers: Mapping[str, str]
+    content_type: str
+    update: dict[str, Any]
+
+
+class _Receiver:
+    """A webhook receiver on 127.0.0.1: keeps every POST, answers with the next of ``statuses``
+    (then ``default_status``), holds answers while ``gate`` is closed."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.posts: list[_Post] = []
+        self.statuses: list[int] = []
+        self.default_status = 200
+        self.answer: dict[str, Any] | None = None  # a JSON body for 200 answers
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self._changed = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.posts.append(_Post(request.headers, request.content_type, await request.json()))
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self._changed.set()
+        self._changed = asyncio.Event()
+        try:
+            await self.gate.wait()
+        finally:
+            self.in_flight -= 1
+        status = self.statuses.pop(0) if self.statuses else self.default_status
+        if status == 200 and self.answer is not None:
+            return web.json_response(self.answer)
+        return web.Response(status=status)
+
+    async def wait_for(self, condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(5):
+            while not condition():
+                await self._changed.wait()
+
+    def texts(self) -> list[str]:
+        return [post.update["message"]["text"] for post in self.posts]
+
+
+async def _serve(receiver: _Receiver, ssl_context: ssl.SSLContext | None = None) -> web.AppRunner:
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner, port = await listen(app, shutdown_timeout=0.5, ssl_context=ssl_context)
+    scheme = "http" if ssl_context is None else "https"
+    receiver.url = f"{scheme}://127.0.0.1:{port}/hook"
+    return runner
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[_Receiver]:
+    receiver = _Receiver()
+    runner = await _serve(receiver)
+    try:
+        yield receiver
+    finally:
+        receiver.gate.set()
+        await runner.cleanup()
+
+
+async def _call(api: FakeBotApi, method: str, **params: Any) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.post(f"{api.root}/bot{api.token}/{method}", json=params)
+
+
+async def test_webhook_gets_updates_with_the_secret_header(
+    api: FakeBotApi, bot: Bot, receiver: _Receiver
+) -> None:
+    assert await bot.set_webhook(
+        receiver.url,
+        secret_token="s3cret_-Token",
+        max_connections=5,
+        allowed_updates=["message", "callback_query"],
+    )
+    info = await bot.get_webhook_info()
+    sent = api.inject_message("https://vm.tiktok.com/ZMabc123/")
+    deliveries = await api.webhook_drained(timeout=5)
+
+    assert (info.url, info.has_custom_certificate, info.pending_update_count) == (
+        receiver.url,
+        False,
+        0,
+    )
+    assert (info.max_connections, info.allowed_updates, info.ip_address) == (
+        5,
+        ("message", "callback_query"),
+        "127.0.0.1",
+    )
+    assert info.last_error_date is None
+    [post] = receiver.posts
+    assert post.headers["X-Telegram-Bot-Api-Secret-Token"] == "s3cret_-Token"
+    assert post.content_type == "application/json"
+    update = Update.de_json(post.update, bot)
+    assert update.message is not None
+    assert (update.message.message_id, update.message.text) == (sent["message_id"], sent["text"])
+    assert [(d.update_id, d.attempt, d.status, d.outcome) for d in deliveries] == [
+        (update.update_id, 1, 200, "confirmed")
+    ]
+    assert api.pending_updates == []
+    assert api.webhook_url == receiver.url
+
+
+async def test_webhook_without_secret_gets_no_secret_header(
+    api: FakeBotApi, bot: Bot, receiver: _Receiver
+) -> None:
+    await bot.set_webhook(receiver.url)
+    api.inject_message("hi")
+    await api.webhook_drained(timeout=5)
+
+    [post] = receiver.posts
+    assert "X-Telegram-Bot-Api-Secret-Token" not in post.headers
+    assert "allowed_updates" not in (await _call(api, "getWebhookInfo")).json()["result"]
+
+
+async def test_failed_post_is_retried_and_confirmed_once(
+    api: FakeBotApi, receiver: _Receiver
+) -> None:
+    receiver.statuses = [500]
+    answer = await _call(api, "setWebhook", url=receiver.url, secret_token="abc")
+    update_id = api.inject_update(
+        "message", {"message_id": 1, "chat": {"id": 1, "type": "private"}}
+    )
+
+    deliveries = await api.webhook_drained(timeout=5)
+    info = (await _call(api, "getWebhookInfo")).json()["result"]
+
+    assert answer.json() == {"ok": True, "result": True, "description": "Webhook was set"}
+    assert [post.update for post in receiver.posts] == [receiver.posts[0].update] * 2
+    assert receiver.posts[0].update["update_id"] == update_id
+    assert [(d.attempt, d.status, d.error, d.outcome) for d in deliveries] == [
+        (1, 500, "Wrong response from the webhook: 500 Internal Server Error", "retry"),
+        (2, 200, None, "confirmed"),
+    ]
+    assert deliveries[1].at - deliveries[0].ended_at >= 0.04, "retried after a delay"
+    assert (
+        info["last_error_message"] == "Wrong response from the webhook: 500 Internal Server Error"
+    )
+    assert abs(info["last_error_date"] - time.time()) < 60
+    assert info["pending_update_count"] == 0
+
+
+async def test_unreachable_webhook_is_retried_until_the_attempts_run_out() -> None:
+    with socket.socket() as bound_not_listening:
+        bound_not_listening.bind(("127.0.0.1", 0))
+        port = bound_not_listening.getsockname()[1]
+        async with FakeBotApi(webhook_max_attempts=3) as api:
+            await _call(api, "setWebhook", url=f"http://127.0.0.1:{port}/hook")
+            api.inject_message("hi")
+            deliveries = await api.webhook_drained(timeout=5)
+            info = (await _call(api, "getWebhookInfo")).json()["result"]
+
+    assert [(d.status, d.error, d.outcome) for d in deliveries] == [
+        (None, "Connection refused", "retry"),
+        (None, "Connection refused", "retry"),
+        (None, "Connection refused", "dropped"),
+    ]
+    assert (info["last_error_message"], info["pending_update_count"]) == ("Connection refused", 0)
+    assert api.pending_updates == []
+
+
+async def test_get_updates_conflicts_while_a_webhook_is_set(
+    api: FakeBotApi, bot: Bot, receiver: _Receiver
+) -> None:
+    polling = asyncio.create_task(bot.get_updates(timeout=10))
+    await api.wait_for_call("getUpdates", timeout=5)
+
+    await bot.set_webhook(receiver.url)
+
+    with pytest.raises(Conflict, match="terminated by setWebhook request"):
+        await polling
+    with pytest.raises(Conflict, match="can't use getUpdates method while webhook is active"):
+        await bot.get_updates()
+    refused = await _call(api, "getUpdates")
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "ok": False,
+        "error_code": 409,
+        "description": "Conflict: can't use getUpdates method while webhook is active; "
+        "use deleteWebhook to delete the webhook first",
+    }
+
+
+async def test_delete_webhook_goes_back_to_polling_with_updates_pending(
+    api: FakeBotApi, bot: Bot, receiver: _Receiver
+) -> None:
+    receiver.default_status = 503
+    await bot.set_webhook(receiver.url)
+    api.inject_message("one")
+    api.inject_message("two")
+    first, second = (u["update_id"] for u in api.pending_updates)
+    await api.wait_for_deliveries(2, timeout=5)
+
+    assert await bot.delete_webhook()
+    info = await bot.get_webhook_info()
+    posted = len(api.webhook_deliveries)
+    updates = await bot.get_updates()
+    await asyncio.sleep(0.2)  # several retry delays: no POST may follow the deletion
+
+    assert {d.update_id for d in api.webhook_deliveries} == {first}, "one chat, one at a time"
+    assert (info.url, info.pending_update_count, info.last_error_date) == ("", 2, None)
+    assert [(u.update_id, u.message.text if u.message else None) for u in updates] == [
+        (first, "one"),
+        (second, "two"),
+    ]
+    assert len(api.webhook_deliveries) == posted
+    assert api.webhook_url == ""
+    await bot.get_updates(offset=second + 1)
+    assert api.pending_updates == []
+
+
+async def test_set_webhook_delivers_what_polling_left_unless_dropped(
+    receiver: _Receiver,
+) -> None:
+    async with FakeBotApi(set_webhook_interval_s=0) as api:
+        api.inject_message("old")
+        await _call(api, "setWebhook", url=receiver.url)
+        await api.webhook_drained(timeout=5)
+        await _call(api, "deleteWebhook")
+        api.inject_message("dropped")
+        await _call(api, "setWebhook", url=receiver.url, drop_pending_updates=True)
+        api.inject_message("new")
+        await api.webhook_drained(timeout=5)
+
+    assert receiver.texts() == ["old", "new"]
+
+
+async def test_bad_secret_tokens_and_urls_are_refused(receiver: _Receiver) -> None:
+    cases = {
+        ("has space", receiver.url): "Bad Request: secret token contains unallowed characters",
+        ("a+b/c=", receiver.url): "Bad Request: secret token contains unallowed characters",
+        ("x" * 257, receiver.url): "Bad Request: secret token is too long",
+        ("", "ftp://127.0.0.1/hook"): "Bad Request: invalid webhook URL specified",
+        ("", "http://example.com/hook"): (
+            "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+        ),
+        ("", "https://example.com:8080/hook"): (
+            "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
+        ),
+    }
+    async with FakeBotApi(set_webhook_interval_s=0) as api:
+        answers = {
+            case: await _call(api, "setWebhook", url=case[1], secret_token=case[0])
+            for case in cases
+        }
+        unresolvable = await _call(api, "setWebhook", url="https://example.com/hook")
+        async with Bot(api.token, base_url=api.base_url) as bot:
+            with pytest.raises(BadRequest, match=r"(?i)secret token contains unallowed characters"):
+                await bot.set_webhook(receiver.url, secret_token="sécret")
+            info = await bot.get_webhook_info()
+            assert await bot.set_webhook(receiver.url, secret_token="Z" * 256)
+
+    for case, description in cases.items():
+        assert answers[case].status_code == 400, case
+        assert answers[case].json() == {
+            "ok": False,
+            "error_code": 400,
+            "description": description,
+        }, case
+    assert unresolvable.json()["description"].startswith(
+        "Bad Request: bad webhook: Failed to resolve host"
+    )
+    assert info.url == ""
+    assert receiver.posts == []
+
+
+async def test_set_webhook_twice_within_a_second_is_rate_limited(receiver: _Receiver) -> None:
+    assert FakeBotApi().set_webhook_interval_s == 1.0, "Telegram's interval"
+    async with FakeBotApi(set_webhook_interval_s=30) as api:
+        first = await _call(api, "setWebhook", url=receiver.url)
+        too_soon = await _call(api, "setWebhook", url=receiver.url)
+        deleted = await _call(api, "deleteWebhook")
+        deleted_again = await _call(api, "setWebhook", url="")
+    async with FakeBotApi(set_webhook_interval_s=0) as api:
+        await _call(api, "setWebhook", url=receiver.url)
+        again = await _call(api, "setWebhook", url=receiver.url)
+
+    assert first.json()["description"] == "Webhook was set"
+    assert too_soon.status_code == 429
+    assert too_soon.json()["parameters"] == {"retry_after": 1}
+    assert deleted.json()["description"] == "Webhook was deleted", "deleting is not limited"
+    assert deleted_again.json()["description"] == "Webhook is already deleted"
+    assert again.json()["description"] == "Webhook is already set"
+
+
+async def test_redeliver_posts_a_confirmed_update_again(
+    api: FakeBotApi, receiver: _Receiver
+) -> None:
+    await _call(api, "setWebhook", url=receiver.url)
+    api.inject_message("once")
+    [update_id] = [u["update_id"] for u in api.pending_updates]
+    await api.webhook_drained(timeout=5)
+
+    api.redeliver(update_id)
+    deliveries = await api.webhook_drained(timeout=5)
+
+    assert [post.update["update_id"] for post in receiver.posts] == [update_id, update_id]
+    assert receiver.posts[0].update == receiver.posts[1].update
+    assert [(d.attempt, d.outcome) for d in deliveries] == [(1, "confirmed"), (2, "confirmed")]
+    with pytest.raises(ValueError, match="was not injected"):
+        api.redeliver(update_id + 100)
+    await _call(api, "deleteWebhook")
+    with pytest.raises(RuntimeError, match="no webhook"):
+        api.redeliver(update_id)
+
+
+async def test_posts_keep_chat_order_and_max_connections(
+    api: FakeBotApi, receiver: _Receiver
+) -> None:
+    receiver.gate.clear()
+    await _call(api, "setWebhook", url=receiver.url, max_connections=2)
+    api.inject_message("a1", chat_id=1)
+    api.inject_message("b1", chat_id=2)
+    api.inject_message("c1", chat_id=3)
+    api.inject_message("a2", chat_id=1)
+
+    await receiver.wait_for(lambda: receiver.in_flight == 2)
+    await asyncio.sleep(0.1)  # room for a third POST, which must not come
+    held = receiver.texts()
+    receiver.gate.set()
+    deliveries = await api.webhook_drained(timeout=5)
+
+    assert sorted(held) == ["a1", "b1"], "the first update of the first two chats"
+    assert receiver.most_in_flight == 2
+    texts = receiver.texts()
+    assert sorted(texts) == ["a1", "a2", "b1", "c1"]
+    assert texts.index("a1") < texts.index("a2")
+    assert [d.outcome for d in deliveries] == ["confirmed"] * 4
+
+
+async def test_stop_cancels_posts_in_flight(receiver: _Receiver) -> None:
+    receiver.gate.clear()
+    async with FakeBotApi() as api:
+        await _call(api, "setWebhook", url=receiver.url)
+        api.inject_message("held")
+        await receiver.wait_for(lambda: receiver.in_flight == 1)
+        started = time.monotonic()
+    stopped_in = time.monotonic() - started
+
+    assert stopped_in < 1
+    assert [(d.outcome, d.status) for d in api.webhook_deliveries] == [("cancelled", None)]
+    assert [u["message"]["text"] for u in api.pending_updates] == ["held"]
+
+
+async def test_a_webhook_answer_can_carry_a_bot_api_call(
+    api: FakeBotApi, receiver: _Receiver
+) -> None:
+    receiver.answer = {"method": "sendMessage", "chat_id": 1001, "text": "pong"}
+    await _call(api, "setWebhook", url=receiver.url)
+    api.inject_message("ping", chat_id=1001)
+    await api.webhook_drained(timeout=5)
+    [call] = await api.wait_for_call("sendMessage", timeout=5)
+    receiver.answer = {"method": "getMe"}
+    api.inject_message("again", chat_id=1001)
+    await api.webhook_drained(timeout=5)
+
+    assert call.params == {"chat_id": 1001, "text": "pong"}
+    assert [m["text"] for m in api.chat_history(1001)] == ["ping", "pong", "again"]
+    assert api.calls_to("getMe") == [], "get* methods in answers are ignored"
+
+
+async def test_https_webhook_is_checked_against_the_uploaded_certificate() -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    receiver = _Receiver()
+    runner = await _serve(receiver, server_context)
+    try:
+        async with (
+            FakeBotApi(set_webhook_interval_s=0, webhook_max_attempts=1) as api,
+            Bot(api.token, base_url=api.base_url) as bot,
+        ):
+            await bot.set_webhook(receiver.url)
+            api.inject_message("untrusted")
+            [refused] = await api.webhook_drained(timeout=5)
+            await bot.set_webhook(receiver.url, certificate=ca.cert_pem.bytes())
+            info = await bot.get_webhook_info()
+            api.inject_message("trusted")
+            deliveries = await api.webhook_drained(timeout=5)
+    finally:
+        await runner.cleanup()
+
+    assert refused.outcome == "dropped"
+    assert refused.error is not None
+    assert refused.error.startswith("SSL error")
+    assert info.has_custom_certificate is True
+    assert deliveries[-1].outcome == "confirmed"
+    assert receiver.texts() == ["trusted"]

@@ -5,7 +5,10 @@ and ``DiscordWebSocket.DEFAULT_GATEWAY`` to ``yarl.URL(gateway_url)``); tests in
 and read what the bot did, like a conversation. Discord's rules that bots trip over are enforced:
 the 3 s acknowledge window, one acknowledgement per interaction, 15 min webhook tokens, upload
 limits by boost tier or by the interaction's ``attachment_size_limit``, the Message Content intent,
-Manage Messages for other people's messages. See DESIGN.md sections 7 and 9.
+Manage Messages for other people's messages. Sharding works as on Discord: ``GET /gateway/bot``
+recommends ``recommended_shards``, and a session that identified with ``shard: [id, count]`` gets
+only the events of guilds with ``(guild_id >> 22) % count == id`` (DMs go to shard 0). See
+DESIGN.md sections 7, 9 and 13.
 """
 
 from __future__ import annotations
@@ -45,9 +48,11 @@ __all__ = [
     "FakeGuild",
     "Fault",
     "GatewayEvent",
+    "GatewaySession",
     "Intent",
     "RestCall",
     "UploadedFile",
+    "shard_id_for",
 ]
 
 JsonObject = dict[str, Any]
@@ -189,12 +194,32 @@ class RestCall:
 
 @dataclass(frozen=True, slots=True)
 class GatewayEvent:
-    """One DISPATCH frame as the bot received it (content already blanked by intents)."""
+    """One DISPATCH frame as the bot received it (content already blanked by intents).
+
+    ``shard`` is the ``(id, count)`` the session identified with, None for an unsharded one.
+    """
 
     name: str
     data: JsonObject
     seq: int
     session_id: str
+    shard: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySession:
+    """A gateway session as the stand-in holds it: ``connected`` is False while it waits to be
+    resumed."""
+
+    id: str
+    shard: tuple[int, int] | None
+    intents: int
+    connected: bool
+
+
+def shard_id_for(guild_id: int | None, shard_count: int) -> int:
+    """The shard that receives a guild's events, as Discord routes them; DMs go to shard 0."""
+    return 0 if guild_id is None else (guild_id >> 22) % shard_count
 
 
 @dataclass(slots=True)
@@ -283,10 +308,17 @@ class _Connection:
 class _Session:
     id: str
     intents: int
-    shard: list[int] | None
+    shard: tuple[int, int] | None
     connection: _Connection | None
     seq: int = 0
     events: list[GatewayEvent] = field(default_factory=list)
+
+    def receives(self, guild_id: int | None) -> bool:
+        """Whether events of this guild (None: a DM) are sent to this session."""
+        if self.shard is None:
+            return True
+        shard_id, shard_count = self.shard
+        return shard_id_for(guild_id, shard_count) == shard_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,7 +503,10 @@ class FakeDiscord(StandIn):
         ack_deadline: float = 3.0,
         token_lifetime: float = 15 * 60.0,
         heartbeat_interval_ms: int = 41_250,
+        recommended_shards: int = 1,
     ) -> None:
+        if recommended_shards < 1:
+            raise ValueError("recommended_shards must be at least 1")
         self.token = token
         self.application_id = application_id
         # Discord gives a bot the same id as its application.
@@ -481,8 +516,15 @@ class FakeDiscord(StandIn):
         self.ack_deadline = ack_deadline
         self.token_lifetime = token_lifetime
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        # What GET /gateway/bot answers as "shards"; an AutoShardedClient without a shard count
+        # runs that many.
+        self.recommended_shards = recommended_shards
         self.user_id = DEFAULT_USER_ID
+        # Set once the first session was sent READY and its GUILD_CREATEs; `ready_sessions`
+        # counts them all.
         self.identified = asyncio.Event()
+        self.ready_sessions = 0
+        self._ready_changed = asyncio.Event()
         self.identify_payloads: list[JsonObject] = []
         self.gateway_connects: list[dict[str, str]] = []
         self._last_snowflake = 0
@@ -634,7 +676,7 @@ class FakeDiscord(StandIn):
         self._channels[guild.channel_id] = _Channel(guild.channel_id, guild_id, "general")
         guild.members[self.bot_user_id] = _now_iso()
         for session in list(self._sessions.values()):
-            if session.intents & Intent.GUILDS:
+            if session.intents & Intent.GUILDS and session.receives(guild_id):
                 payload = self._guild_create(guild, session)
                 # A guild joined now, not one coming online: discord.py tells them apart by this.
                 del payload["unavailable"]
@@ -645,7 +687,9 @@ class FakeDiscord(StandIn):
         """Tell connected bots about changed guild fields (GUILD_UPDATE, roles included)."""
         if guild.premium_tier not in PREMIUM_UPLOAD_LIMITS:
             raise ValueError(f"premium_tier must be 0..3, not {guild.premium_tier}")
-        self._dispatch("GUILD_UPDATE", self._guild_payload(guild), intent=Intent.GUILDS)
+        self._dispatch(
+            "GUILD_UPDATE", self._guild_payload(guild), guild_id=guild.id, intent=Intent.GUILDS
+        )
 
     def dm_channel_id(self, user_id: int) -> int:
         """The id of the DM channel between the bot and a user (made on first use)."""
@@ -854,9 +898,17 @@ class FakeDiscord(StandIn):
         }
         return _rate_limited(chaos.retry_after, scope[kind], path)
 
-    async def disconnect(self, code: int = 4000) -> None:
-        """Drop the gateway connections with ``code``; 4000 lets the bot RESUME its session."""
-        connections = list(self._connections)
+    async def disconnect(self, code: int = 4000, *, shard: int | None = None) -> None:
+        """Drop the gateway connections with ``code``; 4000 lets the bot RESUME its session.
+
+        With ``shard``, only the connections of sessions identified as that shard id.
+        """
+        connections = [
+            conn
+            for conn in self._connections
+            if shard is None
+            or (conn.session is not None and (conn.session.shard or (0, 1))[0] == shard)
+        ]
         for conn in connections:
             conn.close(code, "Dropped by the test")
         for conn in connections:
@@ -864,19 +916,42 @@ class FakeDiscord(StandIn):
 
     # Test side: what the bot did
 
-    async def wait_ready(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - reads better
-        """Wait until a bot identified and was sent READY and its GUILD_CREATEs."""
-        try:
-            await asyncio.wait_for(self.identified.wait(), timeout)
-        except TimeoutError:
-            raise AssertionError(
-                f"no bot identified within {timeout}s; gateway connects: {self.gateway_connects}"
-            ) from None
+    async def wait_ready(
+        self,
+        timeout: float = 10.0,  # noqa: ASYNC109 - reads better
+        *,
+        sessions: int = 1,
+    ) -> None:
+        """Wait until ``sessions`` sessions (one per shard a bot runs) identified and were sent
+        READY and their GUILD_CREATEs, counted since the stand-in started."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.ready_sessions < sessions:
+            try:
+                await asyncio.wait_for(self._ready_changed.wait(), deadline - loop.time())
+            except TimeoutError:
+                raise AssertionError(
+                    f"{self.ready_sessions} of {sessions} session(s) identified within "
+                    f"{timeout}s; gateway connects: {self.gateway_connects}"
+                ) from None
 
     @property
     def connected(self) -> bool:
         """Whether a bot holds an identified gateway connection now."""
         return any(session.connection for session in self._sessions.values())
+
+    @property
+    def sessions(self) -> list[GatewaySession]:
+        """The gateway sessions alive now (connected, or waiting to be resumed), oldest first."""
+        return [
+            GatewaySession(
+                id=session.id,
+                shard=session.shard,
+                intents=session.intents,
+                connected=session.connection is not None,
+            )
+            for session in self._sessions.values()
+        ]
 
     @property
     def identified_intents(self) -> int | None:
@@ -1247,7 +1322,7 @@ class FakeDiscord(StandIn):
             if "webhook_id" not in message and author_id in guild.members:
                 event["member"] = self._member(guild, author_id, with_user=False)
         intent = Intent.GUILD_MESSAGES if channel.guild_id else Intent.DIRECT_MESSAGES
-        self._dispatch(name, event, intent=intent, blank=True)
+        self._dispatch(name, event, guild_id=channel.guild_id, intent=intent, blank=True)
 
     def _sees_content(self, message: JsonObject, intents: int) -> bool:
         """Discord's exceptions to the Message Content intent: the app's own messages, DMs,
@@ -1509,12 +1584,20 @@ class FakeDiscord(StandIn):
         if intents & _PRIVILEGED & ~self.privileged_intents:
             conn.close(4014, "Disallowed intent(s).")
             return
-        self.identify_payloads.append(copy.deepcopy(data))
         shard = data.get("shard")
+        if shard is not None and not (
+            isinstance(shard, list)
+            and len(shard) == 2
+            and all(type(n) is int for n in shard)
+            and 0 <= shard[0] < shard[1]
+        ):
+            conn.close(4010, "Invalid shard.")
+            return
+        self.identify_payloads.append(copy.deepcopy(data))
         session = _Session(
             id=secrets.token_hex(16),
             intents=intents,
-            shard=shard if isinstance(shard, list) else None,
+            shard=(shard[0], shard[1]) if shard is not None else None,
             connection=conn,
         )
         self._sessions[session.id] = session
@@ -1529,7 +1612,11 @@ class FakeDiscord(StandIn):
                 "flags": 0,
             },
             "user_settings": {},
-            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in self._guilds],
+            "guilds": [
+                {"id": str(guild_id), "unavailable": True}
+                for guild_id in self._guilds
+                if session.receives(guild_id)
+            ],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
@@ -1543,12 +1630,19 @@ class FakeDiscord(StandIn):
             "_trace": ['["stand-in-gateway",{"micros":0}]'],
         }
         if session.shard is not None:
-            ready["shard"] = session.shard
+            ready["shard"] = list(session.shard)
         self._dispatch_to(session, "READY", ready)
         if intents & Intent.GUILDS:
             for guild in self._guilds.values():
-                self._dispatch_to(session, "GUILD_CREATE", self._guild_create(guild, session))
-        conn.send(_Mark(self.identified.set))
+                if session.receives(guild.id):
+                    self._dispatch_to(session, "GUILD_CREATE", self._guild_create(guild, session))
+        conn.send(_Mark(self._session_ready))
+
+    def _session_ready(self) -> None:
+        self.ready_sessions += 1
+        self.identified.set()
+        self._ready_changed.set()
+        self._ready_changed = asyncio.Event()
 
     def _resume(self, conn: _Connection, data: Any) -> None:
         if not isinstance(data, dict):
@@ -1572,7 +1666,7 @@ class FakeDiscord(StandIn):
         if not isinstance(data, dict) or not str(data.get("guild_id")).isdigit():
             return
         guild = self._guilds.get(int(data["guild_id"]))
-        if guild is None:
+        if guild is None or not session.receives(guild.id):
             return
         query = str(data.get("query") or "").lower()
         wanted = {int(user_id) for user_id in data.get("user_ids") or []}
@@ -1595,19 +1689,30 @@ class FakeDiscord(StandIn):
 
     def _dispatch_to(self, session: _Session, name: str, data: JsonObject) -> None:
         session.seq += 1
-        event = GatewayEvent(name=name, data=data, seq=session.seq, session_id=session.id)
+        event = GatewayEvent(
+            name=name, data=data, seq=session.seq, session_id=session.id, shard=session.shard
+        )
         session.events.append(event)
         self._dispatched.append(event)
         if session.connection is not None:
             session.connection.send({"op": 0, "t": name, "s": session.seq, "d": data})
 
     def _dispatch(
-        self, name: str, data: JsonObject, *, intent: int = 0, blank: bool = False
+        self,
+        name: str,
+        data: JsonObject,
+        *,
+        guild_id: int | None,
+        intent: int = 0,
+        blank: bool = False,
     ) -> int:
-        """Send an event to every session that subscribed to it; returns how many got it."""
+        """Send an event of a guild (None: of a DM) to every session that subscribed to it and
+        holds that guild's shard; returns how many got it."""
         sent = 0
         for session in list(self._sessions.values()):
             if intent and not session.intents & intent:
+                continue
+            if not session.receives(guild_id):
                 continue
             payload = self._as_seen(data, session.intents) if blank else copy.deepcopy(data)
             self._dispatch_to(session, name, payload)
@@ -1653,8 +1758,14 @@ class FakeDiscord(StandIn):
         *,
         message: JsonObject | None = None,
     ) -> _Interaction:
-        if not self.connected:
-            raise RuntimeError("no bot is connected to the gateway to receive the interaction")
+        if not any(
+            session.connection is not None and session.receives(channel.guild_id)
+            for session in self._sessions.values()
+        ):
+            raise RuntimeError(
+                "no bot is connected to the gateway to receive the interaction (sessions: "
+                f"{self.sessions}, guild {channel.guild_id})"
+            )
         interaction_id = self._snowflake()
         token = f"aW50ZXJhY3Rpb246{interaction_id}" + secrets.token_urlsafe(48)
         user = copy.deepcopy(self._user(user_id))
@@ -1706,7 +1817,7 @@ class FakeDiscord(StandIn):
         )
         self._interactions[interaction_id] = interaction
         self._by_token[token] = interaction
-        self._dispatch("INTERACTION_CREATE", payload)
+        self._dispatch("INTERACTION_CREATE", payload, guild_id=channel.guild_id)
         return interaction
 
     def _response_message(
@@ -1896,7 +2007,11 @@ class FakeDiscord(StandIn):
 
     def _get_gateway_bot(self, req: _Req) -> _Reply:
         limit = {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}
-        body = {"url": self.gateway_url.rstrip("/"), "shards": 1, "session_start_limit": limit}
+        body = {
+            "url": self.gateway_url.rstrip("/"),
+            "shards": self.recommended_shards,
+            "session_start_limit": limit,
+        }
         return _Reply(200, body)
 
     def _get_me(self, req: _Req) -> _Reply:
@@ -2213,7 +2328,7 @@ class FakeDiscord(StandIn):
             if channel.guild_id is not None:
                 event["guild_id"] = str(channel.guild_id)
             intent = Intent.GUILD_MESSAGES if channel.guild_id else Intent.DIRECT_MESSAGES
-            self._dispatch("MESSAGE_DELETE", event, intent=intent)
+            self._dispatch("MESSAGE_DELETE", event, guild_id=channel.guild_id, intent=intent)
 
     @staticmethod
     def _emoji(req: _Req) -> str:
@@ -2243,7 +2358,7 @@ class FakeDiscord(StandIn):
         intent = (
             Intent.GUILD_MESSAGE_REACTIONS if channel.guild_id else Intent.DIRECT_MESSAGE_REACTIONS
         )
-        self._dispatch(name, event, intent=intent)
+        self._dispatch(name, event, guild_id=channel.guild_id, intent=intent)
 
     def _add_reaction(self, req: _Req) -> _Reply:
         channel, message = self._channel_message(req)

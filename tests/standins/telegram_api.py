@@ -2,24 +2,32 @@
 
 The real python-telegram-bot (or any HTTP client) talks to it over a local socket; tests inject
 user messages and read what the bot sent, like a conversation. See DESIGN.md section 9.
+
+With a webhook set (setWebhook), the stand-in POSTs each update to it the way Telegram does,
+retrying until the receiver confirms with a 2xx answer (DESIGN.md section 13).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import enum
+import functools
 import json
 import mimetypes
 import random
 import re
 import secrets
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import aiohttp
 from aiohttp import BodyPartReader, hdrs, web
+from yarl import URL
 
 from tests.standins.lifecycle import StandIn, listen
 
@@ -30,12 +38,13 @@ __all__ = [
     "FakeBotApi",
     "Fault",
     "UploadedFile",
+    "WebhookDelivery",
     "utf16_len",
 ]
 
 JsonObject = dict[str, Any]
 _Handler = Callable[["ApiCall"], Awaitable[Any]]
-_WakeReason = Literal["update", "conflict", "closing"]
+_WakeReason = Literal["update", "conflict", "webhook", "closing"]
 
 # Form values are JSON-encoded except for fields the Bot API types as String (PTB sends those raw),
 # so "123" as a caption must stay a string while "123" as a width becomes an int.
@@ -74,33 +83,33 @@ _STRING_FIELDS = frozenset(
     }
 )
 _INT_OR_STRING_FIELDS = frozenset({"chat_id", "from_chat_id"})
-_UPDATE_KINDS = frozenset(
-    {
-        "message",
-        "edited_message",
-        "channel_post",
-        "edited_channel_post",
-        "business_connection",
-        "business_message",
-        "edited_business_message",
-        "deleted_business_messages",
-        "message_reaction",
-        "message_reaction_count",
-        "inline_query",
-        "chosen_inline_result",
-        "callback_query",
-        "shipping_query",
-        "pre_checkout_query",
-        "purchased_paid_media",
-        "poll",
-        "poll_answer",
-        "my_chat_member",
-        "chat_member",
-        "chat_join_request",
-        "chat_boost",
-        "removed_chat_boost",
-    }
+# In the order of Telegram's allowed-updates mask (getWebhookInfo lists allowed_updates so).
+_UPDATE_KIND_ORDER = (
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "inline_query",
+    "chosen_inline_result",
+    "callback_query",
+    "shipping_query",
+    "pre_checkout_query",
+    "poll",
+    "poll_answer",
+    "my_chat_member",
+    "chat_member",
+    "chat_join_request",
+    "chat_boost",
+    "removed_chat_boost",
+    "message_reaction",
+    "message_reaction_count",
+    "business_connection",
+    "business_message",
+    "edited_business_message",
+    "deleted_business_messages",
+    "purchased_paid_media",
 )
+_UPDATE_KINDS = frozenset(_UPDATE_KIND_ORDER)
 # Telegram leaves these out unless a bot asks for them by name.
 _DEFAULT_UPDATE_KINDS = _UPDATE_KINDS - {
     "chat_member",
@@ -166,15 +175,38 @@ _CONFLICT_DESCRIPTION = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"
 )
+_WEBHOOK_ACTIVE_DESCRIPTION = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
+_SET_WEBHOOK_CONFLICT_DESCRIPTION = "Conflict: terminated by setWebhook request"
+_SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]*")
+_SECRET_TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+_WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
+_DEFAULT_MAX_CONNECTIONS = 40
+# A webhook's 2xx answer may carry one Bot API call, which Telegram carries out, except these
+# (and any get* method).
+_NOT_IN_WEBHOOK_ANSWERS = frozenset({"setwebhook", "deletewebhook", "close", "logout"})
 _NGINX_BAD_GATEWAY = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
     "</body>\r\n</html>\r\n"
 )
 _DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024
-# What the bot does on its own while polling (everything else answers someone): random faults
-# leave these alone, or it never starts.
-POLLING_METHODS = frozenset({"getMe", "getUpdates", "deleteWebhook", "setMyCommands", "close"})
+# What the bot does on its own while polling or taking a webhook (everything else answers
+# someone): random faults leave these alone, or it never starts.
+POLLING_METHODS = frozenset(
+    {
+        "getMe",
+        "getUpdates",
+        "deleteWebhook",
+        "setWebhook",
+        "getWebhookInfo",
+        "setMyCommands",
+        "close",
+    }
+)
 
 
 class Fault(enum.Enum):
@@ -227,6 +259,78 @@ class ApiCall:
     params: dict[str, Any]
     files: dict[str, UploadedFile]
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One POST of an update to the webhook, recorded when it ended."""
+
+    update_id: int
+    # How many times this update was posted so far, this one included (redeliveries count on).
+    attempt: int
+    url: str
+    # The receiver's HTTP status; None when no answer came (see ``error``).
+    status: int | None
+    # What went wrong, worded as getWebhookInfo's last_error_message; None for a 2xx answer.
+    error: str | None
+    # "confirmed" (2xx), "retry" (will be posted again), "dropped" (webhook_max_attempts reached)
+    # or "cancelled" (the webhook was changed or deleted, or the stand-in stopped, mid-POST).
+    outcome: Literal["confirmed", "retry", "dropped", "cancelled"]
+    at: float  # time.monotonic() when the POST started
+    ended_at: float  # ... and when it ended
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "confirmed"
+
+
+@dataclass(slots=True)
+class _Webhook:
+    """A webhook as set, and the deliveries to it."""
+
+    url: str
+    target: URL  # where the POSTs go: ``url``, or its path on ``ip_address``
+    # When ``target`` is ``ip_address``: the Host header, and the name TLS checks.
+    host_header: str | None
+    server_hostname: str | None
+    secret_token: str
+    max_connections: int
+    ip_address: str  # as the bot gave it, "" for none
+    certificate: bytes | None
+    ssl_context: ssl.SSLContext | None
+    last_error_date: int = 0
+    last_error_message: str = ""
+    session: aiohttp.ClientSession | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # Queues (chats, or users for chat-less updates) with a POST in flight: Telegram posts an
+    # update only once the one before it in its chat was confirmed.
+    busy: set[tuple[str, int]] = field(default_factory=set)
+    failures: dict[int, int] = field(default_factory=dict)
+    not_before: dict[int, float] = field(default_factory=dict)  # loop.time() of the next try
+    timer: asyncio.TimerHandle | None = None
+
+    def same_as(
+        self,
+        url: str,
+        secret_token: str,
+        max_connections: int,
+        ip_address: str,
+        certificate: bytes | None,
+    ) -> bool:
+        return (
+            (self.url, self.secret_token, self.max_connections, self.ip_address)
+            == (url, secret_token, max_connections, ip_address)
+            and self.certificate is None
+            and certificate is None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Described:
+    """A successful answer that also carries a description (setWebhook, deleteWebhook)."""
+
+    result: Any
+    description: str
 
 
 @dataclass(slots=True)
@@ -331,6 +435,63 @@ def _decode_field(name: str, raw: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
+
+
+def _flag(value: Any) -> bool:
+    """A Boolean parameter as the Bot API reads it."""
+    return value is True or value == 1 or (isinstance(value, str) and value.lower() == "true")
+
+
+def _clamped_int(value: Any, default: int, low: int, high: int) -> int:
+    """An Integer parameter as the Bot API reads it: junk counts as 0, then clamped."""
+    if value is None or value == "":
+        number = default
+    else:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+    return min(max(number, low), high)
+
+
+def _queue_of(update: JsonObject) -> tuple[str, int]:
+    """The delivery queue of an update: its chat, else its user, else its own.
+
+    Telegram keeps the order within a queue (one update in flight per queue) but not across.
+    """
+    for kind, payload in update.items():
+        if kind == "update_id" or not isinstance(payload, dict):
+            continue
+        chat = payload.get("chat")
+        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+            return ("chat", chat["id"])
+        user = payload.get("from", payload.get("user"))
+        if isinstance(user, dict) and isinstance(user.get("id"), int):
+            return ("user", user["id"])
+    return ("update", int(update["update_id"]))
+
+
+def _delivery_error(error: aiohttp.ClientError) -> str:
+    """A failed POST in the words getWebhookInfo's last_error_message uses."""
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        return f"SSL error {{{error.certificate_error}}}"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        if isinstance(error.os_error, ssl.SSLError):
+            return f"SSL error {{{error.os_error}}}"
+        if isinstance(error.os_error, ConnectionRefusedError):
+            return "Connection refused"
+        return error.os_error.strerror or str(error.os_error)
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "Webhook connection closed"
+    if isinstance(error, aiohttp.ClientOSError):
+        return error.strerror or str(error)
+    return str(error) or type(error).__name__
+
+
+def _retry_after(response: aiohttp.ClientResponse) -> int:
+    """A receiver's Retry-After in seconds (Telegram honours it, up to an hour); 0 if none."""
+    value = response.headers.get(hdrs.RETRY_AFTER, "").strip()
+    return min(int(value), 3600) if value.isdigit() else 0
 
 
 def _find_entities(text: str) -> list[JsonObject]:
@@ -495,6 +656,13 @@ class FakeBotApi(StandIn):
     Telegram answers them, including its error bodies; send* methods need a chat the fake knows
     (one a message was injected into, or one given to ``add_chat``). ``fail_next``,
     ``reset_next``, ``delay_next`` and ``fail_randomly`` make it misbehave on the test's command.
+
+    Webhook mode: once the bot called setWebhook, getUpdates answers 409 and the stand-in POSTs
+    every pending and injected update to the webhook itself, like Telegram: JSON, with the
+    X-Telegram-Bot-Api-Secret-Token header when a secret was set, up to ``max_connections`` at
+    once, one at a time per chat, again after a delay until a 2xx answer confirms it. Tests read
+    ``webhook_deliveries``, wait with ``webhook_drained`` and make Telegram repeat itself with
+    ``redeliver``. deleteWebhook goes back to getUpdates; unconfirmed updates stay pending.
     """
 
     def __init__(
@@ -505,10 +673,32 @@ class FakeBotApi(StandIn):
         upload_limit_bytes: int = 50_000_000,
         download_limit_bytes: int = _DOWNLOAD_LIMIT_BYTES,
         keep_uploads: bool = True,
+        webhook_retry_delay_s: float = 0.05,
+        webhook_max_retry_delay_s: float = 1.0,
+        webhook_max_attempts: int | None = None,
+        webhook_timeout_s: float = 10.0,
+        webhook_ssl_context: ssl.SSLContext | None = None,
+        set_webhook_interval_s: float = 1.0,
     ) -> None:
         """``keep_uploads=False`` keeps only sizes: benchmarks measure the bot's memory, not
-        the uploads a real Bot API server would hold elsewhere."""
+        the uploads a real Bot API server would hold elsewhere.
+
+        Webhook deliveries: a failed POST (no 2xx answer in ``webhook_timeout_s``) is tried
+        again after ``webhook_retry_delay_s``, doubling up to ``webhook_max_retry_delay_s``, or
+        after the receiver's Retry-After. Telegram retries at once, then after 2 s doubling up to
+        a minute or two, and drops an update a day old; the stand-in keeps trying until it stops
+        or ``webhook_max_attempts`` POSTs of one update failed (then it drops it). HTTPS webhooks
+        are checked with ``webhook_ssl_context`` (default: the system's CAs), or against the
+        certificate the bot uploaded. Like Telegram, setWebhook answers 429 (retry_after 1) when
+        called again within ``set_webhook_interval_s``; 0 turns that off.
+        """
         self.token = token
+        self.webhook_retry_delay_s = webhook_retry_delay_s
+        self.webhook_max_retry_delay_s = webhook_max_retry_delay_s
+        self.webhook_max_attempts = webhook_max_attempts
+        self.webhook_timeout_s = webhook_timeout_s
+        self.webhook_ssl_context = webhook_ssl_context
+        self.set_webhook_interval_s = set_webhook_interval_s
         self.keep_uploads = keep_uploads
         self.upload_limit_bytes = upload_limit_bytes
         self.download_limit_bytes = download_limit_bytes
@@ -521,8 +711,16 @@ class FakeBotApi(StandIn):
         self._calls: list[ApiCall] = []
         self._calls_changed = asyncio.Event()
         self._chats: dict[int, _Chat] = {}
+        # Unconfirmed updates, for getUpdates or the webhook (Telegram's single queue).
         self._updates: list[JsonObject] = []
+        self._updates_changed = asyncio.Event()
+        self._injected: dict[int, JsonObject] = {}
         self._next_update_id = 10_000
+        self._webhook: _Webhook | None = None
+        self._webhook_closings: set[asyncio.Task[None]] = set()
+        self._deliveries: list[WebhookDelivery] = []
+        self._posts_per_update: dict[int, int] = {}
+        self._next_set_webhook_at = 0.0
         self._allowed_updates: frozenset[str] = _DEFAULT_UPDATE_KINDS
         self._poll: asyncio.Future[_WakeReason] | None = None
         self._closing = False
@@ -543,6 +741,7 @@ class FakeBotApi(StandIn):
                 "getMe": self._get_me,
                 "logOut": self._true,
                 "close": self._true,
+                "setWebhook": self._set_webhook,
                 "deleteWebhook": self._delete_webhook,
                 "getWebhookInfo": self._get_webhook_info,
                 "getUpdates": self._get_updates,
@@ -579,15 +778,21 @@ class FakeBotApi(StandIn):
         self._runner, port = await listen(app, shutdown_timeout=2.0, handler_cancellation=True)
         self._closing = False
         self._root = f"http://127.0.0.1:{port}"
+        self._pump_webhook()
 
     async def stop(self) -> None:
-        """End pending long polls (they answer an empty list) and close the server."""
+        """End pending long polls (they answer an empty list), cancel webhook deliveries in
+        flight (the webhook stays set) and close the server."""
         runner, self._runner = self._runner, None
         if runner is None:
             return
         self._closing = True
         self._wake_poll("closing")
+        if self._webhook is not None:
+            await self._end_deliveries(self._webhook)
         await runner.cleanup()
+        # Webhooks unset by calls the cleanup cancelled still end their deliveries.
+        await asyncio.gather(*self._webhook_closings)
 
     @property
     def root(self) -> str:
@@ -709,9 +914,30 @@ class FakeBotApi(StandIn):
         update_id = self._next_update_id
         self._next_update_id += 1
         if kind in self._allowed_updates:
-            self._updates.append({"update_id": update_id, kind: copy.deepcopy(payload)})
+            update = {"update_id": update_id, kind: copy.deepcopy(payload)}
+            self._injected[update_id] = copy.deepcopy(update)
+            self._updates.append(update)
+            self._updates_did_change()
             self._wake_poll("update")
+            self._pump_webhook()
         return update_id
+
+    def redeliver(self, update_id: int) -> None:
+        """Make Telegram POST an update to the webhook again though it was confirmed.
+
+        Telegram does this when its connection drops after the receiver answered 200: the bot
+        must expect the same update_id twice.
+        """
+        if self._webhook is None:
+            raise RuntimeError("no webhook is set: only a webhook gets an update twice")
+        update = self._injected.get(update_id)
+        if update is None:
+            raise ValueError(f"update {update_id} was not injected (or not allowed)")
+        if any(pending["update_id"] == update_id for pending in self._updates):
+            raise ValueError(f"update {update_id} is not confirmed yet")
+        self._updates.append(copy.deepcopy(update))
+        self._updates_did_change()
+        self._pump_webhook()
 
     def fail_next(
         self,
@@ -810,8 +1036,68 @@ class FakeBotApi(StandIn):
 
     @property
     def pending_updates(self) -> list[JsonObject]:
-        """Updates not yet confirmed by a getUpdates offset past them."""
+        """Updates not yet confirmed: by a getUpdates offset past them, or a webhook's 2xx."""
         return copy.deepcopy(self._updates)
+
+    @property
+    def webhook_url(self) -> str:
+        """The webhook the bot set; "" while it polls."""
+        return "" if self._webhook is None else self._webhook.url
+
+    @property
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        """Every POST of an update to a webhook, in the order they ended."""
+        return list(self._deliveries)
+
+    async def wait_for_deliveries(
+        self,
+        count: int = 1,
+        *,
+        timeout: float = 30.0,  # noqa: ASYNC109 - a bound on the wait reads better in a test
+    ) -> list[WebhookDelivery]:
+        """Wait until at least ``count`` POSTs to a webhook ended; returns all of them."""
+        await self._wait_until(
+            lambda: len(self._deliveries) >= count,
+            timeout,
+            lambda: f"expected {count} webhook deliveries within {timeout}s",
+        )
+        return self.webhook_deliveries
+
+    async def webhook_drained(
+        self,
+        *,
+        timeout: float = 30.0,  # noqa: ASYNC109 - a bound on the wait reads better in a test
+    ) -> list[WebhookDelivery]:
+        """Wait until no update is pending: the webhook confirmed every one (or, past
+        ``webhook_max_attempts``, they were dropped); returns every delivery so far.
+
+        While polling, getUpdates offsets confirm updates, so this waits for those instead.
+        """
+        await self._wait_until(
+            lambda: not self._updates,
+            timeout,
+            lambda: (
+                f"updates {[u['update_id'] for u in self._updates]} still pending after "
+                f"{timeout}s (webhook {self.webhook_url or 'not set'})"
+            ),
+        )
+        return self.webhook_deliveries
+
+    async def _wait_until(
+        self, done: Callable[[], bool], seconds: float, failure: Callable[[], str]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not done():
+            remaining = deadline - loop.time()
+            changed = self._updates_changed
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                seen = "\n  ".join(map(repr, self._deliveries)) or "(none)"
+                raise AssertionError(f"{failure()}; deliveries:\n  {seen}") from None
 
     async def wait_for_call(
         self,
@@ -878,9 +1164,7 @@ class FakeBotApi(StandIn):
         except _ApiError as error:
             return error.response()
         call = ApiCall(method=name, params=params, files=files, at=time.monotonic())
-        self._calls.append(call)
-        self._calls_changed.set()
-        self._calls_changed = asyncio.Event()
+        self._record_call(call)
         try:
             if too_large:
                 raise _ApiError(413, "Request Entity Too Large")
@@ -898,7 +1182,16 @@ class FakeBotApi(StandIn):
         if isinstance(fault, _Delay):
             self.faults.append((name, f"answered {fault.seconds} s late"))
             await asyncio.sleep(fault.seconds)
+        if isinstance(result, _Described):
+            return web.json_response(
+                {"ok": True, "result": result.result, "description": result.description}
+            )
         return web.json_response({"ok": True, "result": result})
+
+    def _record_call(self, call: ApiCall) -> None:
+        self._calls.append(call)
+        self._calls_changed.set()
+        self._calls_changed = asyncio.Event()
 
     async def _read_request(
         self, request: web.Request
@@ -978,30 +1271,100 @@ class FakeBotApi(StandIn):
             "has_main_web_app": False,
         }
 
-    async def _delete_webhook(self, call: ApiCall) -> bool:
-        if call.params.get("drop_pending_updates") is True:
-            self._updates.clear()
-        return True
+    async def _set_webhook(self, call: ApiCall) -> _Described:
+        """Checks and order as in telegram-bot-api's Client::process_set_webhook_query."""
+        params = call.params
+        url = params.get("url")
+        url = url if isinstance(url, str) else ""
+        if not url:
+            return await self._delete_webhook(call)
+        now = time.monotonic()
+        if now < self._next_set_webhook_at:
+            raise self._error(429, None, 1)
+        self._next_set_webhook_at = now + self.set_webhook_interval_s
+        secret_token = str(params.get("secret_token") or "")
+        max_connections = _clamped_int(
+            params.get("max_connections"), _DEFAULT_MAX_CONNECTIONS, 1, 100
+        )
+        ip_address = str(params.get("ip_address") or "")
+        certificate = self._certificate(call)
+        drop_pending = _flag(params.get("drop_pending_updates"))
+        current = self._webhook
+        if (
+            current is not None
+            and current.same_as(url, secret_token, max_connections, ip_address, certificate)
+            and not drop_pending
+        ):
+            self._allow_updates(params)
+            return _Described(True, "Webhook is already set")
+        self._wake_poll("webhook")
+        while self._webhook is not None:  # also one set by a call that overtook this one
+            await self._close_webhook()
+        if drop_pending:
+            self._drop_pending_updates()
+        target, host_header, server_hostname = self._webhook_target(url, ip_address)
+        if len(secret_token) > 256:
+            raise _bad_request("secret token is too long")
+        if not _SECRET_TOKEN_RE.fullmatch(secret_token):
+            raise _bad_request("secret token contains unallowed characters")
+        ssl_context = self._webhook_ssl(target, certificate)
+        self._allow_updates(params)
+        self._webhook = _Webhook(
+            url=url,
+            target=target,
+            host_header=host_header,
+            server_hostname=server_hostname,
+            secret_token=secret_token,
+            max_connections=max_connections,
+            ip_address=ip_address,
+            certificate=certificate,
+            ssl_context=ssl_context,
+        )
+        self._pump_webhook()
+        return _Described(True, "Webhook was set")
+
+    async def _delete_webhook(self, call: ApiCall) -> _Described:
+        """deleteWebhook, and setWebhook with an empty url."""
+        was_set = await self._close_webhook()
+        if _flag(call.params.get("drop_pending_updates")):
+            self._drop_pending_updates()
+        return _Described(True, "Webhook was deleted" if was_set else "Webhook is already deleted")
 
     async def _get_webhook_info(self, call: ApiCall) -> JsonObject:
-        return {
-            "url": "",
-            "has_custom_certificate": False,
+        hook = self._webhook
+        info: JsonObject = {
+            "url": "" if hook is None else hook.url,
+            "has_custom_certificate": hook is not None and hook.certificate is not None,
             "pending_update_count": len(self._updates),
         }
+        if hook is not None:
+            if hook.last_error_date:
+                info["last_error_date"] = hook.last_error_date
+                info["last_error_message"] = hook.last_error_message
+            info["max_connections"] = hook.max_connections
+            # Telegram shows the address it posts to: ip_address, or what the host resolved to.
+            info["ip_address"] = hook.ip_address or str(hook.target.host).replace(
+                "localhost", "127.0.0.1"
+            )
+        if self._allowed_updates != _DEFAULT_UPDATE_KINDS:
+            info["allowed_updates"] = [k for k in _UPDATE_KIND_ORDER if k in self._allowed_updates]
+        return info
 
     async def _get_updates(self, call: ApiCall) -> list[JsonObject]:
+        if self._webhook is not None:
+            raise _ApiError(409, _WEBHOOK_ACTIVE_DESCRIPTION)
         params = call.params
         offset = int(params.get("offset") or 0)
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         timeout = max(float(params.get("timeout") or 0), 0.0)
-        allowed = params.get("allowed_updates")
-        if isinstance(allowed, list):
-            self._allowed_updates = frozenset(allowed) & _UPDATE_KINDS or _DEFAULT_UPDATE_KINDS
+        self._allow_updates(params)
+        pending = len(self._updates)
         if offset > 0:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         elif offset < 0:
             self._updates = self._updates[offset:]
+        if len(self._updates) != pending:
+            self._updates_did_change()
         self._wake_poll("conflict")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -1020,6 +1383,8 @@ class FakeBotApi(StandIn):
                     self._poll = None
             if reason == "conflict":
                 raise _ApiError(409, _CONFLICT_DESCRIPTION)
+            if reason == "webhook":
+                raise _ApiError(409, _SET_WEBHOOK_CONFLICT_DESCRIPTION)
         return copy.deepcopy(self._updates[:limit])
 
     async def _set_my_commands(self, call: ApiCall) -> bool:
@@ -1158,6 +1523,281 @@ class FakeBotApi(StandIn):
             "file_size": len(stored.data),
             "file_path": stored.file_path,
         }
+
+    # Webhook
+
+    def _allow_updates(self, params: JsonObject) -> None:
+        """Take allowed_updates if given (getUpdates and setWebhook share them)."""
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list) and all(isinstance(kind, str) for kind in allowed):
+            kinds = frozenset(kind.lower() for kind in allowed)
+            self._allowed_updates = kinds & _UPDATE_KINDS or _DEFAULT_UPDATE_KINDS
+
+    def _drop_pending_updates(self) -> None:
+        if self._updates:
+            self._updates.clear()
+            self._updates_did_change()
+
+    def _updates_did_change(self) -> None:
+        self._updates_changed.set()
+        self._updates_changed = asyncio.Event()
+
+    @staticmethod
+    def _certificate(call: ApiCall) -> bytes | None:
+        """The public key certificate a setWebhook call uploaded, if any."""
+        upload = call.files.get("certificate")
+        reference = call.params.get("certificate")
+        if upload is None and isinstance(reference, str) and reference.startswith("attach://"):
+            upload = call.files.get(reference.removeprefix("attach://"))
+        return None if upload is None else upload.data
+
+    @staticmethod
+    def _webhook_target(url: str, ip_address: str) -> tuple[URL, str | None, str | None]:
+        """Where a webhook's POSTs go, and (when that is ``ip_address``) the Host header and
+        the name TLS checks.
+
+        Telegram posts only over HTTPS, on ports 443, 80, 88 or 8443, to a public IPv4 address
+        (the URL's host, or ``ip_address``). Tests listen on this machine, on plain HTTP at a free
+        port, so the stand-in relaxes that for loopback addresses (127.0.0.1, ::1, localhost):
+        any port, HTTP or HTTPS. Every other address is refused as if it could not be resolved,
+        so nothing ever leaves the machine.
+        """
+        try:
+            target = URL(url if "://" in url else "https://" + url)
+        except ValueError:
+            raise _bad_request("invalid webhook URL specified") from None
+        if target.scheme not in ("http", "https") or not target.host:
+            raise _bad_request("invalid webhook URL specified")
+        address = ip_address or target.host
+        if address in _LOOPBACK_HOSTS:
+            if not ip_address:
+                return target, None, None
+            return target.with_host(ip_address), target.host_port_subcomponent, target.host
+        if target.scheme != "https":
+            raise _bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        if target.port not in _WEBHOOK_PORTS:
+            raise _bad_request(
+                "bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
+            )
+        raise _bad_request(
+            f"bad webhook: Failed to resolve host: {address} (the stand-in posts only to "
+            "127.0.0.1, ::1 or localhost)"
+        )
+
+    def _webhook_ssl(self, target: URL, certificate: bytes | None) -> ssl.SSLContext | None:
+        """How an HTTPS webhook is checked: against an uploaded certificate, else the CAs."""
+        if target.scheme != "https":
+            return None
+        if certificate is None:
+            return self.webhook_ssl_context or ssl.create_default_context()
+        try:
+            return ssl.create_default_context(cadata=certificate.decode("ascii"))
+        except (ValueError, ssl.SSLError) as error:
+            raise _bad_request(f"bad webhook: Can't create an SSL context: {error}") from None
+
+    async def _close_webhook(self) -> bool:
+        """Unset the webhook and end its deliveries; whether one was set.
+
+        Updates it had not confirmed stay pending. The ending runs to its end even if the
+        request that asked for it is cancelled.
+        """
+        hook, self._webhook = self._webhook, None
+        if hook is None:
+            return False
+        closing = asyncio.ensure_future(self._end_deliveries(hook))
+        self._webhook_closings.add(closing)
+        closing.add_done_callback(self._webhook_closings.discard)
+        await asyncio.shield(closing)
+        return True
+
+    async def _end_deliveries(self, hook: _Webhook) -> None:
+        if hook.timer is not None:
+            hook.timer.cancel()
+            hook.timer = None
+        tasks = list(hook.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        session, hook.session = hook.session, None
+        if session is not None:
+            await session.close()
+
+    def _pump_webhook(self) -> None:
+        """Start every POST that may start now; wake up again when a retry is due."""
+        hook = self._webhook
+        if hook is None or self._runner is None:
+            return
+        loop = asyncio.get_running_loop()
+        if hook.timer is not None:
+            hook.timer.cancel()
+            hook.timer = None
+        if hook.session is None:
+            hook.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=hook.max_connections,
+                    ssl=True if hook.ssl_context is None else hook.ssl_context,
+                ),
+                skip_auto_headers=(hdrs.USER_AGENT,),
+            )
+        now = loop.time()
+        queues_seen = set(hook.busy)
+        wake_at: float | None = None
+        for update in self._updates:
+            if len(hook.tasks) >= hook.max_connections:
+                break
+            queue = _queue_of(update)
+            if queue in queues_seen:
+                continue
+            queues_seen.add(queue)
+            not_before = hook.not_before.get(update["update_id"], 0.0)
+            if not_before > now:
+                wake_at = not_before if wake_at is None else min(wake_at, not_before)
+                continue
+            hook.busy.add(queue)
+            task = loop.create_task(self._deliver(hook, hook.session, update))
+            hook.tasks.add(task)
+            task.add_done_callback(functools.partial(self._delivery_ended, hook, queue))
+        if wake_at is not None:
+            hook.timer = loop.call_at(wake_at, self._pump_webhook)
+
+    def _delivery_ended(
+        self, hook: _Webhook, queue: tuple[str, int], task: asyncio.Task[None]
+    ) -> None:
+        hook.tasks.discard(task)
+        hook.busy.discard(queue)
+        if hook is self._webhook:
+            self._pump_webhook()
+
+    async def _deliver(
+        self, hook: _Webhook, session: aiohttp.ClientSession, update: JsonObject
+    ) -> None:
+        """POST one update once, and settle what follows from the answer."""
+        update_id = int(update["update_id"])
+        attempt = self._posts_per_update[update_id] = self._posts_per_update.get(update_id, 0) + 1
+        started = time.monotonic()
+        status: int | None = None
+        error: str | None = None
+        retry_after = 0
+        answer: JsonObject | None = None
+        headers: dict[str, str] = {
+            hdrs.CONTENT_TYPE: "application/json",
+            hdrs.ACCEPT_ENCODING: "gzip, deflate",
+        }
+        if hook.secret_token:
+            headers[_SECRET_TOKEN_HEADER] = hook.secret_token
+        if hook.host_header is not None:
+            headers[hdrs.HOST] = hook.host_header
+        try:
+            async with session.post(
+                hook.target,
+                data=json.dumps(update, ensure_ascii=False).encode(),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.webhook_timeout_s),
+                allow_redirects=False,
+                server_hostname=hook.server_hostname,
+            ) as response:
+                status = response.status
+                body = await response.read()
+                if 200 <= status <= 299:
+                    answer = self._webhook_answer(response, body)
+                else:
+                    error = f"Wrong response from the webhook: {status} {response.reason}"
+                    retry_after = _retry_after(response)
+        except asyncio.CancelledError:
+            self._record_delivery(
+                hook, update_id, attempt, started, status, "Webhook closed", "cancelled"
+            )
+            raise
+        except TimeoutError:
+            error = "Read timeout expired"
+        except aiohttp.ClientError as client_error:
+            error = _delivery_error(client_error)
+        self._settle(hook, update, attempt, started, status, error, retry_after)
+        if answer is not None:
+            await self._carry_out(answer)
+
+    def _settle(
+        self,
+        hook: _Webhook,
+        update: JsonObject,
+        attempt: int,
+        started: float,
+        status: int | None,
+        error: str | None,
+        retry_after: int,
+    ) -> None:
+        update_id = int(update["update_id"])
+        outcome: Literal["confirmed", "retry", "dropped"]
+        if error is None:
+            outcome = "confirmed"
+        else:
+            hook.last_error_date = int(time.time())
+            hook.last_error_message = error
+            failures = hook.failures[update_id] = hook.failures.get(update_id, 0) + 1
+            if self.webhook_max_attempts is not None and failures >= self.webhook_max_attempts:
+                outcome = "dropped"
+            else:
+                outcome = "retry"
+                delay = retry_after or min(
+                    self.webhook_retry_delay_s * 2 ** (failures - 1),
+                    self.webhook_max_retry_delay_s,
+                )
+                hook.not_before[update_id] = asyncio.get_running_loop().time() + delay
+        if outcome != "retry":
+            hook.failures.pop(update_id, None)
+            hook.not_before.pop(update_id, None)
+            self._updates = [u for u in self._updates if u is not update]
+        self._record_delivery(hook, update_id, attempt, started, status, error, outcome)
+
+    def _record_delivery(
+        self,
+        hook: _Webhook,
+        update_id: int,
+        attempt: int,
+        started: float,
+        status: int | None,
+        error: str | None,
+        outcome: Literal["confirmed", "retry", "dropped", "cancelled"],
+    ) -> None:
+        self._deliveries.append(
+            WebhookDelivery(
+                update_id=update_id,
+                attempt=attempt,
+                url=hook.url,
+                status=status,
+                error=error,
+                outcome=outcome,
+                at=started,
+                ended_at=time.monotonic(),
+            )
+        )
+        self._updates_did_change()
+
+    @staticmethod
+    def _webhook_answer(response: aiohttp.ClientResponse, body: bytes) -> JsonObject | None:
+        """The Bot API call a 2xx answer carries (a JSON object with "method"), if any."""
+        if response.content_type != "application/json":
+            return None
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(answer, dict) or not isinstance(answer.get("method"), str):
+            return None
+        method = answer["method"].lower()
+        if method in _NOT_IN_WEBHOOK_ANSWERS or method.startswith("get"):
+            return None
+        return answer
+
+    async def _carry_out(self, answer: JsonObject) -> None:
+        """Make a call a webhook answered with; its result (or error) goes to no one."""
+        params = {key: value for key, value in answer.items() if key != "method"}
+        name, handler = self._methods.get(answer["method"].lower(), (answer["method"], None))
+        call = ApiCall(method=name, params=params, files={}, at=time.monotonic())
+        self._record_call(call)
+        if handler is not None:
+            with contextlib.suppress(_ApiError):
+                await handler(call)
 
     # Helpers
 
