@@ -1,18 +1,29 @@
-"""Runs the core with every adapter whose token is set, in one process: one queue, one cap."""
+"""Runs the core with every adapter whose token is set: all in one process, or one role of the
+distributed mode (a receiver takes platform events and queues jobs; a worker runs them)."""
 
 from __future__ import annotations
 
 import asyncio
+import enum
 
 from adapters.discord import DiscordAdapter, DiscordSettings
 from adapters.discord.inbound import origin_codec as discord_origins
 from adapters.telegram import TelegramAdapter, TelegramSettings
 from adapters.telegram.inbound import origin_codec as telegram_origins
+from bot.codec import OriginCodec
 from bot.engine import Engine
-from bot.journal import OriginCodec
 from bot.netguard import Resolver
 from bot.ports import Replier
 from bot.settings import CoreSettings
+from bot.webserver import Health, OpsServer
+
+
+class Role(enum.Enum):
+    """What a process does: everything (`python -m bot`), or one side of the distributed mode."""
+
+    ALL = "all"
+    RECEIVE = "receive"
+    WORK = "work"
 
 
 class Reshare:
@@ -24,6 +35,7 @@ class Reshare:
         telegram: TelegramSettings,
         discord: DiscordSettings,
         *,
+        role: Role = Role.ALL,
         guild_ready_timeout: float = 2.0,
         resolver: Resolver | None = None,
     ) -> None:
@@ -32,9 +44,12 @@ class Reshare:
             codecs["telegram"] = telegram_origins(telegram.telegram_bot_token.get_secret_value())
         if discord.discord_bot_token:
             codecs["discord"] = discord_origins()
-        self.engine = Engine(core, codecs, resolver=resolver)
+        self.role = role
+        self.engine = Engine(core, codecs, resolver=resolver, work=role is not Role.RECEIVE)
         self.telegram = (
-            TelegramAdapter(telegram, self.engine.intake, self.engine.retry)
+            TelegramAdapter(
+                telegram, self.engine.intake, self.engine.retry, self.engine.send_limits
+            )
             if telegram.telegram_bot_token
             else None
         )
@@ -48,13 +63,27 @@ class Reshare:
             if discord.discord_bot_token
             else None
         )
+        receiving = role is not Role.WORK
+        if receiving and self.telegram and self.telegram.webhook_path and core.port is None:
+            raise ValueError("TELEGRAM_WEBHOOK_URL needs PORT: the webhook is served there")
+        self.ops = (
+            OpsServer(core.host, core.port, self.engine.metrics, [self._health])
+            if core.port is not None
+            else None
+        )
+        if self.ops and self.telegram and self.telegram.webhook_path and receiving:
+            self.ops.add_route("POST", self.telegram.webhook_path, self.telegram.on_webhook)
         self._stopping: asyncio.Task[None] | None = None
 
     @staticmethod
     def secrets(telegram: TelegramSettings, discord: DiscordSettings) -> list[str]:
-        """The tokens set, which logs must never show."""
-        tokens = (telegram.telegram_bot_token, discord.discord_bot_token)
-        return [token.get_secret_value() for token in tokens if token]
+        """The tokens and secrets set, which logs must never show."""
+        values = (
+            telegram.telegram_bot_token,
+            telegram.telegram_webhook_secret,
+            discord.discord_bot_token,
+        )
+        return [value.get_secret_value() for value in values if value]
 
     async def start(self) -> None:
         repliers: dict[str, Replier] = {}
@@ -63,10 +92,26 @@ class Reshare:
         if self.discord:
             repliers["discord"] = self.discord.replier
         await self.engine.start(repliers)
+        receive = self.role is not Role.WORK
+        if self.ops:
+            # Before the webhook is set: Telegram may POST at once.
+            await self.ops.start()
         if self.telegram:
-            await self.telegram.start()
+            await self.telegram.start(receive=receive)
         if self.discord:
-            await self.discord.start()
+            await self.discord.start(receive=receive)
+
+    async def _health(self) -> Health:
+        down = [name for name, up in await self._connections() if not up]
+        return Health("connections", not down, ", ".join(down) + " down" if down else "")
+
+    async def _connections(self) -> list[tuple[str, bool]]:
+        found = [("redis", await self.engine.redis_up())]
+        if self.telegram:
+            found.append(("telegram", self.telegram.connected()))
+        if self.discord:
+            found.append(("discord", self.discord.connected()))
+        return found
 
     async def stop(self) -> None:
         """Stop taking updates, let the engine finish or tell its jobs, then close the clients.
@@ -92,3 +137,5 @@ class Reshare:
             await self.telegram.stop()
         if self.discord:
             await self.discord.stop()
+        if self.ops:
+            await self.ops.stop()

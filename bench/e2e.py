@@ -34,7 +34,7 @@ from pathlib import Path
 
 from adapters.runtime import Reshare
 from bench.cold import raw_upload, ytdlp_alone
-from tests.harness import running_bot
+from tests.harness import jobs_done, running_bot
 from tests.standins.clips import Clip, make_clip
 from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
@@ -129,7 +129,7 @@ async def cold_request(
     send(api, post_url(COLD_POST), COLD_CHAT)
     [sent] = await videos(api, to_chat(COLD_CHAT), 1, 60.0)
     bot_s = sent.at - started
-    await bot.engine.queue.join()
+    await jobs_done(bot)
     alone: list[tuple[float, float]] = []
     for post in ALONE_POSTS:
         directory = work / f"alone-{post}"
@@ -167,7 +167,7 @@ async def cache_hits(bot: Reshare, api: FakeBotApi, tiktok: TikTokStandIn) -> No
             send(api, f"https://vm.tiktok.com/{next(codes)}/", chat)
             [sent] = await videos(api, to_chat(chat), 1, 30.0)
             hits.append(sent.at - started)
-            await bot.engine.queue.join()
+            await jobs_done(bot)
             await asyncio.sleep(max(0.0, pace_s - (time.monotonic() - started)))
         median_ms, p95_ms = statistics.median(hits) * 1000, p95(hits) * 1000
         row(
@@ -187,7 +187,7 @@ async def crowd(bot: Reshare, api: FakeBotApi, tiktok: TikTokStandIn) -> None:
         send(api, post_url(CROWD_POST), chat)
     sent = await videos(api, to_chats(CROWD_CHATS), len(CROWD_CHATS), 60.0)
     wall_s = max(call.at for call in sent) - started
-    await bot.engine.queue.join()
+    await jobs_done(bot)
     replies = [call for call in api.calls_to("sendVideo") if to_chats(CROWD_CHATS)(call)]
     uploads = sum(1 for call in replies if call.files)
     row(
@@ -208,7 +208,7 @@ async def burst(bot: Reshare, api: FakeBotApi) -> None:
         send(api, post_url(post), chat)
     sent = await videos(api, to_chats(BURST_CHATS), len(BURST_CHATS), BURST_TIMEOUT_S)
     wall_s = max(call.at for call in sent) - started
-    await bot.engine.queue.join()
+    await jobs_done(bot)
     calls = sum(map(to_chats(BURST_CHATS), api.calls))
     received_mb = sum(f.size for call in api.calls for f in call.files.values()) / 1e6
     row(

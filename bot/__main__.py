@@ -1,4 +1,5 @@
-"""Composition root: `python -m bot` runs the bot, `python -m bot fetch URL` fetches one clip.
+"""Composition root: `python -m bot` runs the bot (`receive` and `work` run one side of the
+distributed mode), `python -m bot fetch URL` fetches one clip.
 
 The one module of `bot` that reaches the adapters (and so telegram), and only to run them.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from adapters.discord import DiscordSettings
-from adapters.runtime import Reshare
+from adapters.runtime import Reshare, Role
 from adapters.telegram import TelegramSettings
 from bot.cli import FileReplier, ShellOrigin
 from bot.engine import Engine
@@ -32,6 +33,10 @@ MISSING_SETTINGS_TEXT = (
     "No platform is configured: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN in the\n"
     "environment or in a .env file (copy .env.example to .env and fill it in; every setting\n"
     "is explained there)."
+)
+NO_REDIS_TEXT = (
+    "`python -m bot {role}` is one side of the distributed mode: set REDIS_URL (e.g.\n"
+    "redis://127.0.0.1:6379/0). Without it, run `python -m bot`, which does everything."
 )
 SHELL_BUDGET_BYTES = 2_000_000_000
 
@@ -61,7 +66,12 @@ async def fetch(settings: CoreSettings, url: str, output: Path | None) -> int:
     return 0
 
 
-async def serve(core: CoreSettings, telegram: TelegramSettings, discord: DiscordSettings) -> int:
+async def serve(
+    core: CoreSettings,
+    telegram: TelegramSettings,
+    discord: DiscordSettings,
+    role: Role = Role.ALL,
+) -> int:
     stop = asyncio.Event()
     bot: Reshare | None = None
 
@@ -77,13 +87,13 @@ async def serve(core: CoreSettings, telegram: TelegramSettings, discord: Discord
         loop.add_signal_handler(signum, on_signal)
     try:
         try:
-            bot = Reshare(core, telegram, discord)
+            bot = Reshare(core, telegram, discord, role=role)
             await bot.start()
         except Exception as err:
             # Through the log, which redacts tokens (some libraries put them in the message).
             log.error("could not start: %s", err)
             return 1
-        log.info("running; stop with Ctrl-C or SIGTERM")
+        log.info("running (%s); stop with Ctrl-C or SIGTERM", _describe(role, core))
         await stop.wait()
         log.info("stopping")
     finally:
@@ -98,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetch_cmd = commands.add_parser("fetch", help="fetch one link to a playable mp4")
     fetch_cmd.add_argument("url")
     fetch_cmd.add_argument("-o", "--output", type=Path, default=None)
+    commands.add_parser("receive", help="take platform events and queue jobs (needs REDIS_URL)")
+    commands.add_parser("work", help="run queued jobs: download, fit, send (needs REDIS_URL)")
     args = parser.parse_args(argv)
 
     try:
@@ -115,10 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level, secrets)
     if args.command == "fetch":
         return asyncio.run(fetch(settings, args.url, args.output))
+    role = Role(args.command) if args.command in ("receive", "work") else Role.ALL
+    if role is not Role.ALL and not settings.redis_url:
+        print(NO_REDIS_TEXT.format(role=role.value), file=sys.stderr)
+        return 2
     if not secrets:
         print(MISSING_SETTINGS_TEXT, file=sys.stderr)
         return 2
-    code = asyncio.run(serve(settings, telegram, discord))
+    code = asyncio.run(serve(settings, telegram, discord, role))
     if _threads_left():
         # A download thread stuck in a network read would hold the exit for its socket
         # timeouts; its files are gone already (Engine.stop), so nothing is lost by not waiting.
@@ -128,6 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _describe(role: Role, core: CoreSettings) -> str:
+    mode = "distributed, state in Redis" if core.redis_url else "embedded"
+    return f"{role.value}, {mode}"
 
 
 def _threads_left() -> bool:

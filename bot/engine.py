@@ -17,17 +17,29 @@ from pathlib import Path
 from typing import TypeVar
 
 import imageio_ffmpeg
+from redis.asyncio import Redis
 
-from bot.cache import DiskMediaCache, SqliteCache
+from bot.codec import OriginCodec, RequestCodec
 from bot.download import YtDlpDownloader
 from bot.fit import FfmpegFitter
 from bot.intake import Intake
-from bot.journal import OriginCodec, SqliteJournal, Unanswered
-from bot.limits import RateLimits
+from bot.logs import JOB_KEY, job_key_shown
 from bot.media import FfmpegMedia
+from bot.metrics import Metrics
 from bot.model import Album, CachedMedia, Media, Origin, Reason, VideoRequest
 from bot.netguard import HostGuard, Resolver, SystemResolver
-from bot.ports import Replier
+from bot.pipeline import ClipPipeline
+from bot.ports import (
+    ClipCache,
+    JobQueue,
+    Journal,
+    MediaStore,
+    RateLimits,
+    Replier,
+    SendLimits,
+    SingleFlight,
+    Unanswered,
+)
 from bot.queue import AsyncioJobQueue
 from bot.resolve import HttpxLinkResolver
 from bot.retry import Retrying, RetryPolicy, Unconfirmed
@@ -35,6 +47,18 @@ from bot.service import Service
 from bot.settings import CoreSettings
 from bot.sites import SiteCatalog
 from bot.slideshow import GalleryDlSlideshows
+from bot.stores.media_files import FileMediaStore
+from bot.stores.memory_flights import MemoryFlights
+from bot.stores.memory_limits import MemoryRateLimits
+from bot.stores.redis_cache import RedisClipCache
+from bot.stores.redis_flights import RedisFlights
+from bot.stores.redis_journal import RedisJournal
+from bot.stores.redis_limits import RedisRateLimits
+from bot.stores.redis_media import RedisMediaStore
+from bot.stores.send_limits import memory_send_limits, redis_send_limits
+from bot.stores.sqlite_cache import SqliteCache
+from bot.stores.sqlite_journal import SqliteJournal
+from bot.taskiq_jobs import LeasedStreamBroker, TaskiqJobQueue, TaskiqWorker
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +71,15 @@ MAX_ATTEMPTS = 3
 # jobs may take to end. Procfile hosts kill 30 s after SIGTERM, 5 s after the default grace.
 NOTICE_TIMEOUT_S = 3.0
 JOB_END_TIMEOUT_S = 1.5
+# Telegram's flood limits per bot (DESIGN.md section 6), kept across every worker.
+TELEGRAM_PER_SECOND = 30
+# Noting an answer in a journal that is out of reach (Redis restarting) is tried for this long.
+NOTE_DEADLINE_S = 30.0
+NOTE_FIRST_PAUSE_S = 0.1
+NOTE_MAX_PAUSE_S = 2.0
+# How often the distributed mode reads the queue's depth and the workers alive for /metrics.
+OBSERVE_EVERY_S = 5.0
+TELEGRAM_PER_GROUP_MINUTE = 20
 
 
 class Engine:
@@ -58,10 +91,14 @@ class Engine:
         codecs: Mapping[str, OriginCodec] | None = None,
         *,
         resolver: Resolver | None = None,
+        work: bool = True,
     ) -> None:
         """`codecs` store each platform's origins in the journal; `resolver` is the DNS boundary
-        of the SSRF guard (tests give one without DNS)."""
+        of the SSRF guard (tests give one without DNS). With REDIS_URL set, the state and the
+        queue are in Redis, and `work` says whether this process also runs jobs (a receiver
+        only queues them)."""
         self.settings = settings
+        self.work = work
         self.work_root = settings.data_dir / "jobs"
         self.sites = SiteCatalog(settings.allowed_sites)
         ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
@@ -89,47 +126,118 @@ class Engine:
             timeout_s=settings.download_timeout_s,
             max_bytes=max_download_bytes,
         )
-        self.fitter = FfmpegFitter(ffmpeg)
-        self.media = FfmpegMedia(ffmpeg)
-        self.queue = AsyncioJobQueue(workers=settings.workers, maxsize=settings.queue_size)
-        limits = RateLimits(
-            user_per_minute=settings.rate_limit_user_per_min,
-            chat_per_minute=settings.rate_limit_chat_per_min,
+        self.metrics = Metrics()
+        self.pipeline = ClipPipeline(
+            downloader=self.downloader,
+            slideshows=self.slideshows,
+            media=FfmpegMedia(ffmpeg),
+            fitter=FfmpegFitter(ffmpeg),
+            max_downloads=settings.max_concurrent_downloads,
+            max_encodes=settings.max_concurrent_encodes,
+            slideshow_mode=settings.slideshow_mode,
+            metrics=self.metrics,
         )
-        self.journal = SqliteJournal(settings.data_dir / "journal.sqlite3", codecs or {})
-        self.intake = Intake(self.queue, self.sites, limits, journal=self.journal)
+        self.codec = RequestCodec(codecs or {})
+        self.redis: Redis | None = None
+        self._broker: LeasedStreamBroker | None = None
+        self._worker: TaskiqWorker | None = None
+        self.queue: JobQueue
+        self.journal: Journal
+        limits: RateLimits
+        self.single_flight: SingleFlight
+        if settings.redis_url:
+            self.redis = Redis.from_url(settings.redis_url)
+            self._broker = LeasedStreamBroker(settings.redis_url, lease_s=settings.job_lease_s)
+            self.queue = TaskiqJobQueue(self._broker, self.codec)
+            self.journal = RedisJournal(self.redis, self.codec)
+            limits = RedisRateLimits(
+                self.redis,
+                settings.redis_url,
+                user_per_minute=settings.rate_limit_user_per_min,
+                chat_per_minute=settings.rate_limit_chat_per_min,
+            )
+            self.single_flight = RedisFlights(self.redis, lease_s=settings.job_lease_s)
+            self.send_limits: SendLimits = redis_send_limits(
+                self.redis,
+                settings.redis_url,
+                per_second=TELEGRAM_PER_SECOND,
+                per_group_minute=TELEGRAM_PER_GROUP_MINUTE,
+            )
+            self._local_queue: AsyncioJobQueue | None = None
+        else:
+            self._local_queue = AsyncioJobQueue(
+                workers=settings.workers, maxsize=settings.queue_size
+            )
+            self.queue = self._local_queue
+            self.metrics.watch_queue(self._local_queue.depth)
+            self.journal = SqliteJournal(settings.data_dir / "journal.sqlite3", self.codec)
+            limits = MemoryRateLimits(
+                user_per_minute=settings.rate_limit_user_per_min,
+                chat_per_minute=settings.rate_limit_chat_per_min,
+            )
+            self.single_flight = MemoryFlights()
+            self.send_limits = memory_send_limits(
+                per_second=TELEGRAM_PER_SECOND, per_group_minute=TELEGRAM_PER_GROUP_MINUTE
+            )
+        self.intake = Intake(
+            self.queue, self.sites, limits, journal=self.journal, job_key=self.codec.key
+        )
         self.answers = AnswerWatch(on_answered=self.journal.link_answered)
         # The repliers send each answer under it (bot.retry).
-        self.retry = Retrying(RetryPolicy(deadline_s=settings.reply_deadline_s), random.Random())
+        self.retry = Retrying(
+            RetryPolicy(deadline_s=settings.reply_deadline_s),
+            random.Random(),
+            on_retry=self.metrics.retry,
+        )
         self._warm_up: asyncio.Task[None] | None = None
         self._service: Service | None = None
-        self._cache: SqliteCache | None = None
+        self._cache: ClipCache | None = None
+        self._media_store: MediaStore | None = None
         self._repliers: Mapping[str, Replier] = {}
         self._take_up: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()
+        self._observing: asyncio.Task[None] | None = None
+        self._queue_depth = 0
 
     def service(
         self,
         repliers: Mapping[str, Replier],
         *,
         work_root: Path | None,
-        cache: SqliteCache | None = None,
-        media_cache: DiskMediaCache | None = None,
+        cache: ClipCache | None = None,
+        media_store: MediaStore | None = None,
     ) -> Service:
         return Service(
             resolver=self.resolver,
-            downloader=self.downloader,
-            slideshows=self.slideshows,
-            media=self.media,
-            fitter=self.fitter,
+            pipeline=self.pipeline,
             repliers=repliers,
-            max_downloads=self.settings.max_concurrent_downloads,
-            max_encodes=self.settings.max_concurrent_encodes,
-            slideshow_mode=self.settings.slideshow_mode,
             cache=cache,
-            media_cache=media_cache,
+            media_store=media_store,
+            single_flight=self.single_flight,
+            metrics=self.metrics,
             work_root=work_root,
         )
+
+    async def _observe(self) -> None:
+        """The shared queue's depth and the workers alive, read for /metrics now and then."""
+        assert isinstance(self.queue, TaskiqJobQueue)
+        self.metrics.watch_queue(lambda: self._queue_depth)
+        while True:
+            try:
+                self._queue_depth = await self.queue.depth()
+                self.metrics.set_workers_alive(await self.queue.workers_alive())
+            except Exception as err:
+                log.debug("could not read the queue's state: %r", err)
+            await asyncio.sleep(OBSERVE_EVERY_S)
+
+    async def redis_up(self) -> bool:
+        """For /healthz: Redis answers (always true in the embedded mode)."""
+        if self.redis is None:
+            return True
+        try:
+            return bool(await self.redis.ping())
+        except Exception:
+            return False
 
     def prepare_dirs(self) -> None:
         """DATA_DIR and its job directories, private to this user; leftovers of a crash removed."""
@@ -139,25 +247,61 @@ class Engine:
 
     async def start(self, repliers: Mapping[str, Replier]) -> None:
         self.prepare_dirs()
-        self.journal.open()
         data_dir = self.settings.data_dir
-        self._cache = await SqliteCache.open(
-            data_dir / "cache.sqlite3", max_age_s=self.settings.cache_max_age_s
-        )
-        media_cache = DiskMediaCache(
-            data_dir / "media", max_bytes=self.settings.media_cache_mb * 1_000_000
-        )
-        self._warm_up = asyncio.create_task(self.downloader.warm_up())
+        max_media_bytes = self.settings.media_cache_mb * 1_000_000
+        if self.redis is not None and self._broker is not None:
+            await self._broker.startup()
+            self._observing = asyncio.create_task(self._observe(), name="observe-queue")
+            self._cache = RedisClipCache(self.redis, max_age_s=self.settings.cache_max_age_s)
+            self._media_store = RedisMediaStore(self.redis, max_bytes=max_media_bytes)
+        else:
+            assert isinstance(self.journal, SqliteJournal)
+            self.journal.open()
+            self._cache = await SqliteCache.open(
+                data_dir / "cache.sqlite3", max_age_s=self.settings.cache_max_age_s
+            )
+            self._media_store = FileMediaStore(data_dir / "media", max_bytes=max_media_bytes)
         self._repliers = repliers
+        if not self.work:
+            return
+        self._warm_up = asyncio.create_task(self.downloader.warm_up())
         watched = {name: self.answers.watch(replier) for name, replier in repliers.items()}
         self._service = self.service(
-            watched, work_root=self.work_root, cache=self._cache, media_cache=media_cache
+            watched,
+            work_root=self.work_root,
+            cache=self._cache,
+            media_store=self._media_store,
         )
-        self.queue.start(self._handle)
-        unanswered = self.journal.take_unanswered()
+        if self._broker is not None:
+            self._worker = TaskiqWorker(
+                self._broker, self.codec, self._run_job, concurrency=self.settings.workers
+            )
+            self._worker.start()
+            return
+        assert self._local_queue is not None
+        self._local_queue.start(self._run_local)
+        self.metrics.set_workers_alive(self.settings.workers)
+        unanswered = await self.journal.take_unanswered()
         if unanswered:
             log.info("taking up %d requests left unanswered by the last run", len(unanswered))
         self._take_up = asyncio.create_task(self._take_up_again(unanswered))
+
+    async def _run_local(self, request: VideoRequest) -> None:
+        await self._run_job(request, self.codec.key(request.origin))
+
+    async def _run_job(self, request: VideoRequest, key: str | None) -> None:
+        """Run a request once: a second delivery of it (a redelivered update, a job taken over
+        from a worker that went silent) waits for the first and answers only what is left."""
+        if key is None:
+            await self._handle(request)
+            return
+        JOB_KEY.set(job_key_shown(key))
+        async with self.single_flight.hold(f"job:{key}"):
+            left = await self.journal.remaining(request)
+            if left is None:
+                log.info("job %s already answered: not run again", key[:12])
+                return
+            await self._handle(left)
 
     async def _handle(self, request: VideoRequest) -> None:
         if self._service is None:
@@ -169,7 +313,7 @@ class Engine:
             log.exception("request failed")
         # Not reached when cancelled: `stop` decides about those.
         self.answers.settle(request)
-        self.journal.answered(request.origin)
+        await noted(self.journal.answered, request.origin)
 
     async def _take_up_again(self, unanswered: Iterable[Unanswered]) -> None:
         """Queue the requests a previous run accepted and did not answer."""
@@ -178,7 +322,8 @@ class Engine:
                 log.warning("a request was taken up %d times: given up", entry.attempts - 1)
                 await self._tell([entry.request], Reason.FAILED)
                 continue
-            await self.queue.put(entry.request)
+            assert self._local_queue is not None
+            await self._local_queue.put(entry.request)
 
     async def warmed_up(self) -> None:
         """Wait until the extractor is imported (benchmarks start timing after it)."""
@@ -193,19 +338,34 @@ class Engine:
             self._take_up.cancel()
             with contextlib.suppress(BaseException):
                 await self._take_up
-        unhandled = await self.queue.stop(self.settings.shutdown_grace_s, cut_short=self._hurry)
+        unhandled: list[VideoRequest] = []
+        if self._worker is not None:
+            # Jobs cut off stay pending on the stream: another worker takes them up.
+            await self._worker.stop(self.settings.shutdown_grace_s, cut_short=self._hurry)
+        if self._local_queue is not None:
+            unhandled = await self._local_queue.stop(
+                self.settings.shutdown_grace_s, cut_short=self._hurry
+            )
         if unhandled:
             log.info("%d requests not finished within the grace: telling them", len(unhandled))
             await self._tell(unhandled, Reason.RESTARTING)
         downloads_stuck = await self._end_jobs()
         if self._cache is not None:
             await self._cache.close()
-        self.journal.close()
+        await self.journal.close()
         if self._warm_up is not None:
             self._warm_up.cancel()
             with contextlib.suppress(BaseException):
                 await self._warm_up
         await self.resolver.aclose()
+        if self._observing is not None:
+            self._observing.cancel()
+            with contextlib.suppress(BaseException):
+                await self._observing
+        if self._broker is not None:
+            await self._broker.shutdown()
+        if self.redis is not None:
+            await self.redis.aclose()
         if not downloads_stuck:
             await asyncio.to_thread(self.downloader.close)
 
@@ -248,16 +408,31 @@ class Engine:
                 except Exception as err:
                     log.warning("could not tell a requester %s: %r", reason.name, err)
                     return
-            self.journal.answered(origin)
+            await self.journal.answered(origin)
 
         await asyncio.gather(*(tell(request) for request in requests))
+
+
+async def noted(note: Callable[[Origin], Awaitable[None]], origin: Origin) -> None:
+    """Write an answer down, waiting out a Redis restart: an answer sent but not noted would be
+    sent again by the next run of its job."""
+    pause = NOTE_FIRST_PAUSE_S
+    async with asyncio.timeout(NOTE_DEADLINE_S):
+        while True:
+            try:
+                await note(origin)
+                return
+            except Exception as err:
+                log.warning("could not note an answer (%r): again in %.1f s", err, pause)
+            await asyncio.sleep(pause)
+            pause = min(NOTE_MAX_PAUSE_S, pause * 2)
 
 
 class AnswerWatch:
     """Sees every answer sent, so shutdown tells "restarting" only where nothing may be left
     unsaid twice: `on_answered` hears of each link answered (links are answered in order)."""
 
-    def __init__(self, on_answered: Callable[[Origin], None]) -> None:
+    def __init__(self, on_answered: Callable[[Origin], Awaitable[None]]) -> None:
         self._on_answered = on_answered
         self._answered: dict[Origin, int] = {}
         self._cut_off: set[Origin] = set()
@@ -265,9 +440,13 @@ class AnswerWatch:
     def watch(self, replier: Replier) -> Replier:
         return _WatchedReplier(replier, self)
 
-    def answered(self, origin: Origin) -> None:
+    async def answered(self, origin: Origin) -> None:
         self._answered[origin] = self._answered.get(origin, 0) + 1
-        self._on_answered(origin)
+        try:
+            await noted(self._on_answered, origin)
+        except Exception as err:
+            # The answer is out: failing to note it must not make the service answer again.
+            log.warning("could not note an answer in the journal: %r", err)
 
     def cut_off(self, origin: Origin) -> None:
         self._cut_off.add(origin)
@@ -317,7 +496,7 @@ class _WatchedReplier:
         except Unconfirmed:
             # It may have arrived, and the service takes it as the link's answer (bot.retry):
             # a restart must not send it again.
-            self._watch.answered(origin)
+            await self._watch.answered(origin)
             raise
-        self._watch.answered(origin)
+        await self._watch.answered(origin)
         return sent

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from bot.limits import RateLimits, Verdict
 from bot.links import Link, LinkKind
+from bot.logs import job_key_shown
 from bot.model import Origin, Reason, VideoRequest
-from bot.ports import JobQueue, Journal
+from bot.ports import JobQueue, Journal, RateLimits, Verdict
 from bot.sites import SiteCatalog
+
+log = logging.getLogger(__name__)
 
 MAX_LINKS_PER_MESSAGE = 3
 
@@ -21,6 +24,7 @@ HELP_TEXT = (
     "In groups I answer only messages that hold such a link."
 )
 BUSY_TEXT = "I'm busy right now, please try again in a minute."
+UNAVAILABLE_TEXT = "I can't take links right now, please try again in a minute."
 SLOW_DOWN_TEXT = "That's a lot of links at once: please wait a minute before sending more."
 RESTARTING_TEXT = Reason.RESTARTING.message
 
@@ -34,6 +38,8 @@ class Answer(enum.Enum):
     BUSY = "busy"
     SLOW_DOWN = "slow_down"
     RESTARTING = "restarting"
+    # The shared state (Redis) could not be reached: nothing was queued, the sender may retry.
+    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +59,11 @@ class Intake:
         sites: SiteCatalog,
         limits: RateLimits,
         journal: Journal | None = None,
+        job_key: Callable[[Origin], str | None] | None = None,
     ) -> None:
+        """`job_key` names a request's job in the log (its idempotency key)."""
         self._queue = queue
+        self._job_key_of = job_key
         self._sites = sites
         self._limits = limits
         self._journal = journal
@@ -66,7 +75,7 @@ class Intake:
             else f"I send the video behind links from {', '.join(sites.names)}."
         )
 
-    def take(
+    async def take(
         self,
         texts: Iterable[str],
         origin: Origin,
@@ -76,10 +85,10 @@ class Intake:
         sender: Sender,
     ) -> Answer:
         """`private` is true where every message is meant for the bot (a DM, a command)."""
-        request = self.request(texts, origin, budget_bytes, private=private, sender=sender)
-        return self.submit(request) if isinstance(request, VideoRequest) else request
+        request = await self.request(texts, origin, budget_bytes, private=private, sender=sender)
+        return await self.submit(request) if isinstance(request, VideoRequest) else request
 
-    def request(
+    async def request(
         self,
         texts: Iterable[str],
         origin: Origin,
@@ -97,11 +106,15 @@ class Intake:
             return Answer.NO_LINK if private else Answer.IGNORED
         if self._closed:
             return Answer.RESTARTING
-        verdict = self._limits.check(
-            f"{origin.platform}:user:{sender.user}",
-            f"{origin.platform}:chat:{sender.chat}",
-            len(links),
-        )
+        try:
+            verdict = await self._limits.check(
+                f"{origin.platform}:user:{sender.user}",
+                f"{origin.platform}:chat:{sender.chat}",
+                len(links),
+            )
+        except Exception as err:
+            log.warning("rate limits unreachable: %r", err)
+            return Answer.UNAVAILABLE
         if verdict is Verdict.REFUSE_AND_SAY:
             return Answer.SLOW_DOWN
         if verdict is Verdict.REFUSE_QUIETLY:
@@ -115,19 +128,34 @@ class Intake:
             Answer.BUSY: BUSY_TEXT,
             Answer.SLOW_DOWN: SLOW_DOWN_TEXT,
             Answer.RESTARTING: RESTARTING_TEXT,
+            Answer.UNAVAILABLE: UNAVAILABLE_TEXT,
         }.get(answer)
 
-    def submit(self, request: VideoRequest) -> Answer:
+    async def submit(self, request: VideoRequest) -> Answer:
         """Queue the request, written down first; a request seen before is not queued again."""
         if self._closed:
             return Answer.RESTARTING
-        if self._journal is not None and not self._journal.accept(request):
-            return Answer.IGNORED
-        if self._queue.submit(request):
-            return Answer.QUEUED
-        if self._journal is not None:
-            self._journal.answered(request.origin)  # "busy" is its answer
+        try:
+            if (
+                self._journal is not None
+                and not await self._journal.accept(request)
+                and await self._journal.remaining(request) is None
+            ):
+                return Answer.IGNORED  # seen and answered before
+            # Seen but not answered yet: queued again, and the worker answers it once.
+            if await self._queue.submit(request):
+                log.info("job %s queued", self._job_key(request))
+                return Answer.QUEUED
+            if self._journal is not None:
+                await self._journal.answered(request.origin)  # "busy" is its answer
+        except Exception as err:
+            log.warning("could not queue a request: %r", err)
+            return Answer.UNAVAILABLE
         return Answer.BUSY
+
+    def _job_key(self, request: VideoRequest) -> str:
+        key = self._job_key_of(request.origin) if self._job_key_of is not None else None
+        return job_key_shown(key) if key is not None else "-"
 
     def close(self) -> None:
         """Take no more work: the bot is shutting down, new requests are told to come back."""

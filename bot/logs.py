@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import sys
 import threading
@@ -10,6 +12,16 @@ from types import TracebackType
 from urllib.parse import quote, quote_plus
 
 REDACTED = "[redacted]"
+
+# The idempotency key of the job a line was written for ("-" outside jobs), so one request can
+# be followed across the receiver and the workers. Context-local, like structlog's contextvars.
+JOB_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("reshare_job_key", default="-")
+JOB_KEY_CHARS = 12
+
+
+def job_key_shown(key: str) -> str:
+    """The short form of a job's key that log lines carry."""
+    return key[:JOB_KEY_CHARS]
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -42,8 +54,9 @@ class RedactingFormatter(logging.Formatter):
 def configure_logging(level: str, secrets: Iterable[str]) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        RedactingFormatter(secrets, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+        RedactingFormatter(secrets, "%(asctime)s %(levelname)s %(name)s [job=%(job)s]: %(message)s")
     )
+    handler.addFilter(_JobField())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -54,16 +67,26 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
     # httpx logs every request URL at INFO; the Telegram token is part of those URLs.
     if root.level > logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    # PTB's rate limiter hands every 429 on to our own retries (bot.retry) with an ERROR and a
-    # traceback; the retry logs what happens next, so its line is an INFO without traceback.
-    logging.getLogger("telegram.ext.AIORateLimiter").addFilter(_HandedOn())
+    # taskiq calls a worker's orderly stop a WARNING, and a job it cut off an ERROR with a
+    # traceback; both are expected (the job stays pending for another worker).
+    for name in ("taskiq.receiver", "taskiq.receiver.receiver"):
+        logging.getLogger(name).addFilter(_StopIsNoFault())
 
 
-class _HandedOn(logging.Filter):
+class _StopIsNoFault(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage().startswith("Rate limit hit after maximum of 0 retries"):
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, asyncio.CancelledError) or record.getMessage().startswith(
+            "The listenig task was cancelled"
+        ):
             record.levelno, record.levelname = logging.INFO, "INFO"
             record.exc_info = record.exc_text = None
+        return True
+
+
+class _JobField(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.job = JOB_KEY.get()
         return True
 
 

@@ -69,15 +69,47 @@ class Album:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheKey:
+    """One deliverable form of a clip on one platform.
+
+    `variant` names whatever changes the delivered bytes (e.g. "budget=50000000" or
+    "slideshow=album"), so a clip fitted to a small budget is not reused where a larger one fits.
+    """
+
+    platform: str
+    clip_id: str
+    variant: str
+
+    def text(self) -> str:
+        """An unambiguous one-string form, whatever characters the parts hold."""
+        return json.dumps([self.platform, self.clip_id, self.variant], separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformFile:
+    """A file the platform keeps and sends again by its id (Telegram's file_id)."""
+
+    file_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A copy in the media store, for platforms that take uploads only (Discord)."""
+
+    name: str
+
+
+Handle = PlatformFile | StoredFile
+
+
+@dataclass(frozen=True, slots=True)
 class CachedMedia:
     """What is needed to send a clip again without fetching it.
 
-    `handle` is opaque to the cache: a Telegram file_id, a JSON list of file_ids for an album, or
-    a media-cache file name; the caller decides. `stored_at` (unix time) is when the handle was
-    obtained, and expiry counts from it.
+    `stored_at` (unix time) is when the handle was obtained, and expiry counts from it.
     """
 
-    handle: str
+    handle: Handle
     width: int
     height: int
     duration: float

@@ -1,12 +1,32 @@
-"""The core's ports: what it needs from the outside, as Protocols."""
+"""The core's ports: what it needs from the outside, as Protocols.
+
+Each kind of state has two implementations in `bot.stores`: embedded (SQLite, files and
+memory, one process) and distributed (Redis, any number of processes); the composition root
+chooses the set, and one contract test suite holds both to the same promises.
+"""
 
 from __future__ import annotations
 
+import enum
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from bot.links import Link
-from bot.model import Album, CachedMedia, Download, Media, Origin, Reason, VideoRequest
+from bot.model import (
+    Album,
+    CachedMedia,
+    CacheKey,
+    Download,
+    Media,
+    Origin,
+    Reason,
+    StoredFile,
+    VideoRequest,
+)
+
+# Tools: where bytes come from and how they are sent.
 
 
 class LinkResolver(Protocol):
@@ -28,6 +48,17 @@ class SlideshowFetcher(Protocol):
     async def fetch(self, link: Link, workdir: Path) -> Album: ...
 
 
+class Pipeline(Protocol):
+    """A link to what is sent: a playable video within the budget, or a photo post's album."""
+
+    @property
+    def variant(self) -> str:
+        """What, besides the budget, changes the bytes it sends (part of the cache key)."""
+
+    async def prepare(self, link: Link, budget_bytes: int, workdir: Path) -> Media | Album:
+        """Raise FetchError with the reason when the clip cannot be sent."""
+
+
 class Replier(Protocol):
     """Answers on one platform; the adapter chooses how a video or a reason looks there."""
 
@@ -35,11 +66,11 @@ class Replier(Protocol):
         """Show that a job runs (called again every few seconds while it does)."""
 
     async def deliver(self, origin: Origin, media: Media) -> str | None:
-        """Send the video; return the platform's handle to send it again without an upload
+        """Send the video; return the platform's file id to send it again without an upload
         (Telegram's file_id), or None. Raise FetchError(Reason.TOO_LARGE) when refused for size."""
 
     async def resend(self, origin: Origin, cached: CachedMedia) -> None:
-        """Send a video by the handle `deliver` returned; StaleHandle when it is refused."""
+        """Send a video by its PlatformFile handle; StaleHandle when it is refused."""
 
     async def deliver_album(self, origin: Origin, album: Album) -> None:
         """Send a photo post's images (in groups the platform allows) and then its music."""
@@ -48,18 +79,102 @@ class Replier(Protocol):
         """Tell the requester why a link got no video."""
 
 
+# State: what the service and the intake remember.
+
+
+class ClipCache(Protocol):
+    """What was delivered, by clip: a repeated link costs one lookup and one send."""
+
+    async def get(self, key: CacheKey) -> CachedMedia | None:
+        """The stored media, or None when missing or older than the cache's maximum age."""
+
+    async def put(self, key: CacheKey, media: CachedMedia) -> None:
+        """Store the media for the key, replacing what was there."""
+
+    async def forget(self, key: CacheKey) -> None:
+        """Drop the entry, e.g. when the platform refused its stored file id."""
+
+    async def close(self) -> None: ...
+
+
+class MediaStore(Protocol):
+    """Files kept for platforms that take uploads only, capped in size (least recently used out)."""
+
+    async def keep(self, key: CacheKey, source: Path) -> StoredFile | None:
+        """Keep a copy of `source`; None when it is larger than the whole store may hold.
+        `source` must not be rewritten in place afterwards (the copy may be a hard link)."""
+
+    async def open(self, stored: StoredFile, workdir: Path) -> Path | None:
+        """A local path to upload the file from (inside `workdir` or the store's own), or None
+        when it is gone."""
+
+    async def close(self) -> None: ...
+
+
+class SingleFlight(Protocol):
+    """One job at a time per clip, across every process that shares the implementation."""
+
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Wait until no one else holds `key`, then hold it until the block ends. A holder
+        that dies lets go by itself after a lease; a living one keeps its hold."""
+
+
+class Verdict(enum.Enum):
+    ALLOW = "allow"
+    REFUSE_AND_SAY = "refuse_and_say"
+    REFUSE_QUIETLY = "refuse_quietly"
+
+
+class RateLimits(Protocol):
+    """A user's links and a chat's links per minute; a refused sender hears it once."""
+
+    async def check(self, user: str, chat: str, links: int) -> Verdict: ...
+
+
+class SendLimits(Protocol):
+    """A platform's flood limits for the whole bot, however many processes send for it."""
+
+    async def admit(self, group: str | None) -> None:
+        """Wait until one more message (to `group`, when it goes to a group chat) keeps within
+        the limits, and count it."""
+
+
 class JobQueue(Protocol):
     """Holds accepted requests until a worker runs them."""
 
-    def submit(self, request: VideoRequest) -> bool:
-        """Queue the request; False when the queue is full."""
+    async def submit(self, request: VideoRequest) -> bool:
+        """Queue the request durably; False when it cannot be queued now (full, or down)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered:
+    """A request found in the journal at start; `attempts` counts the starts that took it up."""
+
+    request: VideoRequest
+    attempts: int
 
 
 class Journal(Protocol):
-    """Keeps each accepted request until it has been answered, so a restart can run it again."""
+    """Keeps each accepted request until it has been answered, so a restart or another worker
+    can run it again, and never answers a link twice."""
 
-    def accept(self, request: VideoRequest) -> bool:
+    async def accept(self, request: VideoRequest) -> bool:
         """Write the request down; False when its origin was accepted before (a redelivery)."""
 
-    def answered(self, origin: Origin) -> None:
-        """The request from `origin` got its answer (a video or a reason)."""
+    async def link_answered(self, origin: Origin) -> None:
+        """One more link of the request from `origin` was answered (links go in order)."""
+
+    async def answered(self, origin: Origin) -> None:
+        """The request from `origin` got its whole answer: never run it again."""
+
+    async def remaining(self, request: VideoRequest) -> VideoRequest | None:
+        """The request less the links already answered; None when nothing is left to answer.
+
+        An answer the platform took but whose confirmation a dying run never read is not
+        marked: it is sent again (at least once, and exactly once unless a run dies in that
+        moment)."""
+
+    async def take_unanswered(self) -> list[Unanswered]:
+        """Every request not answered, oldest first, each counted as one more attempt."""
+
+    async def close(self) -> None: ...

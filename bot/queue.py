@@ -20,12 +20,16 @@ class AsyncioJobQueue:
         self._workers: list[asyncio.Task[None]] = []
         self._interrupted: list[VideoRequest] = []
 
-    def submit(self, request: VideoRequest) -> bool:
+    async def submit(self, request: VideoRequest) -> bool:
         try:
             self._queue.put_nowait(request)
         except asyncio.QueueFull:
             return False
         return True
+
+    def depth(self) -> int:
+        """Requests waiting for a worker."""
+        return self._queue.qsize()
 
     async def put(self, request: VideoRequest) -> None:
         """Queue the request, waiting for room (requests taken up again at start)."""

@@ -57,7 +57,14 @@ class RetryPolicy:
 class Retrying:
     """Runs a platform call under a `RetryPolicy`."""
 
-    def __init__(self, policy: RetryPolicy, rng: random.Random) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        rng: random.Random,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> None:
+        """`on_retry` hears of each call about to be sent again (the metrics count them)."""
+        self._on_retry = on_retry
         self.policy = policy
         self._rng = rng
 
@@ -88,6 +95,8 @@ class Retrying:
                     log.warning("%s: gave up after %d attempts: %s", what, attempt, err)
                     raise
                 log.info("%s: %s; attempt %d in %.2f s", what, err, attempt + 1, wait)
+                if self._on_retry is not None:
+                    self._on_retry(what)
                 await asyncio.sleep(wait)
 
 

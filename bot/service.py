@@ -1,4 +1,10 @@
-"""Where a link becomes a video: the flow of DESIGN.md section 1, top to bottom."""
+"""Where a link becomes a video: the flow of DESIGN.md section 1, top to bottom.
+
+canonical link -> cache hit? -> resend by the kept handle
+               -> else one job per clip (bot.flights here, SingleFlight across processes)
+                  -> Pipeline.prepare: fetch, make playable, fit the budget
+                  -> Replier.deliver -> the handle kept in the cache -> job files removed
+"""
 
 from __future__ import annotations
 
@@ -7,30 +13,29 @@ import contextlib
 import dataclasses
 import json
 import logging
-import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from bot.cache import CacheKey, DiskMediaCache, SqliteCache
-from bot.download import SlideshowPost
-from bot.fit import FfmpegFitter
+from bot.flights import Flight, Flights
 from bot.links import Link, LinkKind
-from bot.media import FfmpegMedia, probe
+from bot.metrics import Metrics
 from bot.model import (
     Album,
     CachedMedia,
-    ClipInfo,
+    CacheKey,
     FetchError,
     Media,
     Origin,
+    PlatformFile,
     Reason,
     StaleHandle,
+    StoredFile,
     VideoRequest,
 )
-from bot.ports import Downloader, LinkResolver, Replier, SlideshowFetcher
+from bot.ports import ClipCache, LinkResolver, MediaStore, Pipeline, Replier, SingleFlight
 from bot.retry import Unconfirmed
-from bot.settings import SlideshowMode
 
 log = logging.getLogger(__name__)
 
@@ -38,47 +43,49 @@ Outcome = Media | Album | Reason
 
 # Telegram shows a chat action for 5 s: renewed before it ends (DESIGN.md section 10).
 WORKING_EVERY_S = 4.0
+# The first requester's upload gives the others its handle; a job keeps its clip's hold across
+# processes until then, but not for ever.
+FIRST_ANSWER_WAIT_S = 600.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Prepared:
+    """A job's outcome and the cache key it belongs under (None when the clip id is unknown)."""
+
+    outcome: Outcome | CachedMedia
+    key: CacheKey | None
 
 
 class Service:
-    """Answers a request: its links fetched at once (within the download cap), answered in order."""
+    """Answers a request: its links fetched at once (within the pipeline's caps), answered in
+    order."""
 
     def __init__(
         self,
         *,
         resolver: LinkResolver,
-        downloader: Downloader,
-        slideshows: SlideshowFetcher,
-        media: FfmpegMedia,
-        fitter: FfmpegFitter,
+        pipeline: Pipeline,
         repliers: Mapping[str, Replier],
-        max_downloads: int,
-        max_encodes: int,
-        slideshow_mode: SlideshowMode = SlideshowMode.ALBUM,
-        cache: SqliteCache | None = None,
-        media_cache: DiskMediaCache | None = None,
+        cache: ClipCache | None = None,
+        media_store: MediaStore | None = None,
+        single_flight: SingleFlight | None = None,
+        metrics: Metrics | None = None,
         work_root: Path | None = None,
     ) -> None:
         self._resolver = resolver
-        self._downloader = downloader
-        self._slideshows = slideshows
-        self._media = media
-        self._fitter = fitter
+        self._pipeline = pipeline
         self._repliers = repliers
-        self._download_slots = asyncio.Semaphore(max_downloads)
-        # Encodes take the CPU for seconds; their own cap keeps downloads and other jobs moving.
-        self._encode_slots = asyncio.Semaphore(max_encodes)
-        self._slideshow_mode = slideshow_mode
         self._cache = cache
-        self._media_cache = media_cache
-        self._work_root = work_root
-        self._flights: dict[tuple[str, str, int], _Flight] = {}
-        self._landing: set[asyncio.Task[_Prepared]] = set()
+        self._media_store = media_store
+        self._single_flight = single_flight
+        self._metrics = metrics or Metrics()
+        self._flights: Flights[Prepared] = Flights(work_root)
 
     async def process(self, request: VideoRequest) -> None:
         replier = self._repliers[request.origin.platform]
         # Short links are looked up first: jobs are shared by the clip, whatever link form.
-        links = await asyncio.gather(*(self._resolve(link) for link in request.links))
+        with self._metrics.stage("resolve"):
+            links = await asyncio.gather(*(self._resolve(link) for link in request.links))
         async with contextlib.AsyncExitStack() as stack:
             platform = request.origin.platform
             jobs = [
@@ -87,19 +94,20 @@ class Service:
                 else link
                 for link in links
             ]
-            flights = [job for job in jobs if isinstance(job, _Flight)]
+            flights = [job for job in jobs if isinstance(job, Flight)]
             indicator = asyncio.create_task(self._show_working(replier, request.origin, flights))
             stack.push_async_callback(_cancel_and_wait, [indicator])
-            for flight in jobs:
-                if isinstance(flight, Reason):
-                    await self._answer(replier, request.origin, _Prepared(flight, None))
+            for link, flight in zip(links, jobs, strict=True):
+                if not isinstance(link, Link) or not isinstance(flight, Flight):
+                    reason = link if isinstance(link, Reason) else Reason.FAILED
+                    await self._answer(replier, request.origin, Prepared(reason, None))
                     continue
                 # Shielded: another requester may share this job; leaving ends only our share.
-                prepared = await asyncio.shield(flight.task)
+                prepared = await asyncio.shield(flight.outcome)
                 if isinstance(prepared.outcome, CachedMedia):
                     if await self._resend(replier, request.origin, prepared.outcome, prepared.key):
                         continue
-                    prepared = await self._without_cache(flight.link, request, stack)
+                    prepared = await self._without_cache(link, request, stack)
                 elif isinstance(prepared.outcome, Media) and await self._share_upload(
                     flight, replier, request.origin, prepared
                 ):
@@ -121,190 +129,163 @@ class Service:
             return Reason.NOT_A_VIDEO
         return resolved
 
-    async def _share_upload(
-        self, flight: _Flight, replier: Replier, origin: Origin, prepared: _Prepared
-    ) -> bool:
-        """The first of a job's requesters uploads; the others resend by the handle that
-        upload returned. True when this requester has been answered."""
-        async with flight.first_upload:
-            if not flight.uploaded:
-                kept = await self._answer(replier, origin, prepared)
-                flight.uploaded = True
-                if kept is not None and kept.handle.startswith("platform:"):
-                    flight.handle = kept
-                return True
-        if flight.handle is None:
-            return False
-        return await self._resend(replier, origin, flight.handle, prepared.key)
+    def _join(
+        self, link: Link, platform: str, budget_bytes: int
+    ) -> contextlib.AbstractAsyncContextManager[Flight[Prepared]]:
+        """Everyone asking for the same clip at the same moment shares one job."""
+        key = self._cache_key(link, platform, budget_bytes)
 
-    @contextlib.asynccontextmanager
-    async def _join(self, link: Link, platform: str, budget_bytes: int) -> AsyncIterator[_Flight]:
-        """Share one job among everyone who asks for the same clip at the same time.
+        async def job(flight: Flight[Prepared]) -> None:
+            await self._job(link, key, budget_bytes, flight)
 
-        The job's directory lives until the last of them has been answered.
-        """
-        key = (platform, link.clip_id or link.url, budget_bytes)
-        flight = self._flights.get(key)
-        if flight is None:
-            directory = self._job_dir()
-            workdir = Path(directory.name)
-            fetching = asyncio.Event()
-            task = asyncio.create_task(
-                self._prepare(link, platform, budget_bytes, workdir, fetching=fetching)
-            )
-            flight = self._flights[key] = _Flight(
-                link=link, task=task, directory=directory, fetching=fetching
-            )
-        flight.users += 1
-        try:
-            yield flight
-        finally:
-            flight.users -= 1
-            if flight.users == 0:
-                del self._flights[key]
-                self._land(flight)
-
-    def _job_dir(self) -> tempfile.TemporaryDirectory[str]:
-        """A private directory (mode 0700) for one job's files."""
-        return tempfile.TemporaryDirectory(
-            prefix="reshare-", dir=self._work_root, ignore_cleanup_errors=True
+        return self._flights.join(
+            key or (platform, link.url, budget_bytes), job, self._metrics.joined
         )
 
-    def _land(self, flight: _Flight) -> None:
-        """Remove the job's directory once its task has ended, never before; no await here,
-        so a second cancellation of the caller cannot skip the clean-up."""
-        if flight.task.done():
-            flight.directory.cleanup()
-            return
-        flight.task.cancel()
-        self._landing.add(flight.task)
-
-        def cleanup(task: asyncio.Task[_Prepared]) -> None:
-            flight.directory.cleanup()
-            self._landing.discard(task)
-
-        flight.task.add_done_callback(cleanup)
-
-    async def drain(self) -> None:
-        """Wait until every cancelled job has ended and its directory is gone."""
-        while self._landing:
-            await asyncio.wait(list(self._landing))
-
-    async def _prepare(
-        self,
-        link: Link,
-        platform: str,
-        budget_bytes: int,
-        workdir: Path,
-        *,
-        cached: bool = True,
-        fetching: asyncio.Event | None = None,
-    ) -> _Prepared:
-        key: CacheKey | None = None
+    async def _job(
+        self, link: Link, key: CacheKey | None, budget_bytes: int, flight: Flight[Prepared]
+    ) -> None:
+        """Always publishes an outcome: a job task that ends without one cancels its outcome,
+        and its requesters would take that for their own cancellation."""
         try:
-            key = self._cache_key(link, platform, budget_bytes)
-            if cached and key is not None and self._cache is not None:
-                hit = await self._cache.get(key)
-                if hit is not None:
-                    return _Prepared(hit, key)
-            if fetching is not None:
-                fetching.set()
-            if link.kind is LinkKind.PHOTO:
-                return _Prepared(await self._slideshow(link, budget_bytes, workdir), key)
-            try:
-                async with self._download_slots:
-                    download = await self._downloader.fetch(link, workdir, budget_bytes)
-            except SlideshowPost:
-                return _Prepared(await self._slideshow(link, budget_bytes, workdir), key)
-            media = await self._playable_within(download.path, download.info, budget_bytes, workdir)
-            return _Prepared(media, key)
+            await self._fetch_once(link, key, budget_bytes, flight)
+        except Exception:
+            # E.g. a single-flight that is down: the link is told why, the worker goes on.
+            log.exception("job for %s failed", link.url)
+            flight.publish(Prepared(Reason.FAILED, key))
+
+    async def _fetch_once(
+        self, link: Link, key: CacheKey | None, budget_bytes: int, flight: Flight[Prepared]
+    ) -> None:
+        """A cache hit, or the clip fetched under the clip's hold across processes, which is
+        kept until the first requester's upload has left its handle in the cache."""
+        hit = await self._cached(key)
+        if hit is not None:
+            flight.publish(Prepared(hit, key))
+            return
+        async with self._clip_hold(key):
+            # Another process may have fetched it while we waited for the hold.
+            hit = await self._cached(key)
+            if hit is not None:
+                flight.publish(Prepared(hit, key))
+                return
+            flight.fetching.set()
+            outcome = await self._prepare(link, budget_bytes, flight.workdir)
+            flight.publish(Prepared(outcome, key))
+            if isinstance(outcome, Media):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(flight.first_answered.wait(), FIRST_ANSWER_WAIT_S)
+
+    @contextlib.asynccontextmanager
+    async def _clip_hold(self, key: CacheKey | None) -> AsyncIterator[None]:
+        """The clip's hold across processes; without it when it cannot be had (Redis down):
+        a second download is better than no answer."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._single_flight is not None and key is not None:
+                try:
+                    await stack.enter_async_context(self._single_flight.hold(key.text()))
+                except Exception as err:
+                    log.warning("single-flight unreachable (%r): fetching without it", err)
+            yield
+
+    async def _cached(self, key: CacheKey | None) -> CachedMedia | None:
+        if key is None or self._cache is None:
+            return None
+        try:
+            hit = await self._cache.get(key)
+        except Exception:
+            # A cache that is down costs a download, not the answer.
+            log.exception("cache lookup failed")
+            return None
+        if hit is not None:
+            self._metrics.cache_hit(key.platform)
+        return hit
+
+    async def _prepare(self, link: Link, budget_bytes: int, workdir: Path) -> Outcome:
+        try:
+            return await self._pipeline.prepare(link, budget_bytes, workdir)
         except FetchError as err:
             log.info("link %s not fetched: %s", link.url, err)
-            return _Prepared(err.reason, key)
+            self._metrics.failure(err.reason)
+            return err.reason
         except Exception:
             log.exception("link %s failed unexpectedly", link.url)
-            return _Prepared(Reason.FAILED, key)
+            self._metrics.failure(Reason.FAILED)
+            return Reason.FAILED
 
     def _cache_key(self, link: Link, platform: str, budget_bytes: int) -> CacheKey | None:
         """The canonical clip and what changes the bytes sent; None when the id is unknown."""
         if link.clip_id is None:
             return None
         clip_id = link.clip_id if ":" in link.clip_id else f"{link.site}:{link.clip_id}"
-        variant = f"budget={budget_bytes};slideshow={self._slideshow_mode.value}"
+        variant = f"budget={budget_bytes};{self._pipeline.variant}"
         return CacheKey(platform=platform, clip_id=clip_id, variant=variant)
+
+    async def _share_upload(
+        self, flight: Flight[Prepared], replier: Replier, origin: Origin, prepared: Prepared
+    ) -> bool:
+        """The first of a job's requesters uploads; the others resend by the handle that
+        upload returned. True when this requester has been answered."""
+        async with flight.first_answer:
+            if not flight.first_answered.is_set():
+                try:
+                    kept = await self._answer(replier, origin, prepared)
+                finally:
+                    flight.first_answered.set()
+                if kept is not None and isinstance(kept.handle, PlatformFile):
+                    flight.handle = kept
+                return True
+        handle = flight.handle
+        if handle is None:
+            return False
+        return await self._resend(replier, origin, handle, prepared.key)
 
     async def _resend(
         self, replier: Replier, origin: Origin, hit: CachedMedia, key: CacheKey | None
     ) -> bool:
         """Send a clip fetched before without fetching it; False when its copy is gone."""
-        kind, _, handle = hit.handle.partition(":")
         try:
-            if kind == "disk":
-                path = None
-                if self._media_cache is not None and key is not None:
-                    path = await asyncio.to_thread(self._media_cache.path_for, key)
-                if path is None:
-                    raise StaleHandle("no longer in the media cache")
-                await replier.deliver(origin, _media_from(hit, path))
+            if isinstance(hit.handle, StoredFile):
+                await self._upload_stored(replier, origin, hit, hit.handle)
             else:
-                await replier.resend(origin, dataclasses.replace(hit, handle=handle))
+                await replier.resend(origin, hit)
+            self._metrics.request(origin.platform, "cached")
         except Unconfirmed as err:
             log.warning("resend unconfirmed, not sent again: %s", err)
         except Exception as err:
             # A stale handle, an evicted file, or any refusal: the user still gets the video.
             log.info("cached copy refused (%r): fetching anew", err)
             if self._cache is not None and key is not None:
-                await self._cache.forget(key)
+                try:
+                    await self._cache.forget(key)
+                except Exception:
+                    log.exception("could not drop the refused cache entry")
             return False
         return True
 
+    async def _upload_stored(
+        self, replier: Replier, origin: Origin, hit: CachedMedia, stored: StoredFile
+    ) -> None:
+        """Upload a copy from the media store (platforms without reusable handles)."""
+        if self._media_store is None:
+            raise StaleHandle("no media store")
+        with self._flights.job_dir() as directory:
+            path = await self._media_store.open(stored, Path(directory))
+            if path is None:
+                raise StaleHandle("no longer in the media store")
+            with self._metrics.stage("upload"):
+                await replier.deliver(origin, _media_from(hit, path))
+
     async def _without_cache(
         self, link: Link, request: VideoRequest, stack: contextlib.AsyncExitStack
-    ) -> _Prepared:
-        directory = stack.enter_context(self._job_dir())
-        platform = request.origin.platform
-        return await self._prepare(
-            link, platform, request.budget_bytes, Path(directory), cached=False
-        )
-
-    async def _playable_within(
-        self, source: Path, info: ClipInfo, budget_bytes: int, workdir: Path
-    ) -> Media:
-        """The source as it is when it plays everywhere and fits; else remuxed, re-encoded or
-        fitted to the budget, from the source each time."""
-        original = found = await asyncio.to_thread(probe, source)
-        path = source
-        if not found.playable and found.size <= budget_bytes:
-            async with self._encode_slots:
-                path, found = await self._media.playable(source, found, workdir)
-        if found.size > budget_bytes:
-            async with self._encode_slots:
-                path = await self._fitter.fit(source, original, budget_bytes, workdir)
-            found = await asyncio.to_thread(probe, path)
-        if found.size > budget_bytes or not found.playable:
-            raise FetchError(Reason.TOO_LARGE, f"{found.size} bytes, budget {budget_bytes}")
-        thumbnail = await self._media.thumbnail(path, workdir)
-        return Media(
-            path=path,
-            width=found.width,
-            height=found.height,
-            duration=found.duration,
-            size=found.size,
-            thumbnail=thumbnail,
-            info=info,
-        )
-
-    async def _slideshow(self, link: Link, budget_bytes: int, workdir: Path) -> Album | Media:
-        async with self._download_slots:
-            album = await self._slideshows.fetch(link, workdir)
-        if self._slideshow_mode is SlideshowMode.ALBUM:
-            return album
-        async with self._encode_slots:
-            video = await self._media.slideshow_video(album, workdir)
-        return await self._playable_within(video, album.info, budget_bytes, workdir)
+    ) -> Prepared:
+        """The clip fetched for this requester alone, its cached copy having been refused."""
+        directory = Path(stack.enter_context(self._flights.job_dir()))
+        key = self._cache_key(link, request.origin.platform, request.budget_bytes)
+        return Prepared(await self._prepare(link, request.budget_bytes, directory), key)
 
     async def _answer(
-        self, replier: Replier, origin: Origin, prepared: _Prepared
+        self, replier: Replier, origin: Origin, prepared: Prepared
     ) -> CachedMedia | None:
         """Deliver the outcome or say why not; returns what was kept for next time, if anything."""
         outcome = prepared.outcome
@@ -312,11 +293,13 @@ class Service:
             raise TypeError("cached media is resent, not answered")
         if not isinstance(outcome, Reason):
             try:
-                if isinstance(outcome, Album):
-                    await replier.deliver_album(origin, outcome)
-                    return None
-                handle = await replier.deliver(origin, outcome)
-                return await self._remember(prepared.key, outcome, handle)
+                with self._metrics.stage("upload"):
+                    if isinstance(outcome, Album):
+                        await replier.deliver_album(origin, outcome)
+                        self._metrics.request(origin.platform, "album")
+                        return None
+                    file_id = await replier.deliver(origin, outcome)
+                    self._metrics.request(origin.platform, "video")
             except FetchError as err:
                 outcome = err.reason
             except Unconfirmed as err:
@@ -326,8 +309,12 @@ class Service:
             except Exception:
                 log.exception("delivery failed")
                 outcome = Reason.FAILED
+            else:
+                # Delivered: keeping it for next time may fail, the answer stands.
+                return await self._remember(prepared.key, outcome, file_id)
         try:
             await replier.fail(origin, outcome)
+            self._metrics.request(origin.platform, outcome)
         except Unconfirmed as err:
             log.warning("reason unconfirmed, not sent again: %s", err)
         except Exception:
@@ -335,21 +322,22 @@ class Service:
         return None
 
     async def _remember(
-        self, key: CacheKey | None, media: Media, handle: str | None
+        self, key: CacheKey | None, media: Media, file_id: str | None
     ) -> CachedMedia | None:
         """Keep what lets the next request skip the download: the platform's own handle, or a
-        copy in the media cache for platforms that take only uploads."""
-        if handle is not None:
-            stored = f"platform:{handle}"
-        elif self._media_cache is not None and key is not None:
-            kept = await asyncio.to_thread(self._media_cache.store, key, media.path)
-            if kept == media.path:
-                return None
-            stored = f"disk:{kept.name}"
-        else:
+        copy in the media store for platforms that take only uploads."""
+        handle: PlatformFile | StoredFile | None = None
+        if file_id is not None:
+            handle = PlatformFile(file_id)
+        elif self._media_store is not None and key is not None:
+            try:
+                handle = await self._media_store.keep(key, media.path)
+            except Exception:
+                log.exception("could not keep a copy in the media store")
+        if handle is None:
             return None
         cached = CachedMedia(
-            handle=stored,
+            handle=handle,
             width=media.width,
             height=media.height,
             duration=media.duration,
@@ -358,16 +346,26 @@ class Service:
             stored_at=time.time(),
         )
         if key is not None and self._cache is not None:
-            await self._cache.put(key, cached)
+            try:
+                await self._cache.put(key, cached)
+            except Exception:
+                # The handle still serves the other requesters of this job.
+                log.exception("could not store the clip in the cache")
         return cached
 
+    async def drain(self) -> None:
+        """Wait until every cancelled job has ended and its directory is gone."""
+        await self._flights.drain()
+
     async def _show_working(
-        self, replier: Replier, origin: Origin, flights: Sequence[_Flight]
+        self, replier: Replier, origin: Origin, flights: Sequence[Flight[Prepared]]
     ) -> None:
         """ "Sending video…" from the moment a job has to fetch until every job is done; a
         request answered from the cache shows nothing (and costs no extra API call)."""
-        jobs = [flight.task for flight in flights]
-        fetching = [asyncio.create_task(flight.fetching.wait()) for flight in flights]
+        jobs: list[asyncio.Future[Any]] = [flight.outcome for flight in flights]
+        fetching: list[asyncio.Future[Any]] = [
+            asyncio.create_task(flight.fetching.wait()) for flight in flights
+        ]
         try:
             while not any(flight.fetching.is_set() for flight in flights):
                 pending = [job for job in jobs if not job.done()]
@@ -384,30 +382,8 @@ class Service:
             await _cancel_and_wait(fetching)
 
 
-@dataclasses.dataclass(slots=True)
-class _Flight:
-    """One job in progress and how many requests wait for it."""
-
-    link: Link
-    task: asyncio.Task[_Prepared]
-    directory: tempfile.TemporaryDirectory[str]
-    fetching: asyncio.Event
-    users: int = 0
-    first_upload: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
-    uploaded: bool = False
-    handle: CachedMedia | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A job's outcome and the cache key it belongs under (None when the clip id is unknown)."""
-
-    outcome: Outcome | CachedMedia
-    key: CacheKey | None
-
-
 def _media_from(hit: CachedMedia, path: Path) -> Media:
-    """A video kept in the media cache, as a Media to upload again."""
+    """A video kept in the media store, as a Media to upload again."""
     return Media(
         path=path,
         width=hit.width,
@@ -419,7 +395,7 @@ def _media_from(hit: CachedMedia, path: Path) -> Media:
     )
 
 
-async def _cancel_and_wait(tasks: Sequence[asyncio.Task[object]]) -> None:
+async def _cancel_and_wait(tasks: Sequence[asyncio.Future[Any]]) -> None:
     for task in tasks:
         task.cancel()
     if tasks:

@@ -50,6 +50,14 @@ class CoreSettings(BaseSettings):
     max_download_mb: float = Field(default=500, gt=0)
     # First pause before a failed download is tried again; it doubles each time.
     download_retry_delay_s: float = Field(default=1.0, ge=0)
+    # Set: the distributed mode (state, locks and the job queue in Redis). Never logged: it may
+    # hold a password.
+    redis_url: str | None = None
+    # Seconds a job may go without its worker's sign of life before another worker takes it.
+    job_lease_s: float = Field(default=60.0, ge=1)
+    # Where a process serves HTTP (the Telegram webhook, /healthz, /metrics); no PORT, no server.
+    host: str = "0.0.0.0"  # noqa: S104 - a server behind a load balancer listens on all addresses
+    port: int | None = Field(default=None, ge=0, le=65535)
 
     @field_validator("allowed_sites", mode="before")
     @classmethod

@@ -13,9 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
-from bot.download import read_timeout_s, reason_for_error
+from bot.download import read_timeout_s
 from bot.links import Link
 from bot.model import Album, ClipInfo, FetchError, Reason
+from bot.ytdlp_errors import reason_for_error
 
 log = logging.getLogger(__name__)
 

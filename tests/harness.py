@@ -19,6 +19,7 @@ from adapters.runtime import Reshare
 from adapters.telegram import TelegramSettings
 from bot.media import probe
 from bot.netguard import Resolver
+from bot.queue import AsyncioJobQueue
 from bot.settings import CoreSettings
 from tests.standins.clips import Clip
 from tests.standins.discord_api import DEFAULT_USER_ID, FakeDiscord
@@ -146,6 +147,13 @@ async def run_bot(
         sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
         **{"stdout": asyncio.subprocess.PIPE, "stderr": asyncio.subprocess.PIPE, **options},
     )  # fmt: skip
+
+
+async def jobs_done(bot: Reshare) -> None:
+    """Wait until every request queued in the embedded mode has been handled."""
+    queue = bot.engine.queue
+    assert isinstance(queue, AsyncioJobQueue), "only the embedded queue can be waited for"
+    await queue.join()
 
 
 async def until(condition: Callable[[], bool], within_s: float = 60.0) -> None:

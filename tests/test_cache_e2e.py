@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import run_bot, running_bot, serving_env
+from tests.harness import jobs_done, run_bot, running_bot, serving_env
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -34,7 +34,7 @@ async def test_telegram_resends_by_file_id_for_any_link_form_in_any_chat(
         api.inject_message(f"https://www.tiktok.com/@dancer/video/{POST}", chat_id=1)
         [first] = await api.wait_for_call("sendVideo")
         # Until the first job has ended, others join it rather than read the cache.
-        await bot.engine.queue.join()
+        await jobs_done(bot)
         api.inject_message("https://vm.tiktok.com/ZMshort1/", chat_id=2, chat_type="group")
         api.inject_message(f"https://m.tiktok.com/v/{POST}.html", chat_id=3)
         _, second, third = await api.wait_for_call("sendVideo", count=3)
@@ -73,7 +73,7 @@ async def test_a_refused_file_id_falls_back_to_a_fresh_fetch(
     async with FakeBotApi() as api, running_bot(tiktok, data_dir, telegram=api) as bot:
         api.inject_message(f"https://www.tiktok.com/@dancer/video/{POST}", chat_id=1)
         await api.wait_for_call("sendVideo")
-        await bot.engine.queue.join()
+        await jobs_done(bot)
     # A new Bot API server knows none of the old file_ids, as after a token change.
     caplog.set_level(logging.INFO, logger="bot.service")
     async with FakeBotApi() as api, running_bot(tiktok, data_dir, telegram=api):
@@ -104,7 +104,7 @@ async def test_discord_reuploads_from_the_media_cache_without_a_download(
             webhook = f"/webhooks/{discord_api.application_id}/{interaction['token']}"
             [followup] = await discord_api.wait_for_request("POST", webhook)
             webhooks.append(followup)
-            await bot.engine.queue.join()
+            await jobs_done(bot)
     assert tiktok.media_requests == 1
     first, second = webhooks
     assert second.files[0].data == first.files[0].data == h264_clip.path.read_bytes()

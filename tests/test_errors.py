@@ -1,7 +1,7 @@
 import pytest
 
-from bot.download import reason_for_error
 from bot.model import Reason
+from bot.ytdlp_errors import reason_for_error
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ import pytest
 
 from adapters.discord.outbound import reason_text
 from bot.model import Reason
-from tests.harness import answers_to, replies_to, running_bot, until
+from tests.harness import answers_to, jobs_done, replies_to, running_bot, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import TRANSIENT_FAULTS as DISCORD_FAULTS
 from tests.standins.discord_api import FakeDiscord
@@ -125,7 +125,7 @@ async def test_two_hundred_requests_under_random_faults_are_each_answered_once(
                 ]
 
             await until(lambda: all(replies()), 300)
-            await bot.engine.queue.join()
+            await jobs_done(bot)
             # Faults off: the bot still answers on both platforms once the storm is over.
             tiktok.clear_faults()
             api.fail_randomly(rng, 0)
@@ -135,7 +135,7 @@ async def test_two_hundred_requests_under_random_faults_are_each_answered_once(
             await until(
                 lambda: bool(replies_to(api, after)) and bool(answers_to(discord_api, command))
             )
-            await bot.engine.queue.join()
+            await jobs_done(bot)
             answers = replies()
     left = sorted(str(path) for path in (data_dir / "jobs").rglob("*"))
     crashes = [

@@ -13,7 +13,7 @@ import pytest
 from adapters.discord.outbound import reason_text
 from adapters.runtime import Reshare
 from bot.model import Reason
-from tests.harness import answers_to, assert_plays, link, running_bot, until
+from tests.harness import answers_to, assert_plays, jobs_done, link, running_bot, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import (
     DEFAULT_USER_ID,
@@ -54,7 +54,7 @@ async def ask(
             dc.requests_to("*", webhook(dc, interaction)) or dc.requests_to("POST", channel_posts)
         )
     )
-    await bot.engine.queue.join()
+    await jobs_done(bot)
     return interaction
 
 
@@ -112,7 +112,7 @@ async def test_a_global_rate_limit_holds_channel_replies_and_each_arrives_once(
         discord_api.fail_next("POST", f"/channels/{channel}/messages", scope="global")
         message = discord_api.inject_message(f"look {link(POST)}")
         await discord_api.wait_for_request("POST", f"/channels/{channel}/messages$", count=2)
-        await bot.engine.queue.join()
+        await jobs_done(bot)
     limited, sent = discord_api.requests_to("POST", f"/channels/{channel}/messages$")
     assert (limited.status, sent.status) == (429, 200)
     [reply] = replies_in(discord_api, channel, message)
@@ -130,7 +130,7 @@ async def test_a_refused_preview_suppression_does_not_undo_a_sent_video(
         discord_api.fail_next("PATCH", f"/channels/{channel}/messages/", status=400, code=50035)
         message = discord_api.inject_message(f"look {link(POST)}")
         await discord_api.wait_for_request("PATCH", f"/channels/{channel}/messages/")
-        await bot.engine.queue.join()
+        await jobs_done(bot)
     [sent] = discord_api.requests_to("POST", f"/channels/{channel}/messages$")
     assert sent.status == 200
     assert discord_api.reactions_on(message["id"]) == []
@@ -227,7 +227,7 @@ async def test_an_interaction_expired_mid_job_is_answered_in_the_channel(
         await discord_api.wait_for_request("POST", webhook(discord_api, interaction))
         discord_api.expire_interaction(interaction["id"])
         await until(lambda: bool(answers_to(discord_api, interaction)))
-        await bot.engine.queue.join()
+        await jobs_done(bot)
         _, refused = discord_api.requests_to("POST", webhook(discord_api, interaction))
         assert refused.response["code"] == 50027
         [answer] = answers_to(discord_api, interaction)
@@ -245,6 +245,6 @@ async def test_random_transient_faults_still_answer_each_request_once(
             for n, post in enumerate([POST, PRIVATE_POST, SECOND_POST, POST])
         ]
         await until(lambda: all(answers_to(discord_api, i) for i in asked))
-        await bot.engine.queue.join()
+        await jobs_done(bot)
         assert discord_api.faults, "the seeded run injected no fault"
         assert [len(answers_to(discord_api, i)) for i in asked] == [1] * len(asked)

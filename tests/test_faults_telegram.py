@@ -15,7 +15,15 @@ from adapters.runtime import Reshare
 from adapters.telegram import TelegramSettings
 from adapters.telegram.outbound import UPLOAD_TIMEOUT_S
 from bot.model import Reason
-from tests.harness import assert_plays, link, replies_to, running_bot, until, uploaded_video
+from tests.harness import (
+    assert_plays,
+    jobs_done,
+    link,
+    replies_to,
+    running_bot,
+    until,
+    uploaded_video,
+)
 from tests.standins.clips import Clip, make_image, make_music
 from tests.standins.telegram_api import TRANSIENT_FAULTS, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
@@ -49,7 +57,7 @@ async def ask(reshare: Reshare, api: FakeBotApi, post: str, chat_id: int) -> dic
     message = api.inject_message(link(post), chat_id=chat_id)
     # The chat action shows the job was taken; the queue then drains once it is answered.
     await until(lambda: any(c.params["chat_id"] == chat_id for c in api.calls_to("sendChatAction")))
-    await reshare.engine.queue.join()
+    await jobs_done(reshare)
     return message
 
 
@@ -179,7 +187,7 @@ async def test_a_30_s_answer_is_waited_for_with_the_default_timeouts(
     private = api.inject_message(link(PRIVATE_POST), chat_id=508)
     # The stand-in carries the calls out at once and answers 30 s later: the jobs end then.
     await until(lambda: bool(replies_to(api, message) and replies_to(api, private)))
-    await bot.engine.queue.join()
+    await jobs_done(bot)
     assert len(api.calls_to("sendVideo")) == 1
     assert len(api.calls_to("sendMessage")) == 1
     [video] = replies_to(api, message)
@@ -230,7 +238,7 @@ async def test_random_transient_faults_still_answer_each_request_once(
         for n, post in enumerate([POST, PRIVATE_POST, SECOND_POST, POST, PRIVATE_POST, POST])
     ]
     await until(lambda: all(replies_to(api, message) for message in asked))
-    await bot.engine.queue.join()
+    await jobs_done(bot)
     assert api.faults, "the seeded run injected no fault"
     assert [len(replies_to(api, message)) for message in asked] == [1] * len(asked)
 
@@ -251,7 +259,7 @@ async def test_an_album_retries_only_the_message_that_was_refused(
             api.fail_next("sendAudio", 429, retry_after=1)
             message = api.inject_message(f"https://www.tiktok.com/@painter/photo/{PHOTO_POST}")
             await api.wait_for_call("sendAudio", count=2)
-            await bot.engine.queue.join()
+            await jobs_done(bot)
     assert len(api.calls_to("sendMediaGroup")) == 3
     answers = replies_to(api, message)
     assert sum("photo" in answer for answer in answers) == len(slides)

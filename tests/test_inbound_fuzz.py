@@ -15,10 +15,10 @@ from telegram import Message, Update
 from adapters.discord import inbound as discord_inbound
 from adapters.telegram import inbound as telegram_inbound
 from bot.intake import Answer, Intake, Sender
-from bot.limits import RateLimits
 from bot.model import VideoRequest
 from bot.queue import AsyncioJobQueue
 from bot.sites import SiteCatalog
+from bot.stores.memory_limits import MemoryRateLimits
 
 MAX_TEXT = 4096
 SECONDS_PER_MESSAGE = 1.0
@@ -62,7 +62,7 @@ def new_intake() -> Intake:
     return Intake(
         AsyncioJobQueue(workers=1, maxsize=10_000),
         SiteCatalog(["TikTok"]),
-        RateLimits(user_per_minute=10_000, chat_per_minute=10_000),
+        MemoryRateLimits(user_per_minute=10_000, chat_per_minute=10_000),
     )
 
 
@@ -111,14 +111,14 @@ def telegram_messages(draw: st.DrawFn) -> dict[str, Any]:
         "entities": [{"type": "text_link", "offset": 9999, "length": 3, "url": "\x00"}],
     }
 ).via("1000 links, an RTL override and a broken entity")
-def test_telegram_inbound_takes_any_message(payload: dict[str, Any]) -> None:
+async def test_telegram_inbound_takes_any_message(payload: dict[str, Any]) -> None:
     intake = new_intake()
     started = time.perf_counter()
     taken = telegram_inbound.person_message(Update(1, message=Message.de_json(payload, None)))
     assert taken is not None
     message, sender = taken
     assert sender == Sender(user=payload["from"]["id"], chat=payload["chat"]["id"])
-    answer = intake.take(
+    answer = await intake.take(
         telegram_inbound.texts_of(message),
         telegram_inbound.origin_of(message),
         50_000_000,
@@ -184,14 +184,14 @@ async def test_discord_inbound_takes_any_message(payload: dict[str, Any], comman
         intake = new_intake()
         started = time.perf_counter()
         message = discord.Message(state=client._connection, channel=channel, data=payload)  # type: ignore[arg-type]
-        answer = intake.take(
+        answer = await intake.take(
             discord_inbound.texts_of(message),
             discord_inbound.message_origin(message),
             discord_inbound.message_budget(message),
             private=False,
             sender=Sender(user=message.author.id, chat=message.channel.id),
         )
-        command = intake.request(
+        command = await intake.request(
             [command_url],
             discord_inbound.InteractionOrigin(application_id=1, token="t"),
             discord_inbound.DEFAULT_UPLOAD_LIMIT,

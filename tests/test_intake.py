@@ -11,17 +11,18 @@ from bot.intake import (
     Sender,
     select_links,
 )
-from bot.limits import RateLimits, Verdict
 from bot.links import LinkKind
+from bot.ports import Verdict
 from bot.queue import AsyncioJobQueue
 from bot.sites import SiteCatalog
+from bot.stores.memory_limits import MemoryRateLimits
 
 TIKTOK_ONLY = SiteCatalog(["TikTok"])
 SOMEONE = Sender(user=1, chat=1)
 
 
-def generous() -> RateLimits:
-    return RateLimits(user_per_minute=1000, chat_per_minute=1000)
+def generous() -> MemoryRateLimits:
+    return MemoryRateLimits(user_per_minute=1000, chat_per_minute=1000)
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,24 @@ def test_links_to_no_post_are_answered_only_in_private() -> None:
 async def test_take_queues_answers_help_or_stays_quiet() -> None:
     queue = AsyncioJobQueue(workers=1, maxsize=10)
     intake = Intake(queue, TIKTOK_ONLY, generous())
-    assert intake.take(["hi"], ChatOrigin(1), 10, private=True, sender=SOMEONE) is Answer.NO_LINK
-    assert intake.take(["hi"], ChatOrigin(2), 10, private=False, sender=SOMEONE) is Answer.IGNORED
-    assert intake.take([post(1)], ChatOrigin(3), 10, private=False, sender=SOMEONE) is Answer.QUEUED
+    assert (
+        await intake.take(["hi"], ChatOrigin(1), 10, private=True, sender=SOMEONE) is Answer.NO_LINK
+    )
+    assert (
+        await intake.take(["hi"], ChatOrigin(2), 10, private=False, sender=SOMEONE)
+        is Answer.IGNORED
+    )
+    assert (
+        await intake.take([post(1)], ChatOrigin(3), 10, private=False, sender=SOMEONE)
+        is Answer.QUEUED
+    )
 
 
 async def test_a_full_queue_answers_busy_at_once() -> None:
     intake = Intake(AsyncioJobQueue(workers=1, maxsize=2), TIKTOK_ONLY, generous())
     answers = [
-        intake.take([post(n)], ChatOrigin(n), 10, private=True, sender=SOMEONE) for n in range(4)
+        await intake.take([post(n)], ChatOrigin(n), 10, private=True, sender=SOMEONE)
+        for n in range(4)
     ]
     assert answers == [Answer.QUEUED, Answer.QUEUED, Answer.BUSY, Answer.BUSY]
 
@@ -104,21 +114,21 @@ class FakeClock:
         return self.now
 
 
-def test_rate_limit_says_so_once_then_stays_quiet_until_the_minute_passes() -> None:
+async def test_rate_limit_says_so_once_then_stays_quiet_until_the_minute_passes() -> None:
     clock = FakeClock()
-    limits = RateLimits(user_per_minute=3, chat_per_minute=100, clock=clock)
-    verdicts = [limits.check("u1", "c1", 1) for _ in range(6)]
+    limits = MemoryRateLimits(user_per_minute=3, chat_per_minute=100, clock=clock)
+    verdicts = [await limits.check("u1", "c1", 1) for _ in range(6)]
     assert verdicts == [Verdict.ALLOW] * 3 + [Verdict.REFUSE_AND_SAY] + [Verdict.REFUSE_QUIETLY] * 2
-    assert limits.check("u2", "c1", 1) is Verdict.ALLOW  # only u1 is over its limit
-    assert limits.check("u3", "c2", 1) is Verdict.ALLOW
+    assert await limits.check("u2", "c1", 1) is Verdict.ALLOW  # only u1 is over its limit
+    assert await limits.check("u3", "c2", 1) is Verdict.ALLOW
     clock.now += 61
-    assert limits.check("u1", "c1", 3) is Verdict.ALLOW
-    assert limits.check("u1", "c1", 1) is Verdict.REFUSE_AND_SAY
+    assert await limits.check("u1", "c1", 3) is Verdict.ALLOW
+    assert await limits.check("u1", "c1", 1) is Verdict.REFUSE_AND_SAY
 
 
-def test_a_chat_limit_holds_across_users() -> None:
-    limits = RateLimits(user_per_minute=100, chat_per_minute=4, clock=FakeClock())
-    assert [limits.check(f"u{n}", "group", 2) for n in range(3)] == [
+async def test_a_chat_limit_holds_across_users() -> None:
+    limits = MemoryRateLimits(user_per_minute=100, chat_per_minute=4, clock=FakeClock())
+    assert [await limits.check(f"u{n}", "group", 2) for n in range(3)] == [
         Verdict.ALLOW,
         Verdict.ALLOW,
         Verdict.REFUSE_AND_SAY,
@@ -126,22 +136,23 @@ def test_a_chat_limit_holds_across_users() -> None:
 
 
 async def test_intake_turns_the_limit_into_one_notice() -> None:
-    limits = RateLimits(user_per_minute=2, chat_per_minute=100)
+    limits = MemoryRateLimits(user_per_minute=2, chat_per_minute=100)
     intake = Intake(AsyncioJobQueue(workers=1, maxsize=100), TIKTOK_ONLY, limits)
     answers = [
-        intake.take([post(n)], ChatOrigin(5), 10, private=False, sender=SOMEONE) for n in range(5)
+        await intake.take([post(n)], ChatOrigin(5), 10, private=False, sender=SOMEONE)
+        for n in range(5)
     ]
     assert answers == [Answer.QUEUED] * 2 + [Answer.SLOW_DOWN] + [Answer.IGNORED] * 2
 
 
-def test_users_and_chats_gone_quiet_are_forgotten() -> None:
+async def test_users_and_chats_gone_quiet_are_forgotten() -> None:
     clock = FakeClock()
-    limits = RateLimits(user_per_minute=1, chat_per_minute=100, clock=clock)
+    limits = MemoryRateLimits(user_per_minute=1, chat_per_minute=100, clock=clock)
     for n in range(100):
-        limits.check(f"u{n}", f"c{n}", 1)
-    assert limits.check("u0", "c0", 1) is Verdict.REFUSE_AND_SAY
+        await limits.check(f"u{n}", f"c{n}", 1)
+    assert await limits.check("u0", "c0", 1) is Verdict.REFUSE_AND_SAY
     clock.now += 61
-    assert limits.check("u1", "c1", 1) is Verdict.ALLOW
+    assert await limits.check("u1", "c1", 1) is Verdict.ALLOW
     # What a bot that runs for months would otherwise keep of every user it ever met.
     remembered = [f"{kind}{n}" for kind in "uc" for n in range(100)]
     assert [key for key in remembered if key in limits._users or key in limits._chats] == [

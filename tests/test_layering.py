@@ -8,8 +8,13 @@ CORE = Path(__file__).resolve().parent.parent / "bot"
 
 
 def test_core_modules_load_without_telegram_discord_or_the_adapters() -> None:
-    modules = sorted(p.stem for p in CORE.glob("*.py") if p.stem not in {"__init__", "__main__"})
+    modules = sorted(
+        ".".join(p.relative_to(CORE).with_suffix("").parts)
+        for p in CORE.rglob("*.py")
+        if p.stem not in {"__init__", "__main__"}
+    )
     assert "service" in modules
+    assert "stores.sqlite_cache" in modules
     script = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module('bot.' + m)\n"
@@ -24,7 +29,7 @@ def test_core_modules_load_without_telegram_discord_or_the_adapters() -> None:
 
 
 def test_core_sources_name_no_platform_library() -> None:
-    for path in CORE.glob("*.py"):
+    for path in CORE.rglob("*.py"):
         if path.name == "__main__.py":
             continue
         for line in path.read_text().splitlines():

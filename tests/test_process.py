@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import signal
 from collections.abc import AsyncIterator
@@ -58,8 +59,8 @@ async def test_process_answers_a_link_and_stops_cleanly(
 async def test_a_rate_limited_upload_is_retried_and_logged_without_an_error(
     tiktok: TikTokStandIn, tmp_path: Path
 ) -> None:
-    """PTB's rate limiter passes each 429 on to our retry with an ERROR and a traceback; the
-    operator sees one INFO line instead, and the video still arrives once."""
+    """A 429 is retried after its retry_after by the core (bot.retry), which says so in one INFO
+    line: no ERROR, no traceback, and the video arrives once."""
     async with FakeBotApi(token=TOKEN) as api:
         env = serving_env(tmp_path, tiktok, telegram=api)
         api.fail_next("sendVideo", 429, retry_after=1)
@@ -73,7 +74,7 @@ async def test_a_rate_limited_upload_is_retried_and_logged_without_an_error(
     logs = stderr.decode()
     assert process.returncode == 0, logs
     assert len(api.calls_to("sendVideo")) == 2
-    assert "INFO telegram.ext.AIORateLimiter: Rate limit hit" in logs
+    assert re.search(r"INFO bot\.retry \[job=\w+\]: sendVideo: .*; attempt 2 in", logs), logs
     assert " ERROR " not in logs
     assert "Traceback" not in logs
 
@@ -170,3 +171,15 @@ async def test_a_refused_token_is_one_log_line_and_exit_1(tmp_path: Path) -> Non
     assert "could not start" in stderr.decode()
     assert "Traceback" not in stderr.decode()
     assert wrong not in stderr.decode()
+
+
+@pytest.mark.parametrize("role", ["receive", "work"])
+async def test_a_distributed_role_without_redis_url_says_so_and_exits_2(
+    role: str, tmp_path: Path
+) -> None:
+    process = await run_bot(tmp_path, bot_env(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN), role)
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert f"`python -m bot {role}` is one side of the distributed mode: set REDIS_URL" in (
+        stderr.decode()
+    )

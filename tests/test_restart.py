@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import cast
@@ -14,14 +14,15 @@ from adapters.discord.inbound import MessageOrigin
 from adapters.discord.inbound import origin_codec as discord_origins
 from adapters.telegram.inbound import TelegramOrigin
 from adapters.telegram.inbound import origin_codec as telegram_origins
+from bot.codec import RequestCodec
 from bot.engine import AnswerWatch
 from bot.intake import RESTARTING_TEXT
-from bot.journal import SqliteJournal
 from bot.model import Album, CachedMedia, Media, Origin, Reason, VideoRequest
 from bot.retry import Unconfirmed
 from bot.sites import SiteCatalog
+from bot.stores.sqlite_journal import SqliteJournal
+from tests.harness import jobs_done, running_bot, tiktok_serving, until
 from tests.harness import link as tiktok_link
-from tests.harness import running_bot, tiktok_serving, until
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -39,23 +40,23 @@ async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
 
 
 def telegram_journal(data_dir: Path, token: str) -> SqliteJournal:
-    codecs = {"telegram": telegram_origins(token)}
-    journal = SqliteJournal(data_dir / "journal.sqlite3", codecs)
+    codec = RequestCodec({"telegram": telegram_origins(token)})
+    journal = SqliteJournal(data_dir / "journal.sqlite3", codec)
     journal.open()
     return journal
 
 
-def written_down(
+async def written_down(
     data_dir: Path, token: str, origin: TelegramOrigin, url: str, *, starts: int = 0
 ) -> None:
     """Leave the journal as a process killed after accepting the request leaves it, after
     `starts` earlier starts that took it up and died too."""
     journal = telegram_journal(data_dir, token)
     links = tuple(SiteCatalog(["TikTok"]).find(url))
-    assert journal.accept(VideoRequest(links=links, origin=origin, budget_bytes=50_000_000))
+    assert await journal.accept(VideoRequest(links=links, origin=origin, budget_bytes=50_000_000))
     for _ in range(starts):
-        journal.take_unanswered()
-    journal.close()
+        await journal.take_unanswered()
+    await journal.close()
 
 
 async def test_a_redelivered_update_of_a_request_taken_up_is_answered_once(
@@ -65,11 +66,13 @@ async def test_a_redelivered_update_of_a_request_taken_up_is_answered_once(
     # update again, and the journal holds the request.
     data_dir = tmp_path / "data"
     message = api.inject_message(link(POSTS[0]), chat_id=31)
-    written_down(data_dir, api.token, TelegramOrigin(31, message["message_id"]), link(POSTS[0]))
+    await written_down(
+        data_dir, api.token, TelegramOrigin(31, message["message_id"]), link(POSTS[0])
+    )
     async with running_bot(tiktok, data_dir, telegram=api) as bot:
         await api.wait_for_call("sendVideo")
         await until(lambda: api.pending_updates == [])
-        await bot.engine.queue.join()
+        await jobs_done(bot)
     [video] = api.calls_to("sendVideo")
     assert video.params["chat_id"] == 31
     assert video.params["reply_parameters"]["message_id"] == message["message_id"]
@@ -81,14 +84,14 @@ async def test_a_request_taken_up_three_times_is_given_up_with_a_reason(
 ) -> None:
     data_dir = tmp_path / "data"
     api.add_chat(32)
-    written_down(data_dir, api.token, TelegramOrigin(32, 5), link(POSTS[0]), starts=3)
+    await written_down(data_dir, api.token, TelegramOrigin(32, 5), link(POSTS[0]), starts=3)
     async with running_bot(tiktok, data_dir, telegram=api):
         [notice] = await api.wait_for_call("sendMessage")
     assert notice.params["chat_id"] == 32
     assert notice.params["text"] == Reason.FAILED.message
     assert api.calls_to("sendVideo") == []
     assert tiktok.media_requests == 0
-    assert telegram_journal(data_dir, api.token).take_unanswered() == []
+    assert await telegram_journal(data_dir, api.token).take_unanswered() == []
 
 
 async def test_past_the_grace_the_running_and_the_queued_request_hear_restarting_once(
@@ -108,7 +111,7 @@ async def test_past_the_grace_the_running_and_the_queued_request_hear_restarting
     assert {call.params["text"] for call in notices} == {RESTARTING_TEXT}
     assert api.calls_to("sendVideo") == []
     # Told is answered: the next start has nothing to take up.
-    assert telegram_journal(data_dir, api.token).take_unanswered() == []
+    assert await telegram_journal(data_dir, api.token).take_unanswered() == []
 
 
 async def test_a_discord_command_during_the_grace_is_told_restarting_the_running_one_finishes(
@@ -158,9 +161,18 @@ class SlowReplier:
         await self.release.wait()
 
 
+def reporting(reported: list[Origin]) -> Callable[[Origin], Awaitable[None]]:
+    """An `on_answered` that writes down each origin it hears of."""
+
+    async def answered(origin: Origin) -> None:
+        reported.append(origin)
+
+    return answered
+
+
 async def test_no_notice_after_an_answer_cut_off_mid_send_or_after_every_link_answered() -> None:
     reported: list[Origin] = []
-    watch = AnswerWatch(on_answered=reported.append)
+    watch = AnswerWatch(on_answered=reporting(reported))
     slow = SlowReplier()
     replier = watch.watch(slow)
     links = tuple(SiteCatalog(["TikTok"]).find(f"{link(POSTS[0])} {link(POSTS[1])}"))
@@ -190,7 +202,7 @@ class UnconfirmedReplier(SlowReplier):
 async def test_an_unconfirmed_answer_counts_as_the_links_answer() -> None:
     # The service does not send it again; neither may a restart nor a "restarting" notice.
     reported: list[Origin] = []
-    watch = AnswerWatch(on_answered=reported.append)
+    watch = AnswerWatch(on_answered=reporting(reported))
     replier = watch.watch(UnconfirmedReplier())
     links = tuple(SiteCatalog(["TikTok"]).find(link(POSTS[0])))
     origin = TelegramOrigin(1, 1)
@@ -213,7 +225,9 @@ async def test_polling_outlives_failed_get_updates_and_loses_no_update(
 
 
 def discord_journal(data_dir: Path) -> SqliteJournal:
-    journal = SqliteJournal(data_dir / "journal.sqlite3", {"discord": discord_origins()})
+    journal = SqliteJournal(
+        data_dir / "journal.sqlite3", RequestCodec({"discord": discord_origins()})
+    )
     journal.open()
     return journal
 
@@ -232,18 +246,18 @@ async def test_an_auto_detected_discord_message_is_answered_in_its_channel_after
         )
         journal = discord_journal(data_dir)
         links = tuple(SiteCatalog(["TikTok"]).find(link(POSTS[0])))
-        journal.accept(VideoRequest(links=links, origin=origin, budget_bytes=10_000_000))
-        journal.close()
+        await journal.accept(VideoRequest(links=links, origin=origin, budget_bytes=10_000_000))
+        await journal.close()
         async with running_bot(
             tiktok, data_dir, discord=discord_api, discord_message_content=True
         ) as bot:
             channel = f"/channels/{discord_api.channel_id}/messages"
             [sent] = await discord_api.wait_for_request("POST", channel)
-            await bot.engine.queue.join()
+            await jobs_done(bot)
     assert int(sent.json["message_reference"]["message_id"]) == int(message["id"])
     assert [upload.filename for upload in sent.files] == [f"{POSTS[0]}.mp4"]
     assert discord_api.requests_to("POST", channel) == [sent]
-    assert discord_journal(data_dir).take_unanswered() == []
+    assert await discord_journal(data_dir).take_unanswered() == []
 
 
 async def test_an_auto_detected_discord_message_past_the_grace_is_asked_to_send_again(

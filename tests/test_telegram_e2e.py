@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from adapters.runtime import Reshare
-from tests.harness import answers, assert_plays, uploaded_video
+from tests.harness import answers, assert_plays, jobs_done, uploaded_video
 from tests.standins.clips import Clip
 from tests.standins.telegram_api import FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
@@ -198,7 +198,7 @@ async def test_at_most_three_links_per_message(
     )
     videos = await api.wait_for_call("sendVideo", count=3)
     # The request is handled to the end: a fourth link would have had its answer by now.
-    await bot.engine.queue.join()
+    await jobs_done(bot)
     assert [v.params["caption"].split(":")[0] for v in videos] == ["@dancer", "@second", "@hevcfan"]
     assert api.calls_to("sendMessage") == []
     assert tiktok.count(path_prefix=f"/@_/video/{PRIVATE_POST}") == 0

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.intake import BUSY_TEXT, RESTARTING_TEXT, SLOW_DOWN_TEXT
+from tests.harness import jobs_done, running_bot, tiktok_serving
 from tests.harness import link as tiktok_link
-from tests.harness import running_bot, tiktok_serving
 from tests.standins.clips import Clip
 from tests.standins.telegram_api import FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
@@ -100,7 +100,7 @@ async def test_a_user_over_the_rate_limit_hears_it_once_then_silence(
         for post in POSTS:
             api.inject_message(link(post), chat_id=-1007, chat_type="group", user_id=77)
         await api.wait_for_call("sendVideo", count=2)
-        await bot.engine.queue.join()
+        await jobs_done(bot)
     [notice] = api.calls_to("sendMessage")
     assert notice.params["text"] == SLOW_DOWN_TEXT
     assert len(api.calls_to("sendVideo")) == 2

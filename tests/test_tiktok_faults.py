@@ -21,6 +21,7 @@ from bot.model import Reason
 from tests.harness import (
     answers,
     assert_plays,
+    jobs_done,
     link,
     running_bot,
     tiktok_serving,
@@ -66,7 +67,7 @@ def replies(api: FakeBotApi) -> list[ApiCall]:
 async def answer_of(bot: Reshare, api: FakeBotApi, method: str) -> ApiCall:
     """The one answer to the one request (a call of `method`), once every job has ended."""
     await api.wait_for_call(method)
-    await bot.engine.queue.join()
+    await jobs_done(bot)
     [reply] = replies(api)
     assert reply.method == method
     return reply
@@ -338,7 +339,7 @@ async def test_random_transient_faults_still_get_every_request_answered_once(
             for n, post in enumerate(posts):
                 api.inject_message(f"https://www.tiktok.com/@_/video/{post}", chat_id=9000 + n)
             await wait_for_replies(api, len(posts))
-            await bot.engine.queue.join()
+            await jobs_done(bot)
     answered = sorted(call.params["chat_id"] for call in replies(api))
     assert answered == [9000 + n for n in range(len(posts))]
     assert tt.served_faults

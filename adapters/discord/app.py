@@ -1,4 +1,10 @@
-"""The discord.py client: slash command, message command, optional auto-detect, start and stop."""
+"""The discord.py client: slash command, message command, optional auto-detect, start and stop.
+
+One `AutoShardedClient` in every role. A receiver connects the gateway shards given by
+DISCORD_SHARD_COUNT / DISCORD_SHARD_IDS (all that Discord recommends when unset) and acknowledges
+interactions; a worker only logs in: followups go through the interaction's webhook and channel
+replies through REST, neither needs the gateway (DESIGN.md section 13).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,35 @@ from bot.retry import Retrying
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
+# discord.py waits this long before each IDENTIFY after a process's first (Discord's default
+# max_concurrency of 1); a receiver of many shards needs that much longer to get ready.
+IDENTIFY_INTERVAL_S = 5.0
+
+
+class _LibraryUrls:
+    """discord.py reads the REST root and the gateway from class attributes only (DESIGN.md
+    section 7): pointed at the settings while any adapter runs, the library's own values put back
+    when the last one stops."""
+
+    users = 0
+    saved: tuple[str, yarl.URL] | None = None
+
+    @classmethod
+    def point_at(cls, settings: DiscordSettings) -> None:
+        if cls.users == 0:
+            cls.saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+        cls.users += 1
+        discord.http.Route.BASE = settings.discord_api_url.rstrip("/")
+        if settings.discord_gateway_url:
+            gateway = yarl.URL(settings.discord_gateway_url)
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
+
+    @classmethod
+    def release(cls) -> None:
+        cls.users -= 1
+        if cls.users == 0 and cls.saved is not None:
+            discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = cls.saved
+            cls.saved = None
 
 
 class DiscordAdapter:
@@ -43,11 +78,25 @@ class DiscordAdapter:
         intents.guilds = True
         if settings.discord_message_content:
             intents.guild_messages = intents.dm_messages = intents.message_content = True
-        self.client = discord.Client(intents=intents, guild_ready_timeout=guild_ready_timeout)
+        # Unset, the count is Discord's recommendation (asked in `start`) and all shards run here.
+        count, ids = settings.discord_shard_count, settings.discord_shard_ids
+        if ids is None:
+            self.client = discord.AutoShardedClient(
+                intents=intents, guild_ready_timeout=guild_ready_timeout, shard_count=count
+            )
+        else:
+            self.client = discord.AutoShardedClient(
+                intents=intents,
+                guild_ready_timeout=guild_ready_timeout,
+                shard_count=count,
+                shard_ids=list(ids),
+            )
         self.tree = app_commands.CommandTree(self.client)
         self.replier = DiscordReplier(self.client, retry)
         self._connection: asyncio.Task[None] | None = None
-        self._library_urls: tuple[str, yarl.URL] | None = None
+        self._receiving = False
+        self._started = False
+        self._urls_pointed = False
         self._register_commands()
         if settings.discord_message_content:
             self.client.event(self._auto_detect_listener())
@@ -71,7 +120,7 @@ class DiscordAdapter:
             if message.author.bot:
                 return
             private = message.guild is None
-            answer = self._intake.take(
+            answer = await self._intake.take(
                 texts_of(message),
                 message_origin(message),
                 message_budget(message),
@@ -89,7 +138,7 @@ class DiscordAdapter:
         sender = Sender(
             user=interaction.user.id, chat=interaction.channel_id or interaction.user.id
         )
-        request = self._intake.request(
+        request = await self._intake.request(
             texts, origin, interaction.filesize_limit, private=True, sender=sender
         )
         if isinstance(request, Answer):
@@ -104,27 +153,35 @@ class DiscordAdapter:
         except discord.NotFound as err:
             # Past the 3 s: the request is still taken; the answer goes to the channel.
             log.warning("interaction not acknowledged in time (%s)", err.code)
-        refused = self._intake.say(self._intake.submit(request))
+        refused = self._intake.say(await self._intake.submit(request))
         if refused is not None:
             await self.replier.tell_privately(origin, refused)
 
-    async def start(self) -> None:
-        # discord.py reads both from class attributes only (DESIGN.md section 7); stop() puts
-        # the library's own values back.
-        self._library_urls = (
-            discord.http.Route.BASE,
-            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
-        )
-        discord.http.Route.BASE = self._settings.discord_api_url.rstrip("/")
-        if self._settings.discord_gateway_url:
-            gateway = yarl.URL(self._settings.discord_gateway_url)
-            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
+    async def start(self, receive: bool = True) -> None:
+        """Log in; a receiver (`receive`) also syncs the commands, connects its gateway shards
+        and returns once they are ready. A worker (`receive=False`) stops at logging in: REST
+        alone answers interactions and messages."""
+        self._started = True
+        _LibraryUrls.point_at(self._settings)
+        self._urls_pointed = True
         await self.client.login(self._token.get_secret_value())
+        if not receive:
+            log.info("Discord: logged in for REST only (no gateway)")
+            return
+        self._receiving = True
         await self._sync_commands()
+        if self.client.shard_count is None:
+            # Asked here, not by discord.py: it would make its first connection to the URL this
+            # answer names, ignoring DISCORD_GATEWAY_URL (its reconnects use that setting).
+            self.client.shard_count, _, _ = await self.client.http.get_bot_gateway()
+        shards = self.client.shard_ids or range(self.client.shard_count)
+        log.info("Discord: connecting shard(s) %s of %d", _ranges(shards), self.client.shard_count)
         self._connection = asyncio.create_task(self.client.connect(), name="discord-gateway")
         ready = asyncio.create_task(self.client.wait_until_ready())
         done, _ = await asyncio.wait(
-            [self._connection, ready], timeout=READY_TIMEOUT_S, return_when="FIRST_COMPLETED"
+            [self._connection, ready],
+            timeout=READY_TIMEOUT_S + IDENTIFY_INTERVAL_S * (len(shards) - 1),
+            return_when="FIRST_COMPLETED",
         )
         if self._connection in done:
             ready.cancel()
@@ -133,6 +190,21 @@ class DiscordAdapter:
         if ready not in done:
             ready.cancel()
             raise TimeoutError("the Discord gateway did not get ready")
+
+    def connected(self) -> bool:
+        """For health checks: a receiver has every shard ready and connected; a worker is
+        logged in. False before `start` and after `stop`."""
+        client = self.client
+        if client.is_closed() or client.user is None:
+            return False
+        if not self._receiving:
+            return True
+        return (
+            self._connection is not None
+            and not self._connection.done()
+            and client.is_ready()
+            and all(not shard.is_closed() for shard in client.shards.values())
+        )
 
     async def _sync_commands(self) -> None:
         guild_id = self._settings.discord_command_guild_id
@@ -149,13 +221,24 @@ class DiscordAdapter:
         )
 
     async def stop(self) -> None:
-        await self.client.close()
+        if self._started:
+            # An AutoShardedClient never logged in cannot be closed (its queue does not exist).
+            await self.client.close()
         if self._connection is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._connection
             self._connection = None
-        if self._library_urls is not None:
-            discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = (
-                self._library_urls
-            )
-            self._library_urls = None
+        if self._urls_pointed:
+            _LibraryUrls.release()
+            self._urls_pointed = False
+
+
+def _ranges(ids: Sequence[int]) -> str:
+    """Shard ids as DISCORD_SHARD_IDS writes them: "0-3,6"."""
+    parts: list[str] = []
+    for n in sorted(ids):
+        if parts and n == int(parts[-1].rpartition("-")[2]) + 1:
+            parts[-1] = f"{parts[-1].partition('-')[0]}-{n}"
+        else:
+            parts.append(str(n))
+    return ",".join(parts)

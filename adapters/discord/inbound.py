@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import discord
 
-from bot.journal import DataclassCodec
+from bot.codec import DataclassCodec
 
 # What Discord allows a bot to upload where the server has no boost (DESIGN.md section 7).
 DEFAULT_UPLOAD_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES

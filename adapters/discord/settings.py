@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class DiscordSettings(BaseSettings):
@@ -18,3 +20,27 @@ class DiscordSettings(BaseSettings):
     discord_message_content: bool = False
     # Sync the commands to this one guild (instant updates while testing) instead of globally.
     discord_command_guild_id: int | None = None
+    # Sharding: the total, and this process's shards ("0-3" or "0,2"); unset, discord.py's
+    # AutoShardedClient asks Discord how many it needs and runs them all.
+    discord_shard_count: int | None = Field(default=None, ge=1)
+    discord_shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _shard_ranges(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        ids: list[int] = []
+        for part in value.split(","):
+            first, _, last = part.strip().partition("-")
+            ids.extend(range(int(first), int(last or first) + 1))
+        return tuple(ids)
+
+    @model_validator(mode="after")
+    def _shards_known(self) -> DiscordSettings:
+        if self.discord_shard_ids is not None:
+            if self.discord_shard_count is None:
+                raise ValueError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT")
+            if any(not 0 <= n < self.discord_shard_count for n in self.discord_shard_ids):
+                raise ValueError("DISCORD_SHARD_IDS must lie in 0..DISCORD_SHARD_COUNT-1")
+        return self

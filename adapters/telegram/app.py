@@ -1,24 +1,30 @@
-"""The python-telegram-bot Application: long polling, handlers, start and stop.
+"""The python-telegram-bot Application: long polling or a webhook, handlers, start and stop.
 
 We poll with our own getUpdates loop instead of PTB's Updater: the Updater confirms an update
 (asks for the next offset) as soon as it has it, before any handler ran, so a crash in between
 loses it. Here an update is confirmed only after its handler has written the request down in
 the journal (DESIGN.md section 11).
+
+For the same reason the webhook is our own aiohttp route, not PTB's `run_webhook` (which answers
+200 before any handler ran): a POST is answered 200 only once its request is durably queued, and
+5xx when the queue cannot be reached, so Telegram delivers the update again (DESIGN.md 13).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
+import urllib.parse
 from collections.abc import Coroutine
 from typing import Any
 
+from aiohttp import web
 from telegram import Message, Update
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     CommandHandler,
     ContextTypes,
@@ -27,12 +33,11 @@ from telegram.ext import (
 )
 
 from adapters.telegram.inbound import is_private, origin_of, person_message, texts_of
+from adapters.telegram.limiter import SharedRateLimiter
 from adapters.telegram.outbound import TelegramReplier, retry_after_s
 from adapters.telegram.settings import TelegramSettings
-from bot.intake import (
-    HELP_TEXT,
-    Intake,
-)
+from bot.intake import HELP_TEXT, Answer, Intake
+from bot.ports import SendLimits
 from bot.retry import Retrying
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,11 @@ POLL_TIMEOUT_S = 10
 # Backoff between failed getUpdates calls: doubling from the first to the last.
 POLL_RETRY_FIRST_S = 0.5
 POLL_RETRY_MAX_S = 30.0
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+SET_WEBHOOK_ATTEMPTS = 5
+# By webhook these are a 503, not a message: Telegram delivers the update again, to this
+# receiver once it is back or to another one.
+_COME_BACK = frozenset({Answer.UNAVAILABLE, Answer.RESTARTING})
 # Shutdown does not wait longer than this to confirm the updates handled last.
 CONFIRM_TIMEOUT_S = 2.0
 
@@ -53,7 +63,14 @@ CONFIRM_TIMEOUT_S = 2.0
 class TelegramAdapter:
     """Translates updates into core requests; the core answers through `replier`."""
 
-    def __init__(self, settings: TelegramSettings, intake: Intake, retry: Retrying) -> None:
+    def __init__(
+        self,
+        settings: TelegramSettings,
+        intake: Intake,
+        retry: Retrying,
+        send_limits: SendLimits,
+    ) -> None:
+        """`send_limits` counts Telegram's flood limits for the whole bot (every worker)."""
         if not settings.telegram_bot_token:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
         # PTB 22 warns on every RetryAfter unless opted in to its timedelta durations.
@@ -74,28 +91,91 @@ class TelegramAdapter:
             .pool_timeout(POOL_TIMEOUT_S)
             # It keeps to Telegram's flood limits; retrying a 429 is the core's (bot.retry),
             # under one deadline with the other retries.
-            .rate_limiter(AIORateLimiter(max_retries=0))
+            .rate_limiter(SharedRateLimiter(send_limits))
             .updater(None)
             .build()
         )
         self.replier = TelegramReplier(self.application.bot, retry)
         self._polling: asyncio.Task[None] | None = None
         self._stop_polling = asyncio.Event()
-        self.application.add_handler(
-            CommandHandler(["start", "help"], self._on_help, filters=filters.UpdateType.MESSAGE)
+        self._webhook_url = settings.telegram_webhook_url
+        self._webhook_secret = (
+            settings.telegram_webhook_secret.get_secret_value()
+            if settings.telegram_webhook_secret
+            else ""
         )
-        self.application.add_handler(
-            MessageHandler(
-                filters.UpdateType.MESSAGE & (filters.TEXT | filters.CAPTION), self._on_message
-            )
+        self._help = CommandHandler(
+            ["start", "help"], self._on_help, filters=filters.UpdateType.MESSAGE
         )
+        self._messages = MessageHandler(
+            filters.UpdateType.MESSAGE & (filters.TEXT | filters.CAPTION), self._on_message
+        )
+        self.application.add_handler(self._help)
+        self.application.add_handler(self._messages)
 
-    async def start(self) -> None:
+    @property
+    def webhook_path(self) -> str | None:
+        """The path Telegram POSTs updates to, when updates come by webhook."""
+        if not self._webhook_url:
+            return None
+        return urllib.parse.urlsplit(self._webhook_url).path or "/"
+
+    async def start(self, *, receive: bool = True) -> None:
+        """Connect; with `receive`, take updates (by webhook when its URL is set, else by
+        polling). A worker only sends, and takes no updates."""
         await self.application.initialize()
         await self.application.start()
+        if not receive:
+            return
+        bot = self.application.bot
+        if self._webhook_url:
+            await self._set_webhook()
+            log.info("Telegram: updates come by webhook")
+            return
         # Polling and a webhook exclude each other; updates waiting for us are kept.
-        await self.application.bot.delete_webhook()
+        await bot.delete_webhook()
         self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+
+    async def _set_webhook(self) -> None:
+        """Telegram takes one setWebhook a second per bot: receivers starting together, or one
+        restarted at once, wait their turn."""
+        for attempt in range(1, SET_WEBHOOK_ATTEMPTS + 1):
+            try:
+                await self.application.bot.set_webhook(
+                    self._webhook_url or "",
+                    secret_token=self._webhook_secret,
+                    allowed_updates=[Update.MESSAGE],
+                )
+                return
+            except RetryAfter as err:
+                if attempt == SET_WEBHOOK_ATTEMPTS:
+                    raise
+                await asyncio.sleep(retry_after_s(err))
+
+    def connected(self) -> bool:
+        """For /healthz: the client is up and, when polling, the polling goes on."""
+        polling_ended = self._polling is not None and self._polling.done()
+        return self.application.running and not polling_ended
+
+    async def on_webhook(self, request: web.Request) -> web.Response:
+        """One update from Telegram: 200 once handled (its request durably queued), 401/403 for
+        a missing or wrong secret, 503 when the queue cannot be reached (Telegram retries)."""
+        given = request.headers.get(SECRET_HEADER)
+        if given is None:
+            return web.Response(status=401, text="secret token missing")
+        if not hmac.compare_digest(given.encode(), self._webhook_secret.encode()):
+            return web.Response(status=403, text="wrong secret token")
+        try:
+            update = Update.de_json(await request.json(), self.application.bot)
+        except ValueError:
+            return web.Response(status=400, text="not an update")
+        if self._help.check_update(update):
+            self._help_reply(update)
+        elif self._messages.check_update(update):
+            answer = await self._take(update)
+            if answer in _COME_BACK:
+                return web.Response(status=503, text="try again")
+        return web.Response(text="ok")
 
     async def stop_polling(self) -> None:
         """Take no more updates; those already taken are handled and confirmed."""
@@ -169,6 +249,9 @@ class TelegramAdapter:
         self.application.create_task(reply, update=update)
 
     async def _on_help(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        self._help_reply(update)
+
+    def _help_reply(self, update: Update) -> None:
         taken = person_message(update)
         if taken is None:
             return
@@ -176,11 +259,16 @@ class TelegramAdapter:
         self._reply_soon(message.reply_text(HELP_TEXT, do_quote=False), update)
 
     async def _on_message(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._take(update)
+
+    async def _take(self, update: Update) -> Answer | None:
+        """Queue the message's links and say at once what there is to say; by webhook, a
+        queue out of reach is said with a 503 instead, and Telegram sends the update again."""
         taken = person_message(update)
         if taken is None:
-            return
+            return None
         message, sender = taken
-        answer = self._intake.take(
+        answer = await self._intake.take(
             texts_of(message),
             origin_of(message),
             self._budget_bytes,
@@ -188,8 +276,11 @@ class TelegramAdapter:
             sender=sender,
         )
         text = self._intake.say(answer)
+        if answer in _COME_BACK and self._webhook_url:
+            return answer
         if text is not None:
             self._reply_soon(message.reply_text(text, do_quote=not is_private(message)), update)
+        return answer
 
 
 def _retry_delay(err: Exception, failures: int) -> float:

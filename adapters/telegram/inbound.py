@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from telegram import Message, MessageEntity, Update
 
+from bot.codec import DataclassCodec
 from bot.intake import Sender
-from bot.journal import DataclassCodec
 
 
 @dataclass(frozen=True, slots=True)

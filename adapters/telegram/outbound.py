@@ -16,7 +16,17 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, 
 
 from adapters.telegram.inbound import TelegramOrigin
 from bot.caption import make_caption
-from bot.model import Album, CachedMedia, ClipInfo, FetchError, Media, Origin, Reason, StaleHandle
+from bot.model import (
+    Album,
+    CachedMedia,
+    ClipInfo,
+    FetchError,
+    Media,
+    Origin,
+    PlatformFile,
+    Reason,
+    StaleHandle,
+)
 from bot.retry import Retrying, Unavailable, Unconfirmed
 
 CAPTION_LIMIT = 1024
@@ -127,11 +137,14 @@ class TelegramReplier:
     async def resend(self, origin: Origin, cached: CachedMedia) -> None:
         where = _telegram(origin)
         info = cached.info
+        handle = cached.handle
+        if not isinstance(handle, PlatformFile):
+            raise StaleHandle(f"Telegram sends again by file_id only, not by {handle!r}")
         try:
             await self._call(
                 lambda: self._bot.send_video(
                     where.chat_id,
-                    cached.handle,
+                    handle.file_id,
                     width=cached.width,
                     height=cached.height,
                     duration=max(1, round(cached.duration)),

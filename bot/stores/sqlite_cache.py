@@ -1,29 +1,17 @@
-"""The clip cache: what was already delivered, so a repeated link costs one lookup and one send.
-
-`SqliteCache` maps a clip (per platform and variant) to a reusable handle such as a Telegram
-file_id. `DiskMediaCache` keeps the files themselves for platforms that have no reusable handle
-(Discord), capped in size and evicting the least recently used.
-"""
+"""The embedded clip cache: a clip (per platform and variant) to its handle, in SQLite."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
-import re
-import secrets
-import shutil
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
 
-from bot.model import CachedMedia
+from bot.model import CachedMedia, CacheKey, Handle, PlatformFile, StoredFile
 
 # Schema migrations in order; the database records how many ran in PRAGMA user_version.
 # Append new scripts, never edit a released one.
@@ -43,29 +31,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (platform, clip_id, variant)
     );
     """,
-)
-
-_MEDIA_NAME = re.compile(r"[0-9a-f]{64}")
-_TEMP_PREFIX = ".tmp-"
-# A temporary file this old is left over from a crash, not a copy in progress.
-_STALE_TEMP_S = 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class CacheKey:
-    """One deliverable form of a clip on one platform.
-
-    `variant` names whatever changes the delivered bytes (e.g. "budget=50000000" or
-    "slideshow=album"), so a clip fitted to a small budget is not reused where a larger one fits.
+    # Handles became typed values: the kind in a column of its own, no prefix in the text.
     """
-
-    platform: str
-    clip_id: str
-    variant: str
-
-    def text(self) -> str:
-        """An unambiguous one-string form, whatever characters the parts hold."""
-        return json.dumps([self.platform, self.clip_id, self.variant], separators=(",", ":"))
+    ALTER TABLE cached_media ADD COLUMN handle_kind TEXT NOT NULL DEFAULT 'platform';
+    UPDATE cached_media SET handle_kind = 'stored', handle = substr(handle, 6)
+        WHERE handle LIKE 'disk:%';
+    UPDATE cached_media SET handle = substr(handle, 10) WHERE handle LIKE 'platform:%';
+    """,
+)
 
 
 class SqliteCache:
@@ -112,7 +85,7 @@ class SqliteCache:
     async def get(self, key: CacheKey) -> CachedMedia | None:
         """The stored media, or None when missing or older than max_age_s (then it is deleted)."""
         async with self._db.execute(
-            "SELECT handle, width, height, duration, size, caption, stored_at"
+            "SELECT handle_kind, handle, width, height, duration, size, caption, stored_at"
             " FROM cached_media WHERE platform = ? AND clip_id = ? AND variant = ?",
             (key.platform, key.clip_id, key.variant),
         ) as cursor:
@@ -120,13 +93,13 @@ class SqliteCache:
         if row is None:
             return None
         media = CachedMedia(
-            handle=row[0],
-            width=row[1],
-            height=row[2],
-            duration=row[3],
-            size=row[4],
-            caption=row[5],
-            stored_at=row[6],
+            handle=handle_from(row[0], row[1]),
+            width=row[2],
+            height=row[3],
+            duration=row[4],
+            size=row[5],
+            caption=row[6],
+            stored_at=row[7],
         )
         cutoff = self._clock() - self._max_age_s
         if media.stored_at >= cutoff:
@@ -143,17 +116,18 @@ class SqliteCache:
         """Store the media for the key, replacing what was there."""
         await self._db.execute(
             "INSERT INTO cached_media"
-            " (platform, clip_id, variant, handle, width, height, duration, size, caption,"
-            " stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " (platform, clip_id, variant, handle_kind, handle, width, height, duration, size,"
+            " caption, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (platform, clip_id, variant) DO UPDATE SET"
-            " handle = excluded.handle, width = excluded.width, height = excluded.height,"
+            " handle_kind = excluded.handle_kind, handle = excluded.handle,"
+            " width = excluded.width, height = excluded.height,"
             " duration = excluded.duration, size = excluded.size, caption = excluded.caption,"
             " stored_at = excluded.stored_at",
             (
                 key.platform,
                 key.clip_id,
                 key.variant,
-                media.handle,
+                *handle_fields(media.handle),
                 media.width,
                 media.height,
                 media.duration,
@@ -235,114 +209,18 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+def handle_fields(handle: Handle) -> tuple[str, str]:
+    """The handle as (kind, text), as the stores keep it."""
+    if isinstance(handle, PlatformFile):
+        return "platform", handle.file_id
+    return "stored", handle.name
+
+
+def handle_from(kind: str, text: str) -> Handle:
+    return PlatformFile(text) if kind == "platform" else StoredFile(text)
+
+
 def create_private_file(path: Path) -> None:
     """Create the database file 0600 in a 0700 directory; SQLite would use the umask."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-
-
-class DiskMediaCache:
-    """Files for re-upload, capped at max_bytes; the directory itself is the index.
-
-    A file's mtime is its last use (by `clock`), so the LRU order survives restarts. Names
-    are a hash of the key, never text from the network. Methods block: run them in a thread.
-    Several threads (or processes) may store at once.
-    """
-
-    def __init__(
-        self, directory: Path, *, max_bytes: int, clock: Callable[[], float] = time.time
-    ) -> None:
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._directory = directory
-        self._max_bytes = max_bytes
-        self._clock = clock
-        self._evicting = threading.Lock()
-        self._remove_stale_temps()
-
-    def path_for(self, key: CacheKey) -> Path | None:
-        """The stored file, marked as just used, or None.
-
-        A concurrent `store` may evict it: open it promptly and treat FileNotFoundError as a miss.
-        """
-        path = self._directory / _media_name(key)
-        try:
-            self._touch(path)
-        except FileNotFoundError:
-            return None
-        return path
-
-    def store(self, key: CacheKey, source: Path) -> Path:
-        """Keep a copy of source under the key and return the kept file.
-
-        A file larger than max_bytes is not kept: source itself is returned, so the caller can
-        always send the returned path. The copy may be a hard link, so the source must not be
-        rewritten in place afterwards (deleting it is fine).
-        """
-        if source.stat().st_size > self._max_bytes:
-            return source
-        target = self._directory / _media_name(key)
-        temp = self._directory / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
-        try:
-            try:
-                os.link(source, temp)
-            except OSError:
-                shutil.copyfile(source, temp)
-            self._touch(temp)
-            os.replace(temp, target)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        self._evict(keep=target)
-        return target
-
-    def total_bytes(self) -> int:
-        return sum(size for _, _, size in self._entries())
-
-    def _touch(self, path: Path) -> None:
-        now = self._clock()
-        os.utime(path, (now, now))
-
-    def _evict(self, keep: Path) -> None:
-        """Delete least recently used files until the total fits; never the one just stored."""
-        with self._evicting:
-            entries = sorted(self._entries())
-            total = sum(size for _, _, size in entries)
-            for _, path, size in entries:
-                if total <= self._max_bytes:
-                    return
-                if path != keep:
-                    path.unlink(missing_ok=True)
-                    total -= size
-
-    def _entries(self) -> list[tuple[int, Path, int]]:
-        """(mtime in ns, path, size) of every stored file; foreign files are not ours to count."""
-        entries: list[tuple[int, Path, int]] = []
-        with os.scandir(self._directory) as scan:
-            for entry in scan:
-                if not _MEDIA_NAME.fullmatch(entry.name):
-                    continue
-                try:
-                    stat = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                entries.append((stat.st_mtime_ns, Path(entry.path), stat.st_size))
-        return entries
-
-    def _remove_stale_temps(self) -> None:
-        # ctime, not mtime: a fresh hard link keeps its source's old mtime until it is touched.
-        cutoff = self._clock() - _STALE_TEMP_S
-        with os.scandir(self._directory) as scan:
-            for entry in scan:
-                if not entry.name.startswith(_TEMP_PREFIX):
-                    continue
-                try:
-                    if entry.stat(follow_symlinks=False).st_ctime < cutoff:
-                        os.unlink(entry.path)
-                except FileNotFoundError:
-                    continue
-
-
-def _media_name(key: CacheKey) -> str:
-    return hashlib.sha256(key.text().encode()).hexdigest()

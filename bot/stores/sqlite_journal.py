@@ -1,4 +1,4 @@
-"""The request journal: every accepted request written down until it has been answered.
+"""The embedded request journal: every accepted request written down until it has been answered.
 
 Telegram forgets an update once the bot asks for the next ones, and a process can die at any
 moment; what is in the journal and not answered is run again on the next start (DESIGN.md
@@ -6,27 +6,25 @@ section 11). An answered entry is kept for a while as a tombstone, so an update 
 delivers a second time (the process died before confirming it) is recognised and not answered
 twice.
 
-The journal is written synchronously on the event loop: the write must be done before the
-adapter confirms the update, and it is one small SQLite insert without an fsync (WAL with
-synchronous=NORMAL survives a killed process; a power cut may lose the last entries).
+The journal is written synchronously on the event loop (its methods are async only to fit the
+port): the write must be done before the adapter confirms the update, and it is one small SQLite
+insert without an fsync (WAL with synchronous=NORMAL survives a killed process; a power cut may
+lose the last entries).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
 
-from bot.cache import create_private_file
-from bot.links import Link, LinkKind
+from bot.codec import RequestCodec, key_of, links_from, links_json
 from bot.model import Origin, VideoRequest
+from bot.ports import Unanswered
+from bot.stores.sqlite_cache import create_private_file
 
 log = logging.getLogger(__name__)
 
@@ -51,60 +49,6 @@ CREATE TABLE IF NOT EXISTS accepted_requests (
 """
 
 
-class OriginCodec(Protocol):
-    """Turns one platform's origins into text and back; the adapter knows their shape."""
-
-    def encode(self, origin: Origin) -> str: ...
-
-    def decode(self, text: str, age_s: float) -> Origin | None:
-        """The origin again, or None when it can no longer be answered (an expired token)."""
-
-
-class DataclassCodec:
-    """JSON for origins that are frozen dataclasses of plain values, tagged by class name.
-
-    `scope` names whose origins they are (one bot's chat and message ids mean nothing to
-    another bot); an origin stored under another scope is not answered. `max_age_s` names
-    classes whose answer channel expires (Discord interaction tokens).
-    """
-
-    def __init__(
-        self,
-        *kinds: type[Any],
-        scope: str = "",
-        max_age_s: Mapping[type[Any], float] | None = None,
-    ) -> None:
-        self._kinds = {kind.__name__: kind for kind in kinds}
-        self._scope = scope
-        self._max_age_s = dict(max_age_s or {})
-
-    def encode(self, origin: Origin) -> str:
-        kind = type(origin).__name__
-        if self._kinds.get(kind) is not type(origin) or not dataclasses.is_dataclass(origin):
-            raise TypeError(f"no codec for origin {origin!r}")
-        fields = {"kind": kind, "scope": self._scope, **dataclasses.asdict(origin)}
-        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
-
-    def decode(self, text: str, age_s: float) -> Origin | None:
-        fields = json.loads(text)
-        kind = self._kinds.get(fields.pop("kind"))
-        limit = self._max_age_s.get(kind) if kind is not None else None
-        if kind is None or fields.pop("scope") != self._scope:
-            return None
-        if limit is not None and age_s > limit:
-            return None
-        origin: Origin = kind(**fields)
-        return origin
-
-
-@dataclass(frozen=True, slots=True)
-class Unanswered:
-    """A request found in the journal at start; `attempts` counts the starts that took it up."""
-
-    request: VideoRequest
-    attempts: int
-
-
 class SqliteJournal:
     """The journal in a SQLite file of its own in DATA_DIR, private to this user.
 
@@ -114,12 +58,12 @@ class SqliteJournal:
     def __init__(
         self,
         path: Path,
-        codecs: Mapping[str, OriginCodec],
+        codec: RequestCodec,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._path = path
-        self._codecs = codecs
+        self._codec = codec
         self._clock = clock
         self._connection: sqlite3.Connection | None = None
 
@@ -145,20 +89,20 @@ class SqliteJournal:
             raise RuntimeError("the journal is not open")
         return self._connection
 
-    def accept(self, request: VideoRequest) -> bool:
+    async def accept(self, request: VideoRequest) -> bool:
         """Write the request down; False when its origin was accepted before (a redelivery).
 
         A platform without a codec is not written down.
         """
-        origin = self._encode(request.origin)
+        origin = self._codec.origin_text(request.origin)
         if origin is None:
             return True
-        links = json.dumps([_link_fields(link) for link in request.links])
+        links = links_json(request.links)
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO accepted_requests"
             " (key, platform, origin, links, budget, accepted_at) VALUES (?, ?, ?, ?, ?, ?)",
             (
-                _key(origin),
+                key_of(origin),
                 request.origin.platform,
                 origin,
                 links,
@@ -168,22 +112,37 @@ class SqliteJournal:
         )
         return cursor.rowcount == 1
 
-    def answered(self, origin: Origin) -> None:
+    async def answered(self, origin: Origin) -> None:
         """The request from `origin` got its answer (video or reason): never run it again."""
-        encoded = self._encode(origin)
-        if encoded is not None:
-            self._mark_answered(_key(encoded))
+        key = self._codec.key(origin)
+        if key is not None:
+            self._mark_answered(key)
 
-    def link_answered(self, origin: Origin) -> None:
+    async def link_answered(self, origin: Origin) -> None:
         """One more link of the request from `origin` got its answer (links go in order)."""
-        encoded = self._encode(origin)
-        if encoded is not None:
+        key = self._codec.key(origin)
+        if key is not None:
             self._db.execute(
                 "UPDATE accepted_requests SET answered_links = answered_links + 1 WHERE key = ?",
-                (_key(encoded),),
+                (key,),
             )
 
-    def take_unanswered(self) -> list[Unanswered]:
+    async def remaining(self, request: VideoRequest) -> VideoRequest | None:
+        key = self._codec.key(request.origin)
+        if key is None:
+            return request
+        row = self._db.execute(
+            "SELECT answered_links, answered_at FROM accepted_requests WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return request
+        done, answered_at = row
+        left = request.links[done:]
+        if answered_at is not None or not left:
+            return None
+        return dataclasses.replace(request, links=left)
+
+    async def take_unanswered(self) -> list[Unanswered]:
         """Every request not answered, oldest first, each counted as one more attempt.
 
         One whose origin can no longer be answered is marked answered and left out.
@@ -195,9 +154,8 @@ class SqliteJournal:
         ).fetchall()
         found: list[Unanswered] = []
         for key, platform, text, links, budget, accepted_at, attempts, done in rows:
-            codec = self._codecs.get(platform)
-            origin = codec.decode(text, now - accepted_at) if codec is not None else None
-            remaining = tuple(_link_from(fields) for fields in json.loads(links))[done:]
+            origin = self._codec.origin_from(platform, text, now - accepted_at)
+            remaining = links_from(links)[done:]
             if origin is None or not remaining:
                 if origin is None:
                     log.warning(
@@ -221,24 +179,8 @@ class SqliteJournal:
             (self._clock(), key),
         )
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the file; safe to call when it was never opened."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-    def _encode(self, origin: Origin) -> str | None:
-        codec = self._codecs.get(origin.platform)
-        return codec.encode(origin) if codec is not None else None
-
-
-def _key(encoded_origin: str) -> str:
-    return hashlib.sha256(encoded_origin.encode()).hexdigest()
-
-
-def _link_fields(link: Link) -> dict[str, Any]:
-    return {**dataclasses.asdict(link), "kind": link.kind.value}
-
-
-def _link_from(fields: dict[str, Any]) -> Link:
-    return Link(**{**fields, "kind": LinkKind(fields["kind"])})

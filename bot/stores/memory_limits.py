@@ -1,19 +1,15 @@
-"""Per-user and per-chat rate limits: one short notice at the first refusal, then silence."""
+"""Embedded per-user and per-chat rate limits: one short notice at the first refusal, then
+silence."""
 
 from __future__ import annotations
 
-import enum
 import time
 from collections import deque
 from collections.abc import Callable
 
+from bot.ports import Verdict
+
 WINDOW_S = 60.0
-
-
-class Verdict(enum.Enum):
-    ALLOW = "allow"
-    REFUSE_AND_SAY = "refuse_and_say"
-    REFUSE_QUIETLY = "refuse_quietly"
 
 
 class SlidingWindow:
@@ -50,8 +46,8 @@ class SlidingWindow:
             del self._sent[key]
 
 
-class RateLimits:
-    """A user's links and a chat's links per minute; a refused user hears it once."""
+class MemoryRateLimits:
+    """A user's links and a chat's links per minute, in this process's memory."""
 
     def __init__(
         self,
@@ -67,7 +63,7 @@ class RateLimits:
         self._told: set[str] = set()
         self._idle_forgotten_at = clock()
 
-    def check(self, user: str, chat: str, links: int) -> Verdict:
+    async def check(self, user: str, chat: str, links: int) -> Verdict:
         self._forget_idle()
         over = [
             key
