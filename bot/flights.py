@@ -12,9 +12,9 @@ import contextlib
 import dataclasses
 import functools
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Coroutine, Hashable
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bot.model import CachedMedia
 
@@ -25,7 +25,6 @@ _T = TypeVar("_T")
 class Flight(Generic[_T]):
     """One job in progress: its outcome once published, and how many requests wait for it."""
 
-    task: asyncio.Task[None]
     outcome: asyncio.Future[_T]
     directory: tempfile.TemporaryDirectory[str]
     # Set once the job has to fetch (a cache hit never sets it).
@@ -46,7 +45,7 @@ class Flight(Generic[_T]):
             self.outcome.set_result(outcome)
 
 
-Job = Callable[[Flight[_T]], Awaitable[None]]
+Job = Callable[[Flight[_T]], Coroutine[Any, Any, None]]
 
 
 class Flights(Generic[_T]):
@@ -54,7 +53,10 @@ class Flights(Generic[_T]):
 
     def __init__(self, work_root: Path | None) -> None:
         self._work_root = work_root
-        self._flights: dict[Hashable, Flight[_T]] = {}
+        # Each flight with its task, kept apart: a flight that held its task would sit in a
+        # reference cycle with the frames of a cancelled job's traceback (and the download's
+        # sockets with them) until the garbage collector came by.
+        self._flights: dict[Hashable, tuple[Flight[_T], asyncio.Task[None]]] = {}
         self._landing: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
@@ -63,25 +65,22 @@ class Flights(Generic[_T]):
     ) -> AsyncIterator[Flight[_T]]:
         """The flight for `key`, started with `job` when none runs; `job` must publish an
         outcome (a task that ends without one cancels its outcome)."""
-        flight = self._flights.get(key)
-        if flight is None:
+        running = self._flights.get(key)
+        if running is None:
             loop = asyncio.get_running_loop()
             outcome: asyncio.Future[_T] = loop.create_future()
-            directory = self.job_dir()
-            holder: list[Flight[_T]] = []
-            task = asyncio.create_task(_run(job, holder))
             flight = Flight(
-                task=task,
                 outcome=outcome,
-                directory=directory,
+                directory=self.job_dir(),
                 fetching=asyncio.Event(),
                 first_answered=asyncio.Event(),
             )
-            holder.append(flight)
+            task = asyncio.create_task(job(flight))
             task.add_done_callback(functools.partial(_end_outcome, outcome))
-            self._flights[key] = flight
+            running = self._flights[key] = (flight, task)
         elif on_join is not None:
             on_join()
+        flight, task = running
         flight.users += 1
         try:
             yield flight
@@ -89,7 +88,7 @@ class Flights(Generic[_T]):
             flight.users -= 1
             if flight.users == 0:
                 del self._flights[key]
-                self._land(flight)
+                self._land(flight, task)
 
     def job_dir(self) -> tempfile.TemporaryDirectory[str]:
         """A private directory (mode 0700) for one job's files."""
@@ -97,20 +96,20 @@ class Flights(Generic[_T]):
             prefix="reshare-", dir=self._work_root, ignore_cleanup_errors=True
         )
 
-    def _land(self, flight: Flight[_T]) -> None:
+    def _land(self, flight: Flight[_T], task: asyncio.Task[None]) -> None:
         """Remove the job's directory once its task has ended, never before; no await here,
         so a second cancellation of the caller cannot skip the clean-up."""
-        if flight.task.done():
+        if task.done():
             flight.directory.cleanup()
             return
-        flight.task.cancel()
-        self._landing.add(flight.task)
+        task.cancel()
+        self._landing.add(task)
 
         def cleanup(task: asyncio.Task[None]) -> None:
             flight.directory.cleanup()
             self._landing.discard(task)
 
-        flight.task.add_done_callback(cleanup)
+        task.add_done_callback(cleanup)
 
     async def drain(self) -> None:
         """Wait until every cancelled job has ended and its directory is gone."""
@@ -127,8 +126,3 @@ def _end_outcome(outcome: asyncio.Future[_T], task: asyncio.Task[None]) -> None:
         outcome.exception()  # seen: with no requester left, nobody else reads it
     else:
         outcome.cancel()
-
-
-async def _run(job: Job[_T], holder: list[Flight[_T]]) -> None:
-    # The task starts after `join` has built the flight: a create_task never runs at once.
-    await job(holder[0])
