@@ -12,13 +12,13 @@ import contextlib
 import logging
 import random
 import shutil
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TypeVar
 
 import imageio_ffmpeg
 from redis.asyncio import Redis
 
+from bot.answers import AnswerWatch, noted
 from bot.codec import OriginCodec, RequestCodec
 from bot.download import YtDlpDownloader
 from bot.fit import FfmpegFitter
@@ -26,7 +26,7 @@ from bot.intake import Intake
 from bot.logs import JOB_KEY, job_key_shown
 from bot.media import FfmpegMedia
 from bot.metrics import Metrics
-from bot.model import Album, CachedMedia, Media, Origin, Reason, VideoRequest
+from bot.model import Reason, VideoRequest
 from bot.netguard import HostGuard, Resolver, SystemResolver
 from bot.pipeline import ClipPipeline
 from bot.ports import (
@@ -42,7 +42,7 @@ from bot.ports import (
 )
 from bot.queue import AsyncioJobQueue
 from bot.resolve import HttpxLinkResolver
-from bot.retry import Retrying, RetryPolicy, Unconfirmed
+from bot.retry import Retrying, RetryPolicy
 from bot.service import Service
 from bot.settings import CoreSettings
 from bot.sites import SiteCatalog
@@ -62,7 +62,6 @@ from bot.taskiq_jobs import LeasedStreamBroker, TaskiqJobQueue, TaskiqWorker
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 
 # A request that was taken up this many times without an answer is given up (it may be what
 # brings the process down).
@@ -73,10 +72,6 @@ NOTICE_TIMEOUT_S = 3.0
 JOB_END_TIMEOUT_S = 1.5
 # Telegram's flood limits per bot (DESIGN.md section 6), kept across every worker.
 TELEGRAM_PER_SECOND = 30
-# Noting an answer in a journal that is out of reach (Redis restarting) is tried for this long.
-NOTE_DEADLINE_S = 30.0
-NOTE_FIRST_PAUSE_S = 0.1
-NOTE_MAX_PAUSE_S = 2.0
 # How often the distributed mode reads the queue's depth and the workers alive for /metrics.
 OBSERVE_EVERY_S = 5.0
 TELEGRAM_PER_GROUP_MINUTE = 20
@@ -411,92 +406,3 @@ class Engine:
             await self.journal.answered(origin)
 
         await asyncio.gather(*(tell(request) for request in requests))
-
-
-async def noted(note: Callable[[Origin], Awaitable[None]], origin: Origin) -> None:
-    """Write an answer down, waiting out a Redis restart: an answer sent but not noted would be
-    sent again by the next run of its job."""
-    pause = NOTE_FIRST_PAUSE_S
-    async with asyncio.timeout(NOTE_DEADLINE_S):
-        while True:
-            try:
-                await note(origin)
-                return
-            except Exception as err:
-                log.warning("could not note an answer (%r): again in %.1f s", err, pause)
-            await asyncio.sleep(pause)
-            pause = min(NOTE_MAX_PAUSE_S, pause * 2)
-
-
-class AnswerWatch:
-    """Sees every answer sent, so shutdown tells "restarting" only where nothing may be left
-    unsaid twice: `on_answered` hears of each link answered (links are answered in order)."""
-
-    def __init__(self, on_answered: Callable[[Origin], Awaitable[None]]) -> None:
-        self._on_answered = on_answered
-        self._answered: dict[Origin, int] = {}
-        self._cut_off: set[Origin] = set()
-
-    def watch(self, replier: Replier) -> Replier:
-        return _WatchedReplier(replier, self)
-
-    async def answered(self, origin: Origin) -> None:
-        self._answered[origin] = self._answered.get(origin, 0) + 1
-        try:
-            await noted(self._on_answered, origin)
-        except Exception as err:
-            # The answer is out: failing to note it must not make the service answer again.
-            log.warning("could not note an answer in the journal: %r", err)
-
-    def cut_off(self, origin: Origin) -> None:
-        self._cut_off.add(origin)
-
-    def settle(self, request: VideoRequest) -> bool:
-        """Forget the request; True when it needs no notice: every link was answered, or an
-        answer was cut off mid-send (the platform may have it)."""
-        origin = request.origin
-        cut_off = origin in self._cut_off
-        self._cut_off.discard(origin)
-        answered = self._answered.pop(origin, 0)
-        return cut_off or answered >= len(request.links)
-
-
-class _WatchedReplier:
-    """A Replier that reports each answer sent or unconfirmed, and the origin of one cancelled
-    mid-call.
-
-    The service answers each link with exactly one successful call of the last four.
-    """
-
-    def __init__(self, replier: Replier, watch: AnswerWatch) -> None:
-        self._replier = replier
-        self._watch = watch
-
-    async def working(self, origin: Origin) -> None:
-        await self._replier.working(origin)
-
-    async def deliver(self, origin: Origin, media: Media) -> str | None:
-        return await self._answer(origin, self._replier.deliver(origin, media))
-
-    async def resend(self, origin: Origin, cached: CachedMedia) -> None:
-        await self._answer(origin, self._replier.resend(origin, cached))
-
-    async def deliver_album(self, origin: Origin, album: Album) -> None:
-        await self._answer(origin, self._replier.deliver_album(origin, album))
-
-    async def fail(self, origin: Origin, reason: Reason) -> None:
-        await self._answer(origin, self._replier.fail(origin, reason))
-
-    async def _answer(self, origin: Origin, sending: Awaitable[_T]) -> _T:
-        try:
-            sent = await sending
-        except asyncio.CancelledError:
-            self._watch.cut_off(origin)
-            raise
-        except Unconfirmed:
-            # It may have arrived, and the service takes it as the link's answer (bot.retry):
-            # a restart must not send it again.
-            await self._watch.answered(origin)
-            raise
-        await self._watch.answered(origin)
-        return sent

@@ -14,8 +14,8 @@ from adapters.discord.inbound import MessageOrigin
 from adapters.discord.inbound import origin_codec as discord_origins
 from adapters.telegram.inbound import TelegramOrigin
 from adapters.telegram.inbound import origin_codec as telegram_origins
+from bot.answers import AnswerWatch
 from bot.codec import RequestCodec
-from bot.engine import AnswerWatch
 from bot.intake import RESTARTING_TEXT
 from bot.model import Album, CachedMedia, Media, Origin, Reason, VideoRequest
 from bot.retry import Unconfirmed
