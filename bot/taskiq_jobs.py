@@ -29,6 +29,7 @@ from taskiq_redis import RedisStreamBroker
 
 from bot.codec import RequestCodec
 from bot.model import VideoRequest
+from bot.stores.redis_values import text
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +136,9 @@ class LeasedStreamBroker(RedisStreamBroker):
                 pause = RECONNECT_FIRST_S
                 for stream, entries in fetched or []:
                     for entry_id, fields in entries:
-                        yield self._take(_text(stream), entry_id, fields)
+                        yield self._take(text(stream), entry_id, fields)
                 for entry_id, fields in claimed[1]:
-                    log.info("took over a job whose worker went silent (%s)", _text(entry_id))
+                    log.info("took over a job whose worker went silent (%s)", text(entry_id))
                     yield self._take(self.queue_name, entry_id, fields)
 
     async def _declare_group_again(self) -> None:
@@ -170,14 +171,6 @@ class LeasedStreamBroker(RedisStreamBroker):
                         )
             except Exception as err:
                 log.warning("could not renew the leases of running jobs: %r", err)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def broker_for(url: str, *, lease_s: float) -> LeasedStreamBroker:
-    return LeasedStreamBroker(url, lease_s=lease_s)
 
 
 class TaskiqJobQueue:

@@ -94,8 +94,5 @@ class RedisMediaStore:
         await asyncio.to_thread(path.write_bytes, raw(data))
         return path
 
-    async def total_bytes(self) -> int:
-        return int(await self._redis.get(self._total) or 0)
-
     async def close(self) -> None:
         """The connection belongs to the composition root, which closes it."""
