@@ -296,6 +296,11 @@ class Engine:
             if left is None:
                 log.info("job %s already answered: not run again", key[:12])
                 return
+            # Embedded, the journal counts runs when it takes requests up at start.
+            if self._worker is not None and await self.journal.attempt(left.origin) > MAX_ATTEMPTS:
+                log.warning("a job was taken up %d times: given up", MAX_ATTEMPTS)
+                await self._tell([left], Reason.FAILED)
+                return
             await self._handle(left)
 
     async def _handle(self, request: VideoRequest) -> None:

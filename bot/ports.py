@@ -174,6 +174,10 @@ class Journal(Protocol):
         marked: it is sent again (at least once, and exactly once unless a run dies in that
         moment)."""
 
+    async def attempt(self, origin: Origin) -> int:
+        """Count one more run of the request from `origin`; how many runs it has had (0 for a
+        request never written down)."""
+
     async def take_unanswered(self) -> list[Unanswered]:
         """Every request not answered, oldest first, each counted as one more attempt."""
 

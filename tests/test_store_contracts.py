@@ -519,3 +519,9 @@ async def test_job_queue_hands_each_request_to_a_worker_once(
             await asyncio.sleep(0.02)
     await asyncio.sleep(0.2)
     assert sorted(handled, key=lambda one: one.origin.message_id) == sent  # type: ignore[attr-defined]
+
+
+async def test_journal_counts_the_runs_of_a_request(journal: Journal) -> None:
+    assert await journal.attempt(request(1).origin) == 0  # never written down
+    await journal.accept(request(1))
+    assert [await journal.attempt(request(1).origin) for _ in range(3)] == [1, 2, 3]

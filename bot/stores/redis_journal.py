@@ -41,6 +41,13 @@ return 1
 """
 
 
+# KEYS: entry. One more run, counted only for a request written down.
+_ATTEMPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+"""
+
+
 class RedisJournal:
     """Implements `Journal` on Redis (with append-only persistence, as the README sets up)."""
 
@@ -97,6 +104,12 @@ class RedisJournal:
             repr(self._clock()),
             round(TOMBSTONE_S),
         )
+
+    async def attempt(self, origin: Origin) -> int:
+        key = self._codec.key(origin)
+        if key is None:
+            return 0
+        return int(await self._redis.eval(_ATTEMPT, 1, self._entry + key))
 
     async def remaining(self, request: VideoRequest) -> VideoRequest | None:
         key = self._codec.key(request.origin)

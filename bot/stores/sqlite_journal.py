@@ -127,6 +127,18 @@ class SqliteJournal:
                 (key,),
             )
 
+    async def attempt(self, origin: Origin) -> int:
+        key = self._codec.key(origin)
+        if key is None:
+            return 0
+        self._db.execute(
+            "UPDATE accepted_requests SET attempts = attempts + 1 WHERE key = ?", (key,)
+        )
+        row = self._db.execute(
+            "SELECT attempts FROM accepted_requests WHERE key = ?", (key,)
+        ).fetchone()
+        return int(row[0]) if row is not None else 0
+
     async def remaining(self, request: VideoRequest) -> VideoRequest | None:
         key = self._codec.key(request.origin)
         if key is None:
