@@ -108,8 +108,6 @@ class MediaStore(Protocol):
         """A local path to upload the file from (inside `workdir` or the store's own), or None
         when it is gone."""
 
-    async def close(self) -> None: ...
-
 
 class SingleFlight(Protocol):
     """One job at a time per clip, across every process that shares the implementation."""

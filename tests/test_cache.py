@@ -461,7 +461,6 @@ async def test_keep_then_open_gives_the_kept_copy(tmp_path: Path) -> None:
     assert path is not None
     assert path.read_bytes() == b"v" * 100
     assert path == media.path_for(KEY)
-    await media.close()
 
 
 async def test_keep_of_a_file_larger_than_the_cap_is_none(tmp_path: Path) -> None:

@@ -55,9 +55,6 @@ class FileMediaStore:
             return None
         return await asyncio.to_thread(self.path_of, self._directory / stored.name)
 
-    async def close(self) -> None:
-        return None
-
     def path_for(self, key: CacheKey) -> Path | None:
         """The stored file of `key`, marked as just used, or None."""
         return self.path_of(self._directory / _media_name(key))

@@ -46,6 +46,3 @@ class RedisRateLimits:
             return Verdict.ALLOW
         told = [await self._redis.set(self._told + key, 1, nx=True, ex=WINDOW_S) for key in over]
         return Verdict.REFUSE_AND_SAY if any(told) else Verdict.REFUSE_QUIETLY
-
-    async def close(self) -> None:
-        """The connection belongs to the composition root, which closes it."""

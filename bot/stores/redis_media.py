@@ -93,6 +93,3 @@ class RedisMediaStore:
         path = workdir / f"{stored.name}.mp4"
         await asyncio.to_thread(path.write_bytes, raw(data))
         return path
-
-    async def close(self) -> None:
-        """The connection belongs to the composition root, which closes it."""
