@@ -134,7 +134,7 @@ class Reason(enum.Enum):
     TIMED_OUT = "The download timed out, please try again."
     TOO_LARGE = "This video is too large for this chat's upload limit."
     TOO_LONG = "This video is too long for me to send."
-    BLOCKED = "TikTok refused the download right now, please try again later."
+    BLOCKED = "TikTok is refusing downloads right now; try again later."
     UNSUPPORTED_SITE = "I can't fetch links from that site."
     UNSAFE_ADDRESS = "That link leads to a private or local network address, which I don't fetch."
     FAILED = "Something went wrong fetching this video, please try again."
@@ -145,13 +145,28 @@ class Reason(enum.Enum):
         return self.value
 
 
-class FetchError(Exception):
-    """A fetch ended with a known reason; carries no raw library text to users."""
+class FailureKind(enum.Enum):
+    """How a site refused a fetch when the fault is not the post's own: what the operator
+    counts (bot.breakage) and what tells the likely fix."""
 
-    def __init__(self, reason: Reason, detail: str = "") -> None:
+    EXTRACTION = "extraction"  # the page came, its data did not: the site changed its pages
+    CHALLENGE = "challenge"  # a "Please wait..." bot check instead of the page
+    BLOCKED_IP = "blocked_ip"  # the site refuses our address (TikTok's 10204, 403 on media)
+    LOGIN_WALL = "login_wall"  # the site wants a logged-in session
+    SERVER_ERROR = "server_error"  # 5xx, resets and silence that outlasted the retries
+
+
+class FetchError(Exception):
+    """A fetch ended with a known reason; carries no raw library text to users.
+
+    `kind` is set when the site, not the post, is at fault (None: private, removed, too long...).
+    """
+
+    def __init__(self, reason: Reason, detail: str = "", kind: FailureKind | None = None) -> None:
         super().__init__(f"{reason.name}: {detail}" if detail else reason.name)
         self.reason = reason
         self.detail = detail
+        self.kind = kind
 
 
 class StaleHandle(Exception):

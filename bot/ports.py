@@ -19,6 +19,7 @@ from bot.model import (
     CachedMedia,
     CacheKey,
     Download,
+    FailureKind,
     Media,
     Origin,
     Reason,
@@ -180,3 +181,47 @@ class Journal(Protocol):
         """Every request not answered, oldest first, each counted as one more attempt."""
 
     async def close(self) -> None: ...
+
+
+# Breakage: what the operator is told, and what users are spared meanwhile.
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChange:
+    """A site's fetches went bad (`broken`) or got well again; reported to exactly one caller
+    of `FetchHealth.record`, whichever process it runs in, so the operator hears it once.
+
+    `kind` is the most frequent kind of failure among the recent ones (the one that started the
+    incident, when it ends); `failures` of the last `attempts` fetches failed."""
+
+    site: str
+    broken: bool
+    kind: FailureKind
+    failures: int
+    attempts: int
+
+
+class FetchHealth(Protocol):
+    """Counts each site's recent fetches, failed by kind or not, and notices incidents: enough
+    failures among the last attempts within a window start one, a run of successes ends it."""
+
+    async def record(self, site: str, kind: FailureKind | None) -> HealthChange | None:
+        """Count one fetch (`kind` None: it worked); the change it made, if it made one."""
+
+    async def incident(self, site: str) -> FailureKind | None:
+        """The kind of the site's incident going on now, or None."""
+
+
+class FailedLinks(Protocol):
+    """Links that just failed, answered from memory for a while instead of fetched again."""
+
+    async def remember(self, clip: str, reason: Reason, ttl_s: float) -> None: ...
+
+    async def recall(self, clip: str) -> Reason | None:
+        """The reason a clip failed within its time to live, or None."""
+
+
+class OperatorChannel(Protocol):
+    """A place where the operator reads the bot's alerts (a Telegram chat, a Discord channel)."""
+
+    async def tell_operator(self, text: str) -> None: ...

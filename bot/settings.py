@@ -6,8 +6,14 @@ import enum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# One public video and one photo post from yt-dlp's and gallery-dl's own TikTok tests.
+DEFAULT_CANARY_URLS = (
+    "https://www.tiktok.com/@leenabhushan/video/6748451240264420610",
+    "https://www.tiktok.com/@chillezy/photo/7240568259186019630",
+)
 
 
 class SlideshowMode(enum.Enum):
@@ -22,7 +28,11 @@ class CoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
+    # One proxy, or several comma-separated: a job moves to the next on a blocked-IP or
+    # challenge answer, and a proxy that keeps failing rests for a while (bot.proxies).
     download_proxy: str | None = None
+    # A Netscape cookies.txt (mode 600) for login walls, age-restricted posts, challenge pages.
+    download_cookies_file: Path | None = None
     download_verify_tls: bool = True
     download_timeout_s: float = Field(default=120.0, gt=0)
     # Seconds one reply may take in all, retries included, while a platform refuses it for now.
@@ -58,6 +68,29 @@ class CoreSettings(BaseSettings):
     # Where a process serves HTTP (the Telegram webhook, /healthz, /metrics); no PORT, no server.
     host: str = "0.0.0.0"  # noqa: S104 - a server behind a load balancer listens on all addresses
     port: int | None = Field(default=None, ge=0, le=65535)
+
+    # The second path: a cobalt instance asked when yt-dlp fails for a reason not the post's own.
+    cobalt_api_url: str | None = None
+    cobalt_api_key: SecretStr | None = None
+    # Links `python -m bot doctor` fetches end to end (nothing is sent): a video and a photo post.
+    canary_urls: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CANARY_URLS
+    # A link that just failed is answered from memory this long instead of fetched again.
+    failed_link_cooldown_s: float = Field(default=120.0, ge=0)
+    # Where `doctor` looks up the newest yt-dlp and gallery-dl (PyPI's JSON API).
+    package_index_url: str = "https://pypi.org/pypi"
+
+    @property
+    def proxies(self) -> tuple[str, ...]:
+        """DOWNLOAD_PROXY's proxies, in the order given."""
+        text = self.download_proxy or ""
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+
+    @field_validator("canary_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part for part in value.replace(",", " ").split() if part)
+        return value
 
     @field_validator("allowed_sites", mode="before")
     @classmethod

@@ -25,6 +25,9 @@ class DiscordSettings(BaseSettings):
     discord_shard_count: int | None = Field(default=None, ge=1)
     discord_shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
 
+    # A channel where the bot tells its operator that fetching broke and how to fix it.
+    operator_discord_channel_id: int | None = None
+
     @field_validator("discord_shard_ids", mode="before")
     @classmethod
     def _shard_ranges(cls, value: object) -> object:

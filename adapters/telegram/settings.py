@@ -25,6 +25,10 @@ class TelegramSettings(BaseSettings):
     # Telegram sends it back in X-Telegram-Bot-Api-Secret-Token; required with the URL.
     telegram_webhook_secret: SecretStr | None = None
 
+    # A chat (your private chat with the bot, or a group) where the bot tells its operator that
+    # fetching broke and how to fix it, and when it works again.
+    operator_chat_id: int | None = None
+
     @field_validator("telegram_webhook_secret")
     @classmethod
     def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
