@@ -63,6 +63,9 @@ class Reshare:
             if discord.discord_bot_token
             else None
         )
+        for adapter in (self.telegram, self.discord):
+            if adapter is not None and adapter.operator_channel is not None:
+                self.engine.watch.tell(adapter.operator_channel)
         receiving = role is not Role.WORK
         if receiving and self.telegram and self.telegram.webhook_path and core.port is None:
             raise ValueError("TELEGRAM_WEBHOOK_URL needs PORT: the webhook is served there")

@@ -19,6 +19,7 @@ import imageio_ffmpeg
 from redis.asyncio import Redis
 
 from bot.answers import AnswerWatch, noted
+from bot.breakage import BreakageWatch
 from bot.codec import OriginCodec, RequestCodec
 from bot.download import YtDlpDownloader
 from bot.fit import FfmpegFitter
@@ -31,11 +32,14 @@ from bot.netguard import HostGuard, Resolver, SystemResolver
 from bot.pipeline import ClipPipeline
 from bot.ports import (
     ClipCache,
+    FailedLinks,
+    FetchHealth,
     JobQueue,
     Journal,
     MediaStore,
     RateLimits,
     Replier,
+    SecondPath,
     SendLimits,
     SingleFlight,
     Unanswered,
@@ -49,9 +53,11 @@ from bot.sites import SiteCatalog
 from bot.slideshow import GalleryDlSlideshows
 from bot.stores.media_files import FileMediaStore
 from bot.stores.memory_flights import MemoryFlights
+from bot.stores.memory_health import MemoryFailedLinks, MemoryFetchHealth
 from bot.stores.memory_limits import MemoryRateLimits
 from bot.stores.redis_cache import RedisClipCache
 from bot.stores.redis_flights import RedisFlights
+from bot.stores.redis_health import RedisFailedLinks, RedisFetchHealth
 from bot.stores.redis_journal import RedisJournal
 from bot.stores.redis_limits import RedisRateLimits
 from bot.stores.redis_media import RedisMediaStore
@@ -122,16 +128,6 @@ class Engine:
             max_bytes=max_download_bytes,
         )
         self.metrics = Metrics()
-        self.pipeline = ClipPipeline(
-            downloader=self.downloader,
-            slideshows=self.slideshows,
-            media=FfmpegMedia(ffmpeg),
-            fitter=FfmpegFitter(ffmpeg),
-            max_downloads=settings.max_concurrent_downloads,
-            max_encodes=settings.max_concurrent_encodes,
-            slideshow_mode=settings.slideshow_mode,
-            metrics=self.metrics,
-        )
         self.codec = RequestCodec(codecs or {})
         self.redis: Redis | None = None
         self._broker: LeasedStreamBroker | None = None
@@ -152,6 +148,8 @@ class Engine:
                 chat_per_minute=settings.rate_limit_chat_per_min,
             )
             self.single_flight = RedisFlights(self.redis, lease_s=settings.job_lease_s)
+            health: FetchHealth = RedisFetchHealth(self.redis)
+            self.failed_links: FailedLinks = RedisFailedLinks(self.redis)
             self.send_limits: SendLimits = redis_send_limits(
                 self.redis,
                 settings.redis_url,
@@ -171,9 +169,25 @@ class Engine:
                 chat_per_minute=settings.rate_limit_chat_per_min,
             )
             self.single_flight = MemoryFlights()
+            health = MemoryFetchHealth()
+            self.failed_links = MemoryFailedLinks()
             self.send_limits = memory_send_limits(
                 per_second=TELEGRAM_PER_SECOND, per_group_minute=TELEGRAM_PER_GROUP_MINUTE
             )
+        self.watch = BreakageWatch(health, self.metrics)
+        self.second_path: SecondPath | None = None
+        self.pipeline = ClipPipeline(
+            downloader=self.downloader,
+            slideshows=self.slideshows,
+            media=FfmpegMedia(ffmpeg),
+            fitter=FfmpegFitter(ffmpeg),
+            max_downloads=settings.max_concurrent_downloads,
+            max_encodes=settings.max_concurrent_encodes,
+            slideshow_mode=settings.slideshow_mode,
+            metrics=self.metrics,
+            watch=self.watch,
+            second_path=self.second_path,
+        )
         self.intake = Intake(
             self.queue, self.sites, limits, journal=self.journal, job_key=self.codec.key
         )
@@ -211,6 +225,8 @@ class Engine:
             single_flight=self.single_flight,
             metrics=self.metrics,
             work_root=work_root,
+            failed_links=self.failed_links,
+            failed_link_cooldown_s=self.settings.failed_link_cooldown_s,
         )
 
     async def _observe(self) -> None:

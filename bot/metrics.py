@@ -15,7 +15,7 @@ from typing import Final, Literal, get_args
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
-from bot.model import Reason
+from bot.model import FailureKind, Reason
 
 Outcome = Literal["video", "album", "cached", "busy", "restarting"]
 """How a request was answered when it was not a failure (a failure is counted by its Reason)."""
@@ -81,6 +81,25 @@ class Metrics:
         self._failures = Counter(
             "reshare_failures", "Jobs that ended in a failure, by reason.", ["reason"], registry=r
         )
+        self._fetches = Counter(
+            "reshare_fetches",
+            "Fetches from a site by the first path (yt-dlp, gallery-dl), by outcome: ok, or how "
+            "the site refused (extraction, challenge, blocked_ip, login_wall, server_error).",
+            ["site", "outcome"],
+            registry=r,
+        )
+        self._incidents = Gauge(
+            "reshare_site_incident",
+            "1 while this process knows of an incident of the site, by its kind.",
+            ["site", "kind"],
+            registry=r,
+        )
+        self._second_path = Counter(
+            "reshare_second_path",
+            "Fetches handed to the second path (cobalt), by outcome: ok or the failure's reason.",
+            ["outcome"],
+            registry=r,
+        )
         self._queue_depth = Gauge("reshare_queue_depth", "Jobs waiting in the queue.", registry=r)
         self._workers_alive = Gauge("reshare_workers_alive", "Workers running.", registry=r)
         # Known label values start at 0, so a rate() over them exists before the first event.
@@ -116,6 +135,16 @@ class Metrics:
     def failure(self, reason: Reason) -> None:
         """Count a job that failed: once per job, however many requests were waiting on it."""
         self._failures.labels(_label(reason)).inc()
+
+    def fetched(self, site: str, kind: FailureKind | None) -> None:
+        """Count one fetch by the first path: it worked (None) or failed by `kind`."""
+        self._fetches.labels(site, kind.value if kind else "ok").inc()
+
+    def incident(self, site: str, kind: FailureKind, going_on: bool) -> None:
+        self._incidents.labels(site, kind.value).set(1 if going_on else 0)
+
+    def second_path(self, outcome: Reason | None) -> None:
+        self._second_path.labels(_label(outcome) if outcome else "ok").inc()
 
     @contextmanager
     def stage(self, stage: Stage) -> Iterator[None]:

@@ -49,6 +49,13 @@ class SlideshowFetcher(Protocol):
     async def fetch(self, link: Link, workdir: Path) -> Album: ...
 
 
+class SecondPath(Protocol):
+    """Another way to a clip (a cobalt instance), asked when the first path fails for a reason
+    that is not the post's own."""
+
+    async def fetch(self, link: Link, workdir: Path, budget_bytes: int) -> Download | Album: ...
+
+
 class Pipeline(Protocol):
     """A link to what is sent: a playable video within the budget, or a photo post's album."""
 
@@ -199,6 +206,17 @@ class HealthChange:
     kind: FailureKind
     failures: int
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRule:
+    """When a site counts as broken: `failures` of the last `attempts` fetches within `window_s`
+    failed; and when it is well again: the last `recover_after` fetches worked."""
+
+    failures: int = 5
+    attempts: int = 10
+    window_s: float = 600.0
+    recover_after: int = 3
 
 
 class FetchHealth(Protocol):

@@ -34,7 +34,15 @@ from bot.model import (
     StoredFile,
     VideoRequest,
 )
-from bot.ports import ClipCache, LinkResolver, MediaStore, Pipeline, Replier, SingleFlight
+from bot.ports import (
+    ClipCache,
+    FailedLinks,
+    LinkResolver,
+    MediaStore,
+    Pipeline,
+    Replier,
+    SingleFlight,
+)
 from bot.retry import Unconfirmed
 
 log = logging.getLogger(__name__)
@@ -43,6 +51,9 @@ Outcome = Media | Album | Reason
 
 # Telegram shows a chat action for 5 s: renewed before it ends (DESIGN.md section 10).
 WORKING_EVERY_S = 4.0
+# Failures that depend on the request (its budget) or on this run, not on the clip: not
+# answered from memory.
+_NOT_REMEMBERED = frozenset({Reason.TOO_LARGE, Reason.RESTARTING})
 # The first requester's upload gives the others its handle; a job keeps its clip's hold across
 # processes until then, but not for ever.
 FIRST_ANSWER_WAIT_S = 600.0
@@ -71,6 +82,8 @@ class Service:
         single_flight: SingleFlight | None = None,
         metrics: Metrics | None = None,
         work_root: Path | None = None,
+        failed_links: FailedLinks | None = None,
+        failed_link_cooldown_s: float = 0.0,
     ) -> None:
         self._resolver = resolver
         self._pipeline = pipeline
@@ -80,6 +93,8 @@ class Service:
         self._single_flight = single_flight
         self._metrics = metrics or Metrics()
         self._flights: Flights[Prepared] = Flights(work_root)
+        self._failed_links = failed_links if failed_link_cooldown_s > 0 else None
+        self._cooldown_s = failed_link_cooldown_s
 
     async def process(self, request: VideoRequest) -> None:
         replier = self._repliers[request.origin.platform]
@@ -159,22 +174,43 @@ class Service:
     ) -> None:
         """A cache hit, or the clip fetched under the clip's hold across processes, which is
         kept until the first requester's upload has left its handle in the cache."""
-        hit = await self._cached(key)
-        if hit is not None:
-            flight.publish(Prepared(hit, key))
+        known = await self._known(key)
+        if known is not None:
+            flight.publish(Prepared(known, key))
             return
         async with self._clip_hold(key):
-            # Another process may have fetched it while we waited for the hold.
-            hit = await self._cached(key)
-            if hit is not None:
-                flight.publish(Prepared(hit, key))
+            # Another process may have fetched it (or failed) while we waited for the hold.
+            known = await self._known(key)
+            if known is not None:
+                flight.publish(Prepared(known, key))
                 return
             flight.fetching.set()
             outcome = await self._prepare(link, budget_bytes, flight.workdir)
+            if isinstance(outcome, Reason):
+                await self._remember_failure(key, outcome)
             flight.publish(Prepared(outcome, key))
             if isinstance(outcome, Media):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(flight.first_answered.wait(), FIRST_ANSWER_WAIT_S)
+
+    async def _known(self, key: CacheKey | None) -> CachedMedia | Reason | None:
+        """A cache hit, or the reason the clip failed a moment ago."""
+        hit = await self._cached(key)
+        if hit is not None or key is None or self._failed_links is None:
+            return hit
+        try:
+            return await self._failed_links.recall(key.clip_id)
+        except Exception as err:
+            log.warning("could not look up recent failures: %r", err)
+            return None
+
+    async def _remember_failure(self, key: CacheKey | None, reason: Reason) -> None:
+        if key is None or self._failed_links is None or reason in _NOT_REMEMBERED:
+            return
+        try:
+            await self._failed_links.remember(key.clip_id, reason, self._cooldown_s)
+        except Exception as err:
+            log.warning("could not remember a failure: %r", err)
 
     @contextlib.asynccontextmanager
     async def _clip_hold(self, key: CacheKey | None) -> AsyncIterator[None]:

@@ -44,6 +44,8 @@ async def running_bot(
     telegram_upload_limit_mb: int = 50,
     telegram_timeout_s: float | None = None,
     resolver: Resolver | None = None,
+    operator_chat_id: int | None = None,
+    operator_discord_channel_id: int | None = None,
     **core: Any,
 ) -> AsyncIterator[Reshare]:
     """Start the bot as `python -m bot` would, from settings that name the stand-ins; the SSRF
@@ -63,6 +65,7 @@ async def running_bot(
             telegram_bot_token=SecretStr(telegram.token),
             telegram_api_url=telegram.root,
             telegram_upload_limit_mb=telegram_upload_limit_mb,
+            operator_chat_id=operator_chat_id,
         )
         if telegram_timeout_s is not None:
             telegram_settings.telegram_timeout_s = telegram_timeout_s
@@ -75,6 +78,7 @@ async def running_bot(
             discord_gateway_url=discord.gateway_url,
             discord_message_content=discord_message_content,
             discord_command_guild_id=discord_command_guild_id,
+            operator_discord_channel_id=operator_discord_channel_id,
         )
     reshare = Reshare(
         settings,

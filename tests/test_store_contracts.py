@@ -14,9 +14,21 @@ from redis.asyncio import Redis
 
 from bot.codec import DataclassCodec, RequestCodec
 from bot.links import Link, LinkKind
-from bot.model import CachedMedia, CacheKey, PlatformFile, StoredFile, VideoRequest
+from bot.model import (
+    CachedMedia,
+    CacheKey,
+    FailureKind,
+    PlatformFile,
+    Reason,
+    StoredFile,
+    VideoRequest,
+)
 from bot.ports import (
     ClipCache,
+    FailedLinks,
+    FetchHealth,
+    HealthChange,
+    HealthRule,
     JobQueue,
     Journal,
     MediaStore,
@@ -28,9 +40,11 @@ from bot.ports import (
 from bot.queue import AsyncioJobQueue
 from bot.stores.media_files import FileMediaStore
 from bot.stores.memory_flights import MemoryFlights
+from bot.stores.memory_health import MemoryFailedLinks, MemoryFetchHealth
 from bot.stores.memory_limits import MemoryRateLimits
 from bot.stores.redis_cache import RedisClipCache
 from bot.stores.redis_flights import RedisFlights
+from bot.stores.redis_health import RedisFailedLinks, RedisFetchHealth
 from bot.stores.redis_journal import RedisJournal
 from bot.stores.redis_limits import RedisRateLimits
 from bot.stores.redis_media import RedisMediaStore
@@ -525,3 +539,116 @@ async def test_journal_counts_the_runs_of_a_request(journal: Journal) -> None:
     assert await journal.attempt(request(1).origin) == 0  # never written down
     await journal.accept(request(1))
     assert [await journal.attempt(request(1).origin) for _ in range(3)] == [1, 2, 3]
+
+
+RULE = HealthRule(failures=5, attempts=10, window_s=600.0, recover_after=3)
+
+
+def fetch_health(redis: Redis | None, clock: FakeClock) -> FetchHealth:
+    if redis is None:
+        return MemoryFetchHealth(RULE, clock=clock)
+    return RedisFetchHealth(redis, RULE, clock=clock)
+
+
+async def test_health_breaks_at_the_threshold_and_says_so_once(
+    redis: Redis | None, clock: FakeClock
+) -> None:
+    health = fetch_health(redis, clock)
+    for _ in range(5):
+        assert await health.record("tiktok", None) is None
+    changes = [await health.record("tiktok", FailureKind.CHALLENGE) for _ in range(4)]
+    assert changes == [None] * 4
+    assert await health.incident("tiktok") is None
+    change = await health.record("tiktok", FailureKind.CHALLENGE)
+    assert change == HealthChange("tiktok", True, FailureKind.CHALLENGE, 5, 10)
+    assert await health.incident("tiktok") is FailureKind.CHALLENGE
+    # The incident goes on: more failures say nothing new.
+    assert [await health.record("tiktok", FailureKind.CHALLENGE) for _ in range(5)] == [None] * 5
+
+
+async def test_health_names_the_most_frequent_kind(redis: Redis | None, clock: FakeClock) -> None:
+    health = fetch_health(redis, clock)
+    kinds = [FailureKind.SERVER_ERROR, FailureKind.BLOCKED_IP, FailureKind.BLOCKED_IP]
+    kinds += [FailureKind.BLOCKED_IP, FailureKind.SERVER_ERROR]
+    changes = [await health.record("tiktok", kind) for kind in kinds]
+    assert changes[-1] == HealthChange("tiktok", True, FailureKind.BLOCKED_IP, 5, 5)
+
+
+async def test_health_forgets_failures_older_than_the_window(
+    redis: Redis | None, clock: FakeClock
+) -> None:
+    health = fetch_health(redis, clock)
+    for _ in range(4):
+        await health.record("tiktok", FailureKind.EXTRACTION)
+    clock.now += 601
+    assert await health.record("tiktok", FailureKind.EXTRACTION) is None
+    assert await health.incident("tiktok") is None
+
+
+async def test_health_counts_only_the_last_attempts(redis: Redis | None, clock: FakeClock) -> None:
+    health = fetch_health(redis, clock)
+    for _ in range(4):
+        await health.record("tiktok", FailureKind.EXTRACTION)
+    for _ in range(10):
+        await health.record("tiktok", None)
+    # The four failures fell out of the last ten attempts.
+    assert await health.record("tiktok", FailureKind.EXTRACTION) is None
+
+
+async def test_health_recovers_after_successes_in_a_row_and_says_so_once(
+    redis: Redis | None, clock: FakeClock
+) -> None:
+    health = fetch_health(redis, clock)
+    for _ in range(5):
+        await health.record("tiktok", FailureKind.LOGIN_WALL)
+    assert await health.record("tiktok", None) is None
+    assert await health.record("tiktok", FailureKind.LOGIN_WALL) is None
+    assert await health.record("tiktok", None) is None
+    assert await health.record("tiktok", None) is None
+    change = await health.record("tiktok", None)
+    assert change is not None
+    assert (change.broken, change.kind) == (False, FailureKind.LOGIN_WALL)
+    assert await health.incident("tiktok") is None
+    assert await health.record("tiktok", None) is None
+
+
+async def test_health_keeps_sites_apart(redis: Redis | None, clock: FakeClock) -> None:
+    health = fetch_health(redis, clock)
+    for _ in range(5):
+        await health.record("tiktok", FailureKind.CHALLENGE)
+    assert await health.incident("youtube") is None
+    assert await health.record("youtube", FailureKind.CHALLENGE) is None
+
+
+async def test_health_tells_one_of_many_concurrent_recorders(
+    redis: Redis | None, clock: FakeClock
+) -> None:
+    health = fetch_health(redis, clock)
+    changes = await asyncio.gather(
+        *(health.record("tiktok", FailureKind.BLOCKED_IP) for _ in range(20))
+    )
+    assert [change for change in changes if change is not None] == [
+        HealthChange("tiktok", True, FailureKind.BLOCKED_IP, 5, 5)
+    ]
+
+
+def failed_links(redis: Redis | None) -> FailedLinks:
+    return MemoryFailedLinks() if redis is None else RedisFailedLinks(redis)
+
+
+async def test_failed_links_recall_within_their_time(redis: Redis | None) -> None:
+    links = failed_links(redis)
+    assert await links.recall("tiktok:1") is None
+    await links.remember("tiktok:1", Reason.PRIVATE, 0.3)
+    await links.remember("tiktok:2", Reason.BLOCKED, 30)
+    assert await links.recall("tiktok:1") is Reason.PRIVATE
+    assert await links.recall("tiktok:2") is Reason.BLOCKED
+    await asyncio.sleep(0.4)
+    assert await links.recall("tiktok:1") is None
+    assert await links.recall("tiktok:2") is Reason.BLOCKED
+
+
+async def test_failed_links_with_no_time_are_not_kept(redis: Redis | None) -> None:
+    links = failed_links(redis)
+    await links.remember("tiktok:1", Reason.PRIVATE, 0)
+    assert await links.recall("tiktok:1") is None

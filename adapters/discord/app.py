@@ -19,7 +19,7 @@ import yarl
 from discord import app_commands
 
 from adapters.discord.inbound import interaction_origin, message_budget, message_origin, texts_of
-from adapters.discord.outbound import DiscordReplier
+from adapters.discord.outbound import DiscordOperatorChannel, DiscordReplier
 from adapters.discord.settings import DiscordSettings
 from bot.intake import SLOW_DOWN_TEXT, Answer, Intake, Sender
 from bot.retry import Retrying
@@ -93,6 +93,11 @@ class DiscordAdapter:
             )
         self.tree = app_commands.CommandTree(self.client)
         self.replier = DiscordReplier(self.client, retry)
+        self.operator_channel = (
+            DiscordOperatorChannel(self.client, settings.operator_discord_channel_id, retry)
+            if settings.operator_discord_channel_id is not None
+            else None
+        )
         self._connection: asyncio.Task[None] | None = None
         self._receiving = False
         self._started = False

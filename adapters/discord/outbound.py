@@ -231,3 +231,16 @@ def _reference(origin: MessageOrigin) -> discord.MessageReference:
         guild_id=origin.guild_id,
         fail_if_not_exists=False,
     )
+
+
+class DiscordOperatorChannel:
+    """Implements `OperatorChannel`: plain messages to OPERATOR_DISCORD_CHANNEL_ID."""
+
+    def __init__(self, client: discord.Client, channel_id: int, retry: Retrying) -> None:
+        self._client = client
+        self._channel_id = channel_id
+        self._retry = retry
+
+    async def tell_operator(self, text: str) -> None:
+        channel = self._client.get_partial_messageable(self._channel_id)
+        await self._retry.run(lambda: channel.send(text[:2000]), "operator", core_error)

@@ -34,7 +34,7 @@ from telegram.ext import (
 
 from adapters.telegram.inbound import is_private, origin_of, person_message, texts_of
 from adapters.telegram.limiter import SharedRateLimiter
-from adapters.telegram.outbound import TelegramReplier, retry_after_s
+from adapters.telegram.outbound import TelegramOperatorChannel, TelegramReplier, retry_after_s
 from adapters.telegram.settings import TelegramSettings
 from bot.intake import HELP_TEXT, Answer, Intake
 from bot.ports import SendLimits
@@ -96,6 +96,11 @@ class TelegramAdapter:
             .build()
         )
         self.replier = TelegramReplier(self.application.bot, retry)
+        self.operator_channel = (
+            TelegramOperatorChannel(self.application.bot, settings.operator_chat_id, retry)
+            if settings.operator_chat_id is not None
+            else None
+        )
         self._polling: asyncio.Task[None] | None = None
         self._stop_polling = asyncio.Event()
         self._webhook_url = settings.telegram_webhook_url

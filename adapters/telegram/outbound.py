@@ -225,3 +225,17 @@ class TelegramReplier:
             ),
             "sendMessage",
         )
+
+
+class TelegramOperatorChannel:
+    """Implements `OperatorChannel`: plain messages to OPERATOR_CHAT_ID."""
+
+    def __init__(self, bot: Bot, chat_id: int, retry: Retrying) -> None:
+        self._bot = bot
+        self._chat_id = chat_id
+        self._retry = retry
+
+    async def tell_operator(self, text: str) -> None:
+        await self._retry.run(
+            lambda: self._bot.send_message(self._chat_id, text[:4096]), "operator", core_error
+        )
