@@ -3,6 +3,11 @@
 Pure functions: no I/O and no state. Every regex here runs in linear time: each repetition takes
 one character from a fixed set (at most after a fixed-length lookahead), and neighbouring
 repetitions never compete for the same characters, so no input makes the engine backtrack.
+
+The link forms people paste, each with where it was seen, are listed in
+tests/data/tiktok_link_forms.json. Links that only advertise the app (TikTok Lite's share text ends
+with "Download TikTok Lite to enjoy more posts: https://www.tiktok.com/tiktoklite") are TikTok's
+own to `parse_link` but never found in text: they are no clip and deserve no answer.
 """
 
 from __future__ import annotations
@@ -48,7 +53,9 @@ _QUERY_CHAR = r"(?:[$%&+\-./0-9:=?@A-Z_a-z~]|[^\W\x00-\x7f])"
 _FRAGMENT_CHAR = r"(?:[#$%&+\-./0-9:=?@A-Z_a-z~]|[^\W\x00-\x7f])"
 # ASCII-only case folding, so that look-alikes such as the Kelvin sign never match "k".
 _SCHEME = r"(?ai:https?://)"
-_HOST = r"(?ai:(?:www\.|m\.|vm\.|vt\.)?tiktok\.com|(?:www\.)?tiktokv\.com)"
+# lite.: TikTok Lite's share links; t.: where TikTok Lite's short links lead
+# (/i18n/share/video/ID); pro.: the "TikTok Pro" app's links. Other subdomains are look-alikes.
+_HOST = r"(?ai:(?:www\.|m\.|vm\.|vt\.|lite\.|t\.|pro\.)?tiktok\.com|(?:www\.)?tiktokv\.com)"
 
 # A scheme, a TikTok host that is not the start of a longer name (tiktok.com.evil.example,
 # tiktok.com@evil.example, tiktok.com-x, tiktok.com:8080), then path, query and fragment. A path
@@ -74,16 +81,25 @@ _GLUE = re.compile(r"[.,;:!?]*")
 
 _ID = r"(?P<id>[0-9]{1,25})"
 _POST_PATHS = (
-    re.compile(rf"/@[A-Za-z0-9_.-]*/(?P<kind>(?ai:video|photo))/{_ID}/?"),
-    re.compile(rf"/(?ai:share/video)/{_ID}/?"),
-    re.compile(rf"/(?ai:embed(?:/v[0-9]+)?)/{_ID}/?"),
-    re.compile(rf"/(?ai:player/v1)/{_ID}/?"),
-    re.compile(rf"/(?ai:v)/{_ID}(?ai:\.html)?/?"),
+    re.compile(rf"/@[A-Za-z0-9_.-]*/(?P<kind>(?ai:video|photo))/{_ID}/*"),
+    re.compile(rf"/(?ai:(?:i18n/)?share/video)/{_ID}/*"),
+    re.compile(rf"/(?ai:embed(?:/v[0-9]+)?)/{_ID}/*"),
+    re.compile(rf"/(?ai:player/v1)/{_ID}/*"),
+    re.compile(rf"/(?ai:v)/{_ID}(?ai:\.html)?/*"),
 )
-_CODE = r"(?P<code>[A-Za-z0-9_]{1,64})"
-_SITE_SHORT_PATH = re.compile(rf"/(?ai:t)/{_CODE}/?")
-_SHORT_PATH = re.compile(rf"/{_CODE}/?")
+# Short codes are letters and digits, and since 2025 also "-" (ZSHneWNgo9WRY-xiRJ7).
+_CODE = r"(?P<code>[A-Za-z0-9_-]{1,64})"
+_SITE_SHORT_PATH = re.compile(rf"/(?ai:t)/{_CODE}/*")
+_SHORT_PATH = re.compile(rf"/{_CODE}/*")
 _SHORT_HOSTS = frozenset({"vm.tiktok.com", "vt.tiktok.com"})
+# Hosts whose /t/CODE short links stay on their own host; on any other host they move to www.
+_OWN_SITE_SHORT_HOSTS = frozenset({"www.tiktok.com", "lite.tiktok.com"})
+# Paths that advertise the app, on any TikTok host: TikTok Lite's share text ends with
+# www.tiktok.com/tiktoklite; /download and /download-link/... are the app's download pages;
+# lite.tiktok.com/ref/CODE invites to TikTok Lite's rewards programme.
+_APP_ADVERT_PATH = re.compile(
+    r"/(?ai:(?:tiktoklite|download|ref/[^/]+)/*|download-link(?:/[^/]*)*)"
+)
 _POST_ID = re.compile(r"[0-9]{1,25}")
 
 
@@ -137,18 +153,23 @@ def _scan(text: str) -> Iterator[Link]:
             end = match.end()
             while text[end - 1] in _TRAILING:
                 end -= 1
-            yield _link(
-                match.group("host"), text[match.end("host") : end], text[match.start() : end]
-            )
+            rest = text[match.end("host") : end]
+            if not _APP_ADVERT_PATH.fullmatch(_path(rest)):
+                yield _link(match.group("host"), rest, text[match.start() : end])
             anchor = end
             after_link = True
+
+
+def _path(rest: str) -> str:
+    """The path of what follows the host (path, query and fragment as typed)."""
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    return rest[:cut]
 
 
 def _link(host: str, rest: str, original: str) -> Link:
     """Classify what follows the host: `rest` is the path, query and fragment as typed."""
     host = host.lower()
-    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
-    path = rest[:cut]
+    path = _path(rest)
     if host in _SHORT_HOSTS:
         short = _SHORT_PATH.fullmatch(path)
         if short:
@@ -162,6 +183,7 @@ def _link(host: str, rest: str, original: str) -> Link:
                 return Link(SITE, kind, post_link(post["id"], photo=photo), post["id"], original)
         short = _SITE_SHORT_PATH.fullmatch(path)
         if short:
-            url = f"https://www.tiktok.com/t/{short['code']}/"
+            site = host if host in _OWN_SITE_SHORT_HOSTS else "www.tiktok.com"
+            url = f"https://{site}/t/{short['code']}/"
             return Link(SITE, LinkKind.SHORT, url, None, original)
     return Link(SITE, LinkKind.NOT_VIDEO, f"https://{host}{path or '/'}", None, original)

@@ -51,6 +51,11 @@ FORMS: list[tuple[str, LinkKind, str, str | None]] = [
     ),
     (f"m.tiktok.com/v/{ID}", LinkKind.VIDEO, VIDEO_URL, ID),
     (f"https://www.tiktokv.com/share/video/{ID}/", LinkKind.VIDEO, VIDEO_URL, ID),
+    # Where TikTok Lite's short links lead, and the Lite and "TikTok Pro" hosts.
+    (f"https://t.tiktok.com/i18n/share/video/{ID}/?_d=x&u_code=y", LinkKind.VIDEO, VIDEO_URL, ID),
+    (f"https://lite.tiktok.com/@user/video/{ID}?_r=1", LinkKind.VIDEO, VIDEO_URL, ID),
+    (f"https://pro.tiktok.com/@user/video/{ID}", LinkKind.VIDEO, VIDEO_URL, ID),
+    (f"https://www.tiktok.com/@user/video/{ID}//", LinkKind.VIDEO, VIDEO_URL, ID),
     ("https://www.tiktok.com/@a/video/1", LinkKind.VIDEO, "https://www.tiktok.com/@_/video/1", "1"),
     (
         "https://www.tiktok.com/@a/video/" + "9" * 25,
@@ -85,6 +90,37 @@ FORMS: list[tuple[str, LinkKind, str, str | None]] = [
     ),
     # yt-dlp only knows /t/ on www.tiktok.com, so other hosts move there.
     ("tiktok.com/t/ZTRC5xgJp", LinkKind.SHORT, "https://www.tiktok.com/t/ZTRC5xgJp/", None),
+    ("m.tiktok.com/t/ZTRC5xgJp", LinkKind.SHORT, "https://www.tiktok.com/t/ZTRC5xgJp/", None),
+    ("pro.tiktok.com/t/ZTRC5xgJp", LinkKind.SHORT, "https://www.tiktok.com/t/ZTRC5xgJp/", None),
+    # TikTok Lite's share links stay on their own host.
+    (
+        "https://lite.tiktok.com/t/ZGe9gUghH/",
+        LinkKind.SHORT,
+        "https://lite.tiktok.com/t/ZGe9gUghH/",
+        None,
+    ),
+    ("LITE.TIKTOK.COM/T/ZGe9gUghH", LinkKind.SHORT, "https://lite.tiktok.com/t/ZGe9gUghH/", None),
+    # Codes with a dash (TikTok's newer, longer codes) and doubled trailing slashes.
+    (
+        "https://vm.tiktok.com/ZSHneWNgo9WRY-xiRJ7/",
+        LinkKind.SHORT,
+        "https://vm.tiktok.com/ZSHneWNgo9WRY-xiRJ7/",
+        None,
+    ),
+    ("vt.tiktok.com/ZMh-AbC12", LinkKind.SHORT, "https://vt.tiktok.com/ZMh-AbC12/", None),
+    (
+        "https://lite.tiktok.com/t/ZS9AJY6f4n6Sw-GQnDP/?_r=1",
+        LinkKind.SHORT,
+        "https://lite.tiktok.com/t/ZS9AJY6f4n6Sw-GQnDP/",
+        None,
+    ),
+    ("www.tiktok.com/t/ZMh-AbC12", LinkKind.SHORT, "https://www.tiktok.com/t/ZMh-AbC12/", None),
+    (
+        "https://www.tiktok.com/t/ZGdhVtER2//",
+        LinkKind.SHORT,
+        "https://www.tiktok.com/t/ZGdhVtER2/",
+        None,
+    ),
     # Links that lead to no single post: the cleaned URL, no id.
     ("https://www.tiktok.com/@user", LinkKind.NOT_VIDEO, "https://www.tiktok.com/@user", None),
     (
@@ -162,6 +198,15 @@ FORMS: list[tuple[str, LinkKind, str, str | None]] = [
         "https://vm.tiktok.com/ZMabc/extra",
         None,
     ),
+    ("https://lite.tiktok.com/", LinkKind.NOT_VIDEO, "https://lite.tiktok.com/", None),
+    (
+        "https://t.tiktok.com/i18n/share/user/1/",
+        LinkKind.NOT_VIDEO,
+        "https://t.tiktok.com/i18n/share/user/1/",
+        None,
+    ),
+    # A bare tiktok.com/CODE is a page name on www (/foryou, /live), not a short link.
+    ("https://tiktok.com/ZGdhVtER2", LinkKind.NOT_VIDEO, "https://tiktok.com/ZGdhVtER2", None),
 ]
 
 
@@ -413,6 +458,14 @@ def test_not_video_links_are_found_and_deduplicated_by_url() -> None:
 
 
 LOOK_ALIKES = [
+    "us.tiktok.com/@a/video/1",
+    "https://us.tiktok.com/@a/video/1",
+    "xlite.tiktok.com/t/ZMabc/",
+    "evil.lite.tiktok.com/t/ZMabc/",
+    "https://lite.tiktok.com.evil.example/t/ZMabc/",
+    "https://evil.t.tiktok.com/i18n/share/video/1/",
+    "repro.tiktok.com/@a/video/1",
+    "https://v.douyin.com/iysEh9UH/",
     "tiktok.com.evil.example/@a/video/1",
     "https://tiktok.com.evil.example/@a/video/1",
     "https://www.tiktok.com.evil.example/@a/video/1",
@@ -489,6 +542,50 @@ def test_look_alikes_do_not_hide_a_real_link_after_them(text: str) -> None:
 )
 def test_text_without_tiktok_links(text: str) -> None:
     assert find_links(text) == []
+
+
+ADVERTS = [
+    "https://www.tiktok.com/tiktoklite",
+    "https://www.tiktok.com/tiktoklite/",
+    "www.tiktok.com/TikTokLite?lang=en",
+    "https://www.tiktok.com/download",
+    "https://www.tiktok.com/download-link/af/id1235601864",
+    "https://lite.tiktok.com/ref/capdrawnn",
+]
+
+
+@pytest.mark.parametrize("advert", ADVERTS)
+def test_app_adverts_are_never_found(advert: str) -> None:
+    assert find_links(advert) == []
+    assert find_links(f"Download TikTok Lite to enjoy more posts: {advert}") == []
+    # Still TikTok's own page, so that no other extractor takes it.
+    link = parse_link(advert)
+    assert link is not None
+    assert link.kind is LinkKind.NOT_VIDEO
+
+
+def test_tiktok_lite_share_text_gives_only_the_clip() -> None:
+    text = (
+        "Check out Sarafina's video! #TikTok https://vm.tiktok.com/ZSHneWNgo9WRY-xiRJ7/ "
+        "This post is shared via TikTok Lite. Download TikTok Lite to enjoy more posts:  "
+        "https://www.tiktok.com/tiktoklite"
+    )
+    assert [_summary(link) for link in find_links(text)] == [
+        (LinkKind.SHORT, "https://vm.tiktok.com/ZSHneWNgo9WRY-xiRJ7/", None)
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://www.tiktok.com/tiktoklites",
+        "https://www.tiktok.com/downloads",
+        "https://www.tiktok.com/@tiktoklite",
+        "https://www.tiktok.com/ref/",
+    ],
+)
+def test_pages_near_the_adverts_are_still_found(text: str) -> None:
+    assert [link.kind for link in find_links(text)] == [LinkKind.NOT_VIDEO]
 
 
 def test_tiktok_link_inside_a_tiktok_query_is_part_of_it() -> None:
@@ -610,6 +707,12 @@ NASTY = [
     "https://www.tiktok.com/@" + "a." * 2048,
     "https://www.tiktok.com/@a/video/" + "1" * 4096,
     "https://vm.tiktok.com/" + "Z" * 4096,
+    "https://vm.tiktok.com/" + "-" * 4096,
+    "https://lite.tiktok.com/t/" + "Z-" * 2048 + "/" * 2048,
+    "https://www.tiktok.com/download-link" + "/a" * 2048 + "?",
+    "https://www.tiktok.com/download-link" + "/" * 4096 + "a",
+    "lite.tiktok.com," * 300,
+    "t.tiktok.com" * 350,
     "(" + "https://vm.tiktok.com/A/," * 150 + ")",
     "a" * 4096,
     "." * 4096,
