@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import math
 import threading
@@ -14,11 +15,13 @@ from typing import Any
 import av
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
+from bot.cookies import load_cookie_jar
 from bot.fit import plan_encode
 from bot.links import Link, LinkKind
-from bot.model import ClipInfo, Download, FetchError, Reason
+from bot.model import ClipInfo, Download, FailureKind, FetchError, Reason
 from bot.netguard import GuardedYoutubeDL, HostGuard, RequestRefused
-from bot.ytdlp_errors import is_transient, reason_for_error
+from bot.proxies import ProxyPool, ProxyRoute
+from bot.ytdlp_errors import is_transient, kind_for_error, reason_for_error
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,8 @@ _ATTEMPTS = 3
 # A partial mp4 is probed for its length once this much of it has arrived: enough for the
 # header of a faststart file (moov first), which says how long the whole clip is.
 _PROBE_AFTER_BYTES = 256 * 1024
+# Refusals of the address a request came from: another proxy may get past them.
+_REFUSALS = frozenset({FailureKind.CHALLENGE, FailureKind.BLOCKED_IP})
 
 
 def read_timeout_s(timeout_s: float) -> float:
@@ -63,13 +68,16 @@ class _ThreadJob:
 class YtDlpDownloader:
     """Runs yt-dlp in its own worker threads, sorted for H.264, one job directory per call.
 
-    Each thread keeps one YoutubeDL (they are not thread-safe, and building one costs ~30 ms).
+    Each thread keeps one YoutubeDL (they are not thread-safe, and building one costs ~30 ms);
+    a job goes through the proxies of `proxies.order()` in turn while TikTok refuses the
+    address (challenge page, blocked IP), and `cookies` (a checked cookies.txt) are copied
+    into each YoutubeDL's jar, never written back.
     """
 
     def __init__(
         self,
         *,
-        proxy: str | None,
+        proxies: ProxyPool,
         verify_tls: bool,
         timeout_s: float,
         ffmpeg_path: str,
@@ -79,9 +87,11 @@ class YtDlpDownloader:
         guard: HostGuard,
         max_bytes: int = 500_000_000,
         retry_delay_s: float = 1.0,
+        cookies: Path | None = None,
     ) -> None:
         self._guard = guard
-        self._proxy = proxy
+        self._proxies = proxies
+        self._cookies = load_cookie_jar(cookies) if cookies is not None else None
         self._verify_tls = verify_tls
         self._timeout_s = timeout_s
         # One silent read may take this long; the job is told to stop early enough before its
@@ -117,7 +127,8 @@ class YtDlpDownloader:
             "no_warnings": True,
             "noprogress": True,
             "logger": _YtDlpLog(),
-            "proxy": self._proxy or "",
+            # Direct unless the job's proxy is set on each request (GuardedYoutubeDL.proxy).
+            "proxy": "",
             "nocheckcertificate": not self._verify_tls,
             "socket_timeout": self._socket_timeout_s,
             # yt-dlp resumes the media with a Range request after a reset or a cut-off body.
@@ -182,6 +193,10 @@ class YtDlpDownloader:
         if job is None or ydl is None:
             job = _ThreadJob()
             ydl = GuardedYoutubeDL(self.options(job), guard=self._guard)
+            if self._cookies is not None:
+                # Copies: the thread's jar takes the site's new cookies, the loaded ones stay.
+                for cookie in self._cookies:
+                    ydl.cookiejar.set_cookie(copy.copy(cookie))
             self._local.job, self._local.ydl = job, ydl
             with self._instances_lock:
                 self._instances.append(ydl)
@@ -194,16 +209,18 @@ class YtDlpDownloader:
         job.cancelled = cancelled
         ydl.params["paths"] = {"home": str(workdir), "temp": str(workdir)}
         ydl.vet_for(url)
-        for attempt in range(1, _ATTEMPTS + 1):
+        ways = ProxyRoute(self._proxies)
+        attempt = 1
+        pause: int | None = None
+        while True:
             job.probed, job.over_limit = False, None
+            ydl.proxy = ways.proxy
             try:
-                if attempt > 1:
-                    self._pause(job, attempt - 2)
-                    # Each attempt starts from an empty job directory: no half file is resumed
-                    # across attempts, which may pick another format.
-                    for leftover in workdir.iterdir():
-                        leftover.unlink(missing_ok=True)
+                if pause is not None:
+                    self._pause(job, pause)
+                    pause = None
                 info = self._attempt(ydl, url, budget_bytes)
+                ways.worked()
                 break
             except DownloadCancelled:
                 raise job.over_limit or FetchError(Reason.TIMED_OUT, "cancelled") from None
@@ -213,9 +230,21 @@ class YtDlpDownloader:
                 text = str(err)
                 if "no video formats found" in text.lower() and "[TikTok]" in text:
                     raise SlideshowPost("no formats at all: a photo post without music") from None
-                if attempt == _ATTEMPTS or not is_transient(text):
-                    raise FetchError(reason_for_error(text), text) from None
-                log.info("attempt %d of %s failed, trying again: %s", attempt, url, text)
+                kind = kind_for_error(text)
+                if kind in _REFUSALS and ways.proxy is not None:
+                    if not ways.refused(text, kind):
+                        raise ways.error() from None
+                    log.info("%s refused through a proxy, trying the next: %s", url, text)
+                elif attempt == _ATTEMPTS or not is_transient(text):
+                    raise FetchError(reason_for_error(text), text, kind) from None
+                else:
+                    log.info("attempt %d of %s failed, trying again: %s", attempt, url, text)
+                    pause = attempt - 1
+                    attempt += 1
+            # Each try starts from an empty job directory: no half file is resumed across
+            # tries, which may pick another format.
+            for leftover in workdir.iterdir():
+                leftover.unlink(missing_ok=True)
         downloads = info.get("requested_downloads") or []
         path = Path(downloads[0]["filepath"]) if downloads else None
         if path is None or not path.is_file() or path.parent.resolve() != workdir.resolve():

@@ -17,7 +17,8 @@ Requests of TikTok jobs skip all this: their hosts come from TikTok's page, not 
 
 Addresses are checked, not names: a host is a literal address (in any form the C library
 accepts, e.g. 2130706433, 0x7f.1, 127.1, ::ffff:127.0.0.1) or a name resolved through the
-`Resolver` port. When DOWNLOAD_PROXY is set, the proxy connects, not us: a name that does not
+`Resolver` port. When a job goes through a proxy (one of DOWNLOAD_PROXY's, set per job on the
+YoutubeDL and put on each request by the director), the proxy connects, not us: a name that does not
 resolve here is left to the proxy (DESIGN.md section 10: machines without DNS of their own);
 literal addresses are always checked. Without a proxy, the vetted handler's connections go to the
 very address the guard vetted (its urllib3 pools resolve through the guard), so a name whose DNS
@@ -246,6 +247,11 @@ class _GuardedDirector(RequestDirector):  # type: ignore[misc]
         self._ydl = ydl
 
     def send(self, request: Any) -> Any:
+        # The job's proxy, per request: handlers take `request.proxies or self.proxies`, so one
+        # YoutubeDL serves jobs through different proxies (yt-dlp's own per-request proxies,
+        # from the Ytdl-request-proxy header, stay as they are).
+        if self._ydl.proxy and not request.proxies:
+            request.proxies = {"all": self._ydl.proxy}
         if not self._ydl.vet_requests:
             return super().send(request)
         self._ydl.guard.check_url(request.url)
@@ -257,12 +263,13 @@ class _GuardedDirector(RequestDirector):  # type: ignore[misc]
 
 
 class GuardedYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
-    """A YoutubeDL whose requests pass the guard while `vet_requests` is set (one job at a time:
-    a YoutubeDL is used by one thread)."""
+    """A YoutubeDL whose requests pass the guard while `vet_requests` is set, and go through
+    `proxy` when it is set (one job at a time: a YoutubeDL is used by one thread)."""
 
     def __init__(self, params: dict[str, Any], *, guard: HostGuard) -> None:
         self.guard = guard
         self.vet_requests = True
+        self.proxy: str | None = None
         super().__init__(params)
 
     def build_request_director(self, handlers: Any, preferences: Any = None) -> Any:

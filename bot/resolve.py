@@ -6,6 +6,7 @@ import httpx
 
 from bot.links import Link, LinkKind, parse_link
 from bot.model import FetchError, Reason
+from bot.proxies import ProxyPool
 
 # TikTok answers a preview crawler with a plain redirect instead of a script page.
 _CRAWLER_AGENT = "facebookexternalhit/1.1"
@@ -13,29 +14,45 @@ _MAX_HOPS = 5
 
 
 class HttpxLinkResolver:
-    """Follows redirects by hand so that every hop stays on a TikTok host."""
+    """Follows redirects by hand so that every hop stays on a TikTok host; through the first
+    proxy of `proxies.order()` (one client per proxy, made when first needed)."""
 
-    def __init__(self, *, proxy: str | None, verify_tls: bool, timeout_s: float) -> None:
-        self._client = httpx.AsyncClient(
-            proxy=proxy or None,
-            verify=verify_tls,
-            timeout=httpx.Timeout(timeout_s),
-            headers={"User-Agent": _CRAWLER_AGENT},
-            follow_redirects=False,
-        )
+    def __init__(self, *, proxies: ProxyPool, verify_tls: bool, timeout_s: float) -> None:
+        self._proxies = proxies
+        self._verify_tls = verify_tls
+        self._timeout_s = timeout_s
+        self._clients: dict[str | None, httpx.AsyncClient] = {}
+
+    def _client(self) -> httpx.AsyncClient:
+        order = self._proxies.order()
+        proxy = order[0] if order else None
+        client = self._clients.get(proxy)
+        if client is None:
+            client = self._clients[proxy] = httpx.AsyncClient(
+                proxy=proxy,
+                verify=self._verify_tls,
+                timeout=httpx.Timeout(self._timeout_s),
+                headers={"User-Agent": _CRAWLER_AGENT},
+                follow_redirects=False,
+            )
+        return client
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await client.aclose()
 
     async def resolve(self, link: Link) -> Link:
         if link.kind is not LinkKind.SHORT:
             return link
         url = link.url
+        client = self._client()
         for _ in range(_MAX_HOPS):
             try:
-                response = await self._client.head(url)
+                response = await client.head(url)
                 if response.status_code == 405:
-                    response = await self._client.get(url)
+                    response = await client.get(url)
             except httpx.TimeoutException:
                 raise FetchError(Reason.TIMED_OUT, "short link lookup") from None
             except httpx.HTTPError as err:

@@ -1,7 +1,9 @@
 """TikTok photo posts: gallery-dl fetches the images and the music (yt-dlp sees only the music).
 
 gallery-dl runs as a subprocess: its configuration is module-global state, which a process
-keeps apart from the bot's, and a subprocess can be killed on cancellation.
+keeps apart from the bot's, and a subprocess can be killed on cancellation. It reads
+DOWNLOAD_COOKIES_FILE where it is (`--cookies`) and is told not to write it back
+(`cookies-update=false`: by default gallery-dl saves its session's cookies into that file).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from pathlib import Path
 
 from bot.download import read_timeout_s
 from bot.links import Link
-from bot.model import Album, ClipInfo, FetchError, Reason
-from bot.ytdlp_errors import reason_for_error
+from bot.model import Album, ClipInfo, FailureKind, FetchError, Reason
+from bot.proxies import ProxyPool, ProxyRoute
+from bot.ytdlp_errors import is_transient, kind_for_error, reason_for_error
 
 log = logging.getLogger(__name__)
 
@@ -25,29 +28,46 @@ _SIZE_CHECK_S = 0.1
 
 _IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".avif"})
 _AUDIO_SUFFIXES = frozenset({".mp3", ".m4a", ".aac", ".mp4", ".ogg", ".opus"})
+# Refusals of the address a request came from: another proxy may get past them.
+_REFUSALS = frozenset({FailureKind.CHALLENGE, FailureKind.BLOCKED_IP})
 
 
 class GalleryDlSlideshows:
-    """One gallery-dl run per post, into the job directory, with fixed file names."""
+    """One gallery-dl run per post, into the job directory, with fixed file names; through the
+    first proxy of `proxies.order()`, and the next one while TikTok refuses the address."""
 
     def __init__(
-        self, *, proxy: str | None, verify_tls: bool, timeout_s: float, max_bytes: int
+        self,
+        *,
+        proxies: ProxyPool,
+        verify_tls: bool,
+        timeout_s: float,
+        max_bytes: int,
+        cookies: Path | None = None,
     ) -> None:
-        self._proxy = proxy
+        self._proxies = proxies
         self._verify_tls = verify_tls
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
+        self._cookies = cookies
 
-    def command(self, url: str, directory: Path) -> list[str]:
+    def command(self, url: str, directory: Path, proxy: str | None = None) -> list[str]:
         args = [
             sys.executable, "-m", "gallery_dl", "--config-ignore", "--cache-file", ":memory:",
             "-o", "warnings=ignore", "-D", str(directory), "-f", "{num}.{extension}",
             "--write-info-json", "--filesize-max", str(self._max_bytes),
             # A silent server is given up on well within the deadline, retries included.
             "--http-timeout", f"{read_timeout_s(self._timeout_s):.1f}",
+            # gallery-dl tries a page without its data (a challenge, a change) `retries` times,
+            # sleeping --http-timeout between: seconds lost on what another proxy may answer
+            # at once. Its page 5xx retries go with it: a failed run is run again (fetch).
+            # The media keeps its own retries (they default to the extractor's).
+            "-o", "extractor.tiktok.retries=0", "-o", "downloader.retries=3",
         ]  # fmt: skip
-        if self._proxy:
-            args += ["--proxy", self._proxy]
+        if proxy:
+            args += ["--proxy", proxy]
+        if self._cookies is not None:
+            args += ["--cookies", str(self._cookies), "-o", "cookies-update=false"]
         if not self._verify_tls:
             args.append("--no-check-certificate")
         return [*args, url]
@@ -55,31 +75,54 @@ class GalleryDlSlideshows:
     async def fetch(self, link: Link, workdir: Path) -> Album:
         directory = workdir / "slides"
         directory.mkdir(mode=0o700)
+        route = ProxyRoute(self._proxies)
+        again = True
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                while True:
+                    try:
+                        album = await self._fetch_through(link, directory, route.proxy)
+                    except FetchError as err:
+                        if again and is_transient(err.detail):
+                            again = False
+                            log.info("gallery-dl failed, running it again")
+                            await asyncio.to_thread(_empty, directory)
+                            continue
+                        if route.proxy is None or err.kind not in _REFUSALS:
+                            raise
+                        if not route.refused(err.detail, err.kind):
+                            raise route.error() from None
+                        log.info("gallery-dl refused through a proxy, trying the next")
+                        await asyncio.to_thread(_empty, directory)
+                        continue
+                    route.worked()
+                    return album
+        except TimeoutError:
+            raise FetchError(Reason.TIMED_OUT, "gallery-dl") from None
+
+    async def _fetch_through(self, link: Link, directory: Path, proxy: str | None) -> Album:
+        """One gallery-dl run, through `proxy` (None: direct)."""
         process = await asyncio.create_subprocess_exec(
-            *self.command(link.url, directory),
+            *self.command(link.url, directory, proxy),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            async with asyncio.timeout(self._timeout_s):
-                _, stderr = await self._within_size(process, directory)
-        except TimeoutError:
-            raise FetchError(Reason.TIMED_OUT, "gallery-dl") from None
+            _, stderr = await self._within_size(process, directory)
         finally:
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
         errors = stderr.decode(errors="replace")
-        files = sorted(
-            (p for p in directory.iterdir() if p.is_file()),
-            key=lambda p: (not p.stem.isdigit(), int(p.stem) if p.stem.isdigit() else 0, p.name),
-        )
+        files = await asyncio.to_thread(_files_in, directory)
         images = tuple(p for p in files if p.suffix.lower() in _IMAGE_SUFFIXES)
         if not images:
             log.info("gallery-dl found no images (%s): %s", process.returncode, errors[-500:])
-            raise FetchError(reason_for_error(errors) if errors else Reason.NOT_A_VIDEO, errors)
+            if not errors:
+                raise FetchError(Reason.NOT_A_VIDEO, errors)
+            raise FetchError(reason_for_error(errors), errors, kind_for_error(errors))
         audio = next((p for p in files if p.suffix.lower() in _AUDIO_SUFFIXES), None)
         return Album(images=images, audio=audio, info=_album_info(files, link))
 
@@ -101,6 +144,21 @@ class GalleryDlSlideshows:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await asyncio.wait([communicate])
+
+
+def _files_in(directory: Path) -> list[Path]:
+    """The files gallery-dl wrote: the slides by number, then the rest by name."""
+    return sorted(
+        (p for p in directory.iterdir() if p.is_file()),
+        key=lambda p: (not p.stem.isdigit(), int(p.stem) if p.stem.isdigit() else 0, p.name),
+    )
+
+
+def _empty(directory: Path) -> None:
+    """Remove what a refused run left, before the next one writes."""
+    for leftover in directory.iterdir():
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
 
 
 def _bytes_in(directory: Path) -> int:

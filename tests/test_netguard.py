@@ -26,6 +26,7 @@ from bot.netguard import (
     is_public,
     literal_address,
 )
+from bot.proxies import ProxyPool
 from bot.sites import SiteCatalog
 from tests.harness import run_ytdlp
 from tests.standins.clips import Clip
@@ -188,7 +189,7 @@ def downloader(
     """The bot's downloader, its hosts vetted through `resolver`; by default with the generic
     extractor allowed, as ALLOWED_SITES=generic."""
     return YtDlpDownloader(
-        proxy=proxy,
+        proxies=ProxyPool([proxy] if proxy else []),
         verify_tls=False,
         timeout_s=30,
         ffmpeg_path=imageio_ffmpeg.get_ffmpeg_exe(),

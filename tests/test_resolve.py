@@ -6,6 +6,7 @@ import pytest
 
 from bot.links import parse_link
 from bot.model import FetchError, Reason
+from bot.proxies import ProxyPool
 from bot.resolve import HttpxLinkResolver
 from tests.standins.tiktok import TikTokStandIn
 
@@ -22,7 +23,9 @@ async def test_a_short_link_leading_off_tiktok_is_refused_before_the_hop(
     tiktok: TikTokStandIn, location: str
 ) -> None:
     tiktok.add_short_link_off_site("ZMoffsite", location)
-    resolver = HttpxLinkResolver(proxy=tiktok.proxy_url, verify_tls=False, timeout_s=10)
+    resolver = HttpxLinkResolver(
+        proxies=ProxyPool([tiktok.proxy_url]), verify_tls=False, timeout_s=10
+    )
     link = parse_link("https://vm.tiktok.com/ZMoffsite/")
     assert link is not None
     try:

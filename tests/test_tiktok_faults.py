@@ -147,7 +147,10 @@ async def test_a_refusal_is_not_retried_and_gets_the_blocked_reason(
 ) -> None:
     tiktok.inject(fault, times=None)
     reply = await answer_to(tiktok, api, tmp_path, LINK, "sendMessage", **FAST)
-    assert (reply.method, reply.params["text"]) == ("sendMessage", Reason.BLOCKED.message)
+    # TikTok gives a removed post and a blocked address the same status (10204): through one
+    # proxy, alone, it is believed (tests/test_breakage_e2e.py shows when it is not).
+    said = Reason.REMOVED if fault is Fault.BLOCKED_IP else Reason.BLOCKED
+    assert (reply.method, reply.params["text"]) == ("sendMessage", said.message)
     assert len(tiktok.served_faults) == 1
     assert pages(tiktok) == 1
 

@@ -34,6 +34,20 @@ Photo posts (``add_photo_post``), as TikTok serves them:
   music's. Without music it raises "No video formats found!".
 - gallery-dl's ``tiktok`` extractor downloads every ``urlList[0]`` slide and, with its default
   ``audio: true``, the music (``num`` 1..N for slides, 0 for the music).
+
+Ways in and the breakages that close them (what yt-dlp 2026.11 says, after "[TikTok] ID: "):
+
+- Several proxies (``add_proxy``), each another exit address into the same TikTok; every
+  ``RecordedRequest`` names the proxy it came through. ``block_proxy`` makes TikTok refuse one:
+  ``Fault.BLOCKED_IP`` (statusCode 10204: "Your IP address is blocked from accessing this post")
+  or ``Fault.CHALLENGE`` ("Unable to extract challenge data").
+- ``Fault.DATA_MOVED``: the page's data under another script id ("Unexpected response from
+  webpage request": no rehydration data and no challenge either).
+- ``require_cookie``: a post page (login redirect) or its media (403) behind a cookie, as a
+  cookies.txt gives it.
+- ``RecordedRequest.tls`` is the ClientHello that opened the tunnel. curl_cffi impersonating
+  Chrome (yt-dlp's page request) offers GREASE and h2; Python's ssl (httpx, requests, yt-dlp's
+  media request) does neither. ``require_browser`` challenges page requests without GREASE.
 """
 
 from __future__ import annotations
@@ -49,6 +63,7 @@ import json
 import random
 import re
 import secrets
+import socket
 import ssl
 import time
 import urllib.parse
@@ -65,8 +80,9 @@ from tests.standins.clips import Clip
 from tests.standins.lifecycle import StandIn, listen
 
 _POST_PATH = re.compile(r"/@[^/]*/(?:video|photo)/(\d+)/?")
-_SHORT_PATH = re.compile(r"/(\w+)/?")
-_WWW_SHORT_PATH = re.compile(r"/t/(\w+)/?")
+# TikTok's short codes hold letters, digits, "_" and "-" (ZMh-AbC12).
+_SHORT_PATH = re.compile(r"/([\w-]+)/?")
+_WWW_SHORT_PATH = re.compile(r"/t/([\w-]+)/?")
 _MEDIA_PATH = re.compile(r"/video/tos/([0-9a-f]+)/?")
 _SLIDE_PREFIX = "/tos-maliva-i-photomode-us/"
 _MUSIC_PREFIX = "/obj/ies-music-ttp-dup-us/"
@@ -87,6 +103,8 @@ class Fault(enum.Enum):
     PAGE_ERROR = "page_error"  # 502 on the post page
     PAGE_SILENT = "page_silent"  # the page request gets no answer at all, not even headers
     CHALLENGE = "challenge"  # 200 with a "Please wait..." page without the rehydration data
+    BLOCKED_IP = "blocked_ip"  # the rehydration data with statusCode 10204, as for a blocked IP
+    DATA_MOVED = "data_moved"  # 200 with the post's data under another script id: a page change
     MEDIA_FORBIDDEN = "media_forbidden"  # 403 on the media, as the CDN answers a blocked client
     MEDIA_ERROR = "media_error"  # 503 on the media
     MEDIA_RESET = "media_reset"  # headers and half the body, then the connection is cut
@@ -98,8 +116,14 @@ class Fault(enum.Enum):
         return self in _PAGE_FAULTS
 
 
-_PAGE_FAULTS: frozenset[Fault] = frozenset({Fault.PAGE_ERROR, Fault.PAGE_SILENT, Fault.CHALLENGE})
-PERMANENT_FAULTS: frozenset[Fault] = frozenset({Fault.CHALLENGE, Fault.MEDIA_FORBIDDEN})
+_PAGE_FAULTS: frozenset[Fault] = frozenset(
+    {Fault.PAGE_ERROR, Fault.PAGE_SILENT, Fault.CHALLENGE, Fault.BLOCKED_IP, Fault.DATA_MOVED}
+)
+PERMANENT_FAULTS: frozenset[Fault] = frozenset(
+    {Fault.CHALLENGE, Fault.MEDIA_FORBIDDEN, Fault.BLOCKED_IP, Fault.DATA_MOVED}
+)
+# What a proxy whose address TikTok refuses gets instead of post pages (``block_proxy``).
+PROXY_BLOCKS: frozenset[Fault] = frozenset({Fault.BLOCKED_IP, Fault.CHALLENGE})
 TRANSIENT_FAULTS: frozenset[Fault] = frozenset(Fault) - PERMANENT_FAULTS
 
 
@@ -126,14 +150,56 @@ class ServedFault:
 
 
 @dataclass(frozen=True)
+class ClientHello:
+    """What a client offered in the TLS ClientHello that opened its tunnel.
+
+    Browsers (BoringSSL, and curl_cffi impersonating Chrome) put GREASE values (RFC 8701) among
+    their cipher suites and extensions and offer h2; OpenSSL-based clients (Python's ssl, so
+    httpx, requests, urllib) never send GREASE. TikTok's WAF tells browsers apart this way.
+    """
+
+    ciphers: tuple[int, ...]
+    extensions: tuple[int, ...]
+    alpn: tuple[str, ...]
+
+    @property
+    def grease(self) -> bool:
+        return any(_is_grease(value) for value in (*self.ciphers, *self.extensions))
+
+
+@dataclass(frozen=True)
 class RecordedRequest:
-    """One HTTP request the stand-in answered inside a CONNECT tunnel."""
+    """One HTTP request the stand-in answered inside a CONNECT tunnel.
+
+    ``proxy`` is the URL of the proxy listener the tunnel came through; ``tls`` what the client
+    offered when it opened the tunnel's TLS connection (None when it could not be read).
+    """
 
     method: str
     host: str
     path: str
     headers: dict[str, str]
     query: str = ""
+    proxy: str | None = None
+    tls: ClientHello | None = None
+
+    @property
+    def impersonated(self) -> bool:
+        """Whether a browser-impersonating client (curl_cffi) sent it: by the TLS fingerprint
+        (GREASE), which headers alone cannot fake."""
+        return self.tls is not None and self.tls.grease
+
+
+@dataclass
+class _Tunnel:
+    proxy: str
+    hello: ClientHello | None = None
+
+
+@dataclass(frozen=True)
+class _RequiredCookie:
+    name: str
+    value: str
 
 
 @dataclass(frozen=True)
@@ -229,6 +295,8 @@ class TikTokStandIn(StandIn):
     WEB_HOST: ClassVar[str] = "www.tiktok.com"
     CDN_HOST: ClassVar[str] = "v16-webapp-prime.tiktok.com"
     SHORT_HOSTS: ClassVar[frozenset[str]] = frozenset({"vm.tiktok.com", "vt.tiktok.com"})
+    # TikTok Lite shares https://lite.tiktok.com/t/CODE/, redirecting as www's /t/ does.
+    LITE_HOST: ClassVar[str] = "lite.tiktok.com"
     # Photo posts list each slide on both hosts (``urlList``); gallery-dl takes the first.
     IMAGE_HOSTS: ClassVar[tuple[str, ...]] = (
         "p16-sign-va.tiktokcdn.com",
@@ -259,9 +327,16 @@ class TikTokStandIn(StandIn):
         self._server_ssl.sni_callback = self._pick_certificate
         self._runner: web.AppRunner | None = None
         self._https_port = 0
-        self._proxy: asyncio.Server | None = None
-        self._proxy_port = 0
+        # Proxy listeners (being opened, then open) and their URLs, the first is ``proxy_url``.
+        self._proxy_servers: list[asyncio.Task[asyncio.Server]] = []
+        self._proxy_urls: list[str] = []
         self._tunnels: set[asyncio.Task[Any]] = set()
+        # The tunnel behind each connection to the HTTPS server, by the connection's local port.
+        self._tunnel_by_port: dict[int, _Tunnel] = {}
+        self._blocked_proxies: dict[str, Fault] = {}
+        self._required_cookies: dict[tuple[str, str], list[_RequiredCookie]] = {}
+        # When set, page requests from clients that do not look like a browser get the challenge.
+        self.require_browser = False
         # Seconds the CDN waits before answering a media request, so tests can catch a job
         # mid-download; and how many media answers were in flight at once, at most.
         self.media_delay_s = 0.0
@@ -280,27 +355,29 @@ class TikTokStandIn(StandIn):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._proxy is not None:
+        if self._runner is not None:
             raise RuntimeError("TikTokStandIn is already started")
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner, self._https_port = await listen(
             app, shutdown_timeout=1.0, ssl_context=self._server_ssl
         )
-        self._proxy = await asyncio.start_server(self._serve_proxy_client, "127.0.0.1", 0)
-        self._proxy_port = self._proxy.sockets[0].getsockname()[1]
+        self.add_proxy()
+        await self._proxy_servers[0]
 
     async def stop(self) -> None:
         # Stalled answers end now, so shutting down does not wait for them.
         self._stopping.set()
-        if self._proxy is not None:
-            self._proxy.close()
+        servers = [await opening for opening in self._proxy_servers]
+        for server in servers:
+            server.close()
         for task in list(self._tunnels):
             task.cancel()
         await asyncio.gather(*self._tunnels, return_exceptions=True)
-        if self._proxy is not None:
-            await self._proxy.wait_closed()
-            self._proxy = None
+        for server in servers:
+            await server.wait_closed()
+        self._proxy_servers.clear()
+        self._proxy_urls.clear()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -308,9 +385,55 @@ class TikTokStandIn(StandIn):
     @property
     def proxy_url(self) -> str:
         """``http://127.0.0.1:PORT``, for yt-dlp's ``proxy`` param or httpx's ``proxy=``."""
-        if not self._proxy_port:
+        if not self._proxy_urls:
             raise RuntimeError("TikTokStandIn is not started")
-        return f"http://127.0.0.1:{self._proxy_port}"
+        return self._proxy_urls[0]
+
+    @property
+    def proxy_urls(self) -> list[str]:
+        """Every proxy listener's URL, ``proxy_url`` first, then in the order added."""
+        return list(self._proxy_urls)
+
+    def add_proxy(self) -> str:
+        """Open one more proxy listener (another exit address, as a second DOWNLOAD_PROXY
+        entry would be) into the same TikTok; returns its ``http://127.0.0.1:PORT``.
+
+        The socket listens on return (connections wait in its backlog until the server runs).
+        """
+        if self._runner is None:
+            raise RuntimeError("TikTokStandIn is not started")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._serve_proxy_client(reader, writer, url)
+
+        self._proxy_servers.append(asyncio.ensure_future(asyncio.start_server(serve, sock=sock)))
+        self._proxy_urls.append(url)
+        return url
+
+    def block_proxy(self, url: str, fault: Fault = Fault.BLOCKED_IP) -> None:
+        """Answer every post page requested through proxy ``url`` with ``fault``
+        (BLOCKED_IP or CHALLENGE), as TikTok answers an address it refuses; media and
+        short links still pass."""
+        if fault not in PROXY_BLOCKS:
+            raise ValueError(
+                f"a proxy is blocked with one of {sorted(f.value for f in PROXY_BLOCKS)}"
+            )
+        if url not in self.proxy_urls:
+            raise ValueError(f"{url} is not one of this stand-in's proxies")
+        self._blocked_proxies[url] = fault
+
+    def unblock_proxy(self, url: str) -> None:
+        """Serve pages through proxy ``url`` normally again."""
+        self._blocked_proxies.pop(url, None)
 
     def client_ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts the stand-in's CA, for clients that keep verification on."""
@@ -436,6 +559,21 @@ class TikTokStandIn(StandIn):
         """
         self._posts[post_id] = _Status(status_code)
 
+    def require_cookie(self, post_id: str, name: str, value: str, *, on: str = "page") -> None:
+        """Let only requests carrying cookie ``name=value`` through: ``on="page"`` redirects the
+        post page to /login without it (as ``add_login_wall``); ``on="media"`` answers the
+        post's media 403 without it (besides ``tt_chain_token``). A cookies.txt line for
+        ``.tiktok.com`` reaches the video CDN (v16-webapp-prime.tiktok.com) too."""
+        if on not in ("page", "media"):
+            raise ValueError(f"on is 'page' or 'media', not {on!r}")
+        self._required_cookies.setdefault((post_id, on), []).append(_RequiredCookie(name, value))
+
+    def _has_required_cookies(self, request: web.Request, post_id: str, on: str) -> bool:
+        return all(
+            request.cookies.get(cookie.name) == cookie.value
+            for cookie in self._required_cookies.get((post_id, on), ())
+        )
+
     def add_login_wall(self, post_id: str) -> None:
         """Redirect the post page to /login; yt-dlp says "TikTok is requiring login for access
         to this content. Use --cookies-from-browser or --cookies ..."."""
@@ -443,11 +581,16 @@ class TikTokStandIn(StandIn):
 
     def add_short_link(self, code: str, post_path: str, *, host: str = "vm.tiktok.com") -> None:
         """Make https://HOST/CODE/ (``host`` vm.tiktok.com or vt.tiktok.com) or, with
-        ``host="www.tiktok.com"``, https://www.tiktok.com/t/CODE/ answer HEAD and GET with a 301 to
-        ``https://www.tiktok.com{post_path}?_t=abc&_r=1``. Unknown codes answer 404."""
+        ``host="www.tiktok.com"`` or ``"lite.tiktok.com"``, https://HOST/t/CODE/ answer HEAD and
+        GET with a 301 to ``https://www.tiktok.com{post_path}?_t=abc&_r=1``. Codes may hold
+        "-" (ZMh-AbC12). Unknown codes answer 404."""
         host = _canonical_host(host)
-        if host not in self.SHORT_HOSTS and host != self.WEB_HOST:
-            raise ValueError(f"short links live on vm/vt.tiktok.com or www.tiktok.com, not {host}")
+        if host not in self.SHORT_HOSTS and host not in (self.WEB_HOST, self.LITE_HOST):
+            raise ValueError(
+                f"short links live on vm/vt/lite.tiktok.com or www.tiktok.com, not {host}"
+            )
+        if not re.fullmatch(r"[\w-]+", code):
+            raise ValueError(f"not a short link code: {code!r}")
         if not post_path.startswith("/"):
             raise ValueError(f"post_path must start with '/': {post_path!r}")
         self._short_links[host, code] = post_path
@@ -607,6 +750,7 @@ class TikTokStandIn(StandIn):
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         host = _canonical_host(request.host.rsplit(":", 1)[0] if request.host else "")
+        tunnel = self._tunnel_of(request)
         self.requests.append(
             RecordedRequest(
                 method=request.method,
@@ -614,6 +758,8 @@ class TikTokStandIn(StandIn):
                 path=request.path,
                 headers=dict(request.headers),
                 query=request.query_string,
+                proxy=tunnel.proxy if tunnel else None,
+                tls=tunnel.hello if tunnel else None,
             )
         )
         path = request.path
@@ -628,6 +774,9 @@ class TikTokStandIn(StandIn):
                 return _html_response("Log in | TikTok", "<h1>Log in to TikTok</h1>")
         elif host in self.SHORT_HOSTS:
             if match := _SHORT_PATH.fullmatch(path):
+                return self._short_link(host, match.group(1))
+        elif host == self.LITE_HOST:
+            if match := _WWW_SHORT_PATH.fullmatch(path):
                 return self._short_link(host, match.group(1))
         elif host == self.CDN_HOST and (match := _MEDIA_PATH.fullmatch(path)):
             return await self._media(request, match.group(1))
@@ -646,8 +795,19 @@ class TikTokStandIn(StandIn):
             location = post_path
         return web.Response(status=301, headers={"Location": location})
 
+    def _tunnel_of(self, request: web.Request) -> _Tunnel | None:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        return self._tunnel_by_port.get(peer[1]) if peer else None
+
     async def _page(self, request: web.Request, post_id: str) -> web.StreamResponse:
-        fault = self._fault_for(post_id, page=True)
+        tunnel = self._tunnel_of(request)
+        blocked = self._blocked_proxies.get(tunnel.proxy) if tunnel else None
+        if blocked is not None:
+            fault: Fault | None = self._served(blocked, post_id)
+        elif self.require_browser and not (tunnel and tunnel.hello and tunnel.hello.grease):
+            fault = self._served(Fault.CHALLENGE, post_id)
+        else:
+            fault = self._fault_for(post_id, page=True)
         if fault is Fault.PAGE_ERROR:
             return _html_response("502 Bad Gateway", "<h1>502 Bad Gateway</h1>", status=502)
         if fault is Fault.PAGE_SILENT:
@@ -656,10 +816,18 @@ class TikTokStandIn(StandIn):
         if fault is Fault.CHALLENGE:
             # What TikTok's WAF sends a client it suspects: no data, no cookie, a script to run.
             return _html_response("Please wait...", "<p>Please wait...</p><script></script>")
-        return self._post_page(request, post_id)
+        if fault is Fault.BLOCKED_IP:
+            return self._post_page(request, post_id, _Status(10204))
+        return self._post_page(request, post_id, moved=fault is Fault.DATA_MOVED)
 
-    def _post_page(self, request: web.Request, post_id: str) -> web.Response:
-        post = self._posts.get(post_id, _Status(10204))
+    def _post_page(
+        self, request: web.Request, post_id: str, post: _Post | None = None, *, moved: bool = False
+    ) -> web.Response:
+        """The post page; ``post`` in place of the one added; ``moved``: the data under
+        another script id, as after one of TikTok's page changes."""
+        post = post or self._posts.get(post_id, _Status(10204))
+        if not self._has_required_cookies(request, post_id, "page"):
+            post = _LoginWall()
         if isinstance(post, _LoginWall):
             query = urllib.parse.urlencode(
                 {"redirect_url": str(request.url), "lang": "en", "enter_method": "mandatory"}
@@ -686,10 +854,10 @@ class TikTokStandIn(StandIn):
         }
         # "</" inside a JSON string would end the script element early.
         payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+        script_id = "__APP_STATE_V2__" if moved else "__UNIVERSAL_DATA_FOR_REHYDRATION__"
         response = _html_response(
             title,
-            '<div id="app"></div>'
-            '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">'
+            f'<div id="app"></div><script id="{script_id}" type="application/json">'
             f"{payload}</script>",
         )
         token = secrets.token_urlsafe(24)
@@ -847,6 +1015,8 @@ class TikTokStandIn(StandIn):
             return web.Response(status=404, text="Not Found")
         if request.cookies.get("tt_chain_token") not in self._chain_tokens:
             return web.Response(status=403, text="Access Denied")
+        if not self._has_required_cookies(request, media.post_id, "media"):
+            return web.Response(status=403, text="Access Denied")
         self._media_requested.set()
         self._media_in_flight += 1
         self.max_concurrent_media = max(self.max_concurrent_media, self._media_in_flight)
@@ -897,13 +1067,13 @@ class TikTokStandIn(StandIn):
     # -- proxy side ------------------------------------------------------------------------
 
     async def _serve_proxy_client(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, proxy: str
     ) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._tunnels.add(task)
         try:
-            await self._tunnel(reader, writer)
+            await self._tunnel(reader, writer, proxy)
         except asyncio.CancelledError:
             # stop() cancels open tunnels; ending normally spares Python 3.11's streams callback,
             # which calls task.exception() on the handler task and logs a cancelled one as an error.
@@ -912,7 +1082,9 @@ class TikTokStandIn(StandIn):
             if task is not None:
                 self._tunnels.discard(task)
 
-    async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _tunnel(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, proxy: str
+    ) -> None:
         upstream: asyncio.StreamWriter | None = None
         try:
             try:
@@ -932,8 +1104,17 @@ class TikTokStandIn(StandIn):
                 await _reply(writer, "403 Forbidden")
                 return
             up_reader, upstream = await asyncio.open_connection("127.0.0.1", self._https_port)
+            tunnel = _Tunnel(proxy)
+            # The HTTPS server sees this connection's local port as its peer's.
+            self._tunnel_by_port[upstream.get_extra_info("sockname")[1]] = tunnel
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
+            # The client's first TLS record (its ClientHello) is read whole and looked at before
+            # it goes on, so the tunnel knows it before any request inside it is handled.
+            first = await _read_tls_record(reader)
+            tunnel.hello = _parse_client_hello(first)
+            upstream.write(first)
+            await upstream.drain()
             await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer))
         except OSError:
             pass
@@ -1048,6 +1229,56 @@ async def _reply(writer: asyncio.StreamWriter, status: str, extra_headers: str =
     head = f"HTTP/1.1 {status}\r\n{extra_headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
     writer.write(head.encode())
     await writer.drain()
+
+
+async def _read_tls_record(reader: asyncio.StreamReader) -> bytes:
+    """One TLS record as it came (header and body), or what arrived before EOF."""
+    try:
+        header = await reader.readexactly(5)
+    except asyncio.IncompleteReadError as err:
+        return err.partial
+    try:
+        return header + await reader.readexactly(int.from_bytes(header[3:5], "big"))
+    except asyncio.IncompleteReadError as err:
+        return header + err.partial
+
+
+def _is_grease(value: int) -> bool:
+    """RFC 8701's reserved values: 0x0A0A, 0x1A1A, ... 0xFAFA."""
+    return value & 0x0F0F == 0x0A0A and value >> 8 == value & 0xFF
+
+
+def _parse_client_hello(record: bytes) -> ClientHello | None:
+    """The cipher suites, extension types and ALPN protocols of a TLS ClientHello record."""
+    try:
+        if record[0] != 0x16 or record[5] != 0x01:  # handshake record, client_hello
+            return None
+        at = 5 + 4 + 2 + 32  # handshake header, legacy version, random
+        at += 1 + record[at]  # session id
+        size = int.from_bytes(record[at : at + 2], "big")
+        ciphers = tuple(
+            int.from_bytes(record[i : i + 2], "big") for i in range(at + 2, at + 2 + size, 2)
+        )
+        at += 2 + size
+        at += 1 + record[at]  # compression methods
+        end = at + 2 + int.from_bytes(record[at : at + 2], "big")
+        at += 2
+        extensions: list[int] = []
+        alpn: list[str] = []
+        while at + 4 <= min(end, len(record)):
+            kind = int.from_bytes(record[at : at + 2], "big")
+            size = int.from_bytes(record[at + 2 : at + 4], "big")
+            body = record[at + 4 : at + 4 + size]
+            extensions.append(kind)
+            if kind == 0x0010:  # application_layer_protocol_negotiation
+                i = 2
+                while i < len(body):
+                    alpn.append(body[i + 1 : i + 1 + body[i]].decode("latin-1"))
+                    i += 1 + body[i]
+            at += 4 + size
+    except IndexError:
+        return None
+    return ClientHello(ciphers=ciphers, extensions=tuple(extensions), alpn=tuple(alpn))
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
