@@ -20,7 +20,9 @@ from redis.asyncio import Redis
 
 from bot.answers import AnswerWatch, noted
 from bot.breakage import BreakageWatch
+from bot.cobalt import CobaltDownloader
 from bot.codec import OriginCodec, RequestCodec
+from bot.cookies import check_cookies_file
 from bot.download import YtDlpDownloader
 from bot.fit import FfmpegFitter
 from bot.intake import Intake
@@ -39,11 +41,11 @@ from bot.ports import (
     MediaStore,
     RateLimits,
     Replier,
-    SecondPath,
     SendLimits,
     SingleFlight,
     Unanswered,
 )
+from bot.proxies import ProxyPool
 from bot.queue import AsyncioJobQueue
 from bot.resolve import HttpxLinkResolver
 from bot.retry import Retrying, RetryPolicy
@@ -103,14 +105,19 @@ class Engine:
         self.work_root = settings.data_dir / "jobs"
         self.sites = SiteCatalog(settings.allowed_sites)
         ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+        # DOWNLOAD_COOKIES_FILE is refused here, with one line saying why, before any job.
+        cookies = settings.download_cookies_file
+        if cookies is not None:
+            check_cookies_file(cookies)
+        self.proxies = ProxyPool(settings.proxies)
         self.resolver = HttpxLinkResolver(
-            proxy=settings.download_proxy,
+            proxies=self.proxies,
             verify_tls=settings.download_verify_tls,
             timeout_s=min(settings.download_timeout_s, 30.0),
         )
         max_download_bytes = round(settings.max_download_mb * 1_000_000)
         self.downloader = YtDlpDownloader(
-            proxy=settings.download_proxy,
+            proxies=self.proxies,
             verify_tls=settings.download_verify_tls,
             timeout_s=settings.download_timeout_s,
             ffmpeg_path=ffmpeg,
@@ -120,12 +127,14 @@ class Engine:
             guard=HostGuard(resolver or SystemResolver()),
             max_bytes=max_download_bytes,
             retry_delay_s=settings.download_retry_delay_s,
+            cookies=cookies,
         )
         self.slideshows = GalleryDlSlideshows(
-            proxy=settings.download_proxy,
+            proxies=self.proxies,
             verify_tls=settings.download_verify_tls,
             timeout_s=settings.download_timeout_s,
             max_bytes=max_download_bytes,
+            cookies=cookies,
         )
         self.metrics = Metrics()
         self.codec = RequestCodec(codecs or {})
@@ -175,7 +184,19 @@ class Engine:
                 per_second=TELEGRAM_PER_SECOND, per_group_minute=TELEGRAM_PER_GROUP_MINUTE
             )
         self.watch = BreakageWatch(health, self.metrics)
-        self.second_path: SecondPath | None = None
+        self.second_path: CobaltDownloader | None = None
+        if settings.cobalt_api_url:
+            self.second_path = CobaltDownloader(
+                api_url=settings.cobalt_api_url,
+                api_key=settings.cobalt_api_key.get_secret_value()
+                if settings.cobalt_api_key
+                else None,
+                proxy=settings.proxies[0] if settings.proxies else None,
+                verify_tls=settings.download_verify_tls,
+                timeout_s=settings.download_timeout_s,
+                max_bytes=max_download_bytes,
+                guard=HostGuard(resolver or SystemResolver()),
+            )
         self.pipeline = ClipPipeline(
             downloader=self.downloader,
             slideshows=self.slideshows,
@@ -374,6 +395,8 @@ class Engine:
             with contextlib.suppress(BaseException):
                 await self._warm_up
         await self.resolver.aclose()
+        if self.second_path is not None:
+            await self.second_path.aclose()
         if self._observing is not None:
             self._observing.cancel()
             with contextlib.suppress(BaseException):
