@@ -1,5 +1,6 @@
 """Composition root: `python -m bot` runs the bot (`receive` and `work` run one side of the
-distributed mode), `python -m bot fetch URL` fetches one clip.
+distributed mode), `python -m bot fetch URL` fetches one clip, `python -m bot doctor` checks
+the deployment.
 
 The one module of `bot` that reaches the adapters (and so telegram), and only to run them.
 """
@@ -18,10 +19,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from adapters.discord import DiscordSettings
+from adapters.discord import DEFAULT_UPLOAD_BYTES as DISCORD_UPLOAD_BYTES
+from adapters.discord import DiscordSettings, discord_checks
 from adapters.runtime import Reshare, Role
-from adapters.telegram import TelegramSettings
+from adapters.telegram import TelegramSettings, telegram_checks
 from bot.cli import FileReplier, ShellOrigin
+from bot.doctor import NETWORK_TIMEOUT_S, Check, Redactor, core_secrets, fail, run_checks
 from bot.engine import Engine
 from bot.logs import configure_logging
 from bot.model import Reason, VideoRequest
@@ -64,6 +67,54 @@ async def fetch(settings: CoreSettings, url: str, output: Path | None) -> int:
         return 1
     print(replier.saved)
     return 0
+
+
+async def doctor(core: CoreSettings, telegram: TelegramSettings, discord: DiscordSettings) -> int:
+    """One line per check; 0 when none failed, 1 otherwise."""
+    redact = Redactor([*Reshare.secrets(telegram, discord), *core_secrets(core)])
+    budgets = []
+    if telegram.telegram_bot_token:
+        budgets.append(telegram.upload_limit_bytes)
+    if discord.discord_bot_token:
+        budgets.append(DISCORD_UPLOAD_BYTES)
+    platforms = {
+        "telegram": telegram_checks(telegram, NETWORK_TIMEOUT_S),
+        "discord": discord_checks(discord, NETWORK_TIMEOUT_S),
+    }
+
+    def show(check: Check) -> None:
+        print(redact(check.line()), flush=True)
+
+    if not budgets:
+        for coroutine in platforms.values():
+            coroutine.close()
+        platforms = {"platforms": _no_platform()}
+    checks = await run_checks(
+        core,
+        budget_bytes=min(budgets, default=DISCORD_UPLOAD_BYTES),
+        platforms=platforms,
+        on_check=show,
+    )
+    code = 1 if any(check.failed for check in checks) else 0
+    current = asyncio.current_task()
+    if any(task is not current and not task.done() for task in asyncio.all_tasks()):
+        # A check that ran out of time is stuck (a download thread in a socket read): its
+        # line is printed, so nothing is lost by not waiting for it.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+async def _no_platform() -> list[Check]:
+    return [
+        fail(
+            "platforms",
+            "none configured: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN (the bot does "
+            "not start without one)",
+        )
+    ]
 
 
 async def serve(
@@ -110,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetch_cmd.add_argument("-o", "--output", type=Path, default=None)
     commands.add_parser("receive", help="take platform events and queue jobs (needs REDIS_URL)")
     commands.add_parser("work", help="run queued jobs: download, fit, send (needs REDIS_URL)")
+    commands.add_parser(
+        "doctor", help="check the deployment: one line per check, exit 0 when all hold"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -122,8 +176,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     secrets = Reshare.secrets(telegram, discord)
     level = settings.log_level
-    if args.command == "fetch" and "log_level" not in settings.model_fields_set:
+    if args.command in ("fetch", "doctor") and "log_level" not in settings.model_fields_set:
         level = "WARNING"  # a shell user wants the file or one line of reason, not the bot's log
+    if args.command == "doctor":
+        # Its lines may hold URLs with passwords (REDIS_URL, DOWNLOAD_PROXY): redacted too.
+        configure_logging(level, [*secrets, *core_secrets(settings)])
+        code = asyncio.run(doctor(settings, telegram, discord))
+        if _threads_left():
+            os._exit(code)  # a download thread stuck past its check's time
+        return code
     configure_logging(level, secrets)
     if args.command == "fetch":
         return asyncio.run(fetch(settings, args.url, args.output))
