@@ -7,9 +7,7 @@ the honest line meanwhile; a link that just failed is answered from memory, not 
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +24,16 @@ from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import Fault, TikTokStandIn
 
 # See tests/test_tiktok_faults.py: yt-dlp leaves a refused media response's socket unclosed.
-pytestmark = pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning"),
+    pytest.mark.usefixtures("collect_leaked_sockets"),
+]
 
 POSTS = [f"73100000000000000{n:02d}" for n in range(12)]
 FAST: dict[str, Any] = {"download_timeout_s": 15, "download_retry_delay_s": 0.01}
 OPERATOR_CHAT = 5005
 OPERATOR_GUILD = 1_300_000_000_000_000_900
 OPERATOR_CHANNEL = 1_300_000_000_000_000_901
-
-
-@pytest.fixture(autouse=True)
-def _collect_leaked_sockets() -> Iterator[None]:
-    yield
-    gc.collect()
 
 
 def pages(tt: TikTokStandIn, post: str) -> int:

@@ -4,8 +4,7 @@ playable and fit checks as any other."""
 
 from __future__ import annotations
 
-import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,15 @@ from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import Fault, TikTokStandIn
 
 # See tests/test_tiktok_faults.py: yt-dlp leaves a refused media response's socket unclosed.
-pytestmark = pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning"),
+    pytest.mark.usefixtures("collect_leaked_sockets"),
+]
 
 POST = "7320000000000000001"
 PHOTO_POST = "7320000000000000002"
 API_KEY = "3f2a8c1e-5b7d-4e9f-a1c3-0d6b8e2f4a71"
 FAST: dict[str, Any] = {"download_timeout_s": 15, "download_retry_delay_s": 0.01}
-
-
-@pytest.fixture(autouse=True)
-def _collect_leaked_sockets() -> Iterator[None]:
-    yield
-    gc.collect()
 
 
 @pytest.fixture

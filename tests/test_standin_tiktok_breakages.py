@@ -5,8 +5,7 @@ browser check TikTok's WAF makes."""
 from __future__ import annotations
 
 import asyncio
-import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,12 @@ from tests.standins.clips import Clip
 from tests.standins.tiktok import PERMANENT_FAULTS, Fault, TikTokStandIn
 
 # yt-dlp drops a failed media response unclosed; see tests/test_tiktok_faults.py.
-pytestmark = pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning"),
+    pytest.mark.usefixtures("collect_leaked_sockets"),
+]
 
 POST = "7440000000000000001"
-
-
-@pytest.fixture(autouse=True)
-def _collect_leaked_sockets() -> Iterator[None]:
-    yield
-    gc.collect()
 
 
 @pytest.fixture

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -16,16 +15,13 @@ from tests.standins.clips import Clip
 from tests.standins.tiktok import Fault, TikTokStandIn
 
 # yt-dlp drops a failed media response unclosed; see tests/test_tiktok_faults.py.
-pytestmark = pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning"),
+    pytest.mark.usefixtures("collect_leaked_sockets"),
+]
 
 POST = "7430000000000000001"
 OTHER = "7430000000000000002"
-
-
-@pytest.fixture(autouse=True)
-def _collect_leaked_sockets() -> Iterator[None]:
-    yield
-    gc.collect()
 
 
 @pytest.fixture

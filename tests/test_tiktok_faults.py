@@ -7,10 +7,9 @@ Every request is answered exactly once (the video, or the reason), and no job fi
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +34,10 @@ from tests.standins.tiktok import PERMANENT_FAULTS, TRANSIENT_FAULTS, Fault, Tik
 # (downloader/http.py, establish_connection; YoutubeDL.process_info for a 403), so its blocking
 # ssl.SSLSocket is collected unclosed. Only yt-dlp's requests/urllib clients make such sockets
 # here; the collection is forced at the end of each test, so no warning reaches another test.
-pytestmark = pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
-
-
-@pytest.fixture(autouse=True)
-def _collect_leaked_sockets() -> Iterator[None]:
-    yield
-    gc.collect()
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning"),
+    pytest.mark.usefixtures("collect_leaked_sockets"),
+]
 
 
 POST = "7301234567890123456"

@@ -3,8 +3,7 @@ TikTok stand-in's proxies, with a cookies file, rotating proxies, and the kind o
 
 from __future__ import annotations
 
-import gc
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -23,17 +22,14 @@ from tests.standins.dns import TableResolver
 from tests.standins.tiktok import Fault, TikTokStandIn
 
 # yt-dlp drops a failed media response unclosed; see tests/test_tiktok_faults.py.
-pytestmark = pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning"),
+    pytest.mark.usefixtures("collect_leaked_sockets"),
+]
 
 POST = "7450000000000000001"
 PHOTO = "7450000000000000002"
 SESSION = "0123456789abcdef-session"
-
-
-@pytest.fixture(autouse=True)
-def _collect_leaked_sockets() -> Iterator[None]:
-    yield
-    gc.collect()
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-from tests.standins.lifecycle import StandIn, listen
+from tests.standins.lifecycle import StandIn, hold_until_gone, listen
 
 _JSON_TYPE = re.compile(r"application/json(; charset=utf-8)?")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -552,21 +552,10 @@ class CobaltStandIn(StandIn):
         for start in range(0, end, _PIECE):
             await response.write(data[start : min(start + _PIECE, end)])
         if stall is not None:
-            await self._hold(request)
+            await hold_until_gone(request, self._stopping)
             return response
         await response.write_eof()
         return response
-
-    async def _hold(self, request: web.Request) -> None:
-        """Send nothing more until the client leaves or the stand-in stops, then cut."""
-        transport = request.transport
-        while transport is not None and not transport.is_closing():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), 0.05)
-            if self._stopping.is_set():
-                break
-        if transport is not None:
-            transport.abort()
 
 
 def _b64(data: bytes) -> str:

@@ -4,6 +4,8 @@ free port (so tests can run in parallel)."""
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import ssl
 from types import TracebackType
 from typing import Self
@@ -56,3 +58,16 @@ async def listen(
         await runner.cleanup()
         raise
     return runner, site.port
+
+
+async def hold_until_gone(request: web.Request, stopping: asyncio.Event) -> None:
+    """Send nothing more until the client gives up (closes) or the stand-in stops (`stopping`),
+    then cut the connection: a server gone silent."""
+    transport = request.transport
+    while transport is not None and not transport.is_closing():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), 0.05)
+        if stopping.is_set():
+            break
+    if transport is not None:
+        transport.abort()

@@ -77,7 +77,7 @@ import trustme
 from aiohttp import web
 
 from tests.standins.clips import Clip
-from tests.standins.lifecycle import StandIn, listen
+from tests.standins.lifecycle import StandIn, hold_until_gone, listen
 
 _POST_PATH = re.compile(r"/@[^/]*/(?:video|photo)/(\d+)/?")
 # TikTok's short codes hold letters, digits, "_" and "-" (ZMh-AbC12).
@@ -652,17 +652,6 @@ class TikTokStandIn(StandIn):
         self.served_faults.append(ServedFault(fault, post_id))
         return fault
 
-    async def _hold(self, request: web.Request) -> None:
-        """Send nothing until the client gives up (closes) or the stand-in stops, then cut."""
-        transport = request.transport
-        while transport is not None and not transport.is_closing():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), 0.05)
-            if self._stopping.is_set():
-                break
-        if transport is not None:
-            transport.abort()
-
     def media_urls(self, post_id: str) -> list[str]:
         """The CDN URLs of a video post's clips, in the order given to add_video."""
         post = self._posts[post_id]
@@ -811,7 +800,7 @@ class TikTokStandIn(StandIn):
         if fault is Fault.PAGE_ERROR:
             return _html_response("502 Bad Gateway", "<h1>502 Bad Gateway</h1>", status=502)
         if fault is Fault.PAGE_SILENT:
-            await self._hold(request)
+            await hold_until_gone(request, self._stopping)
             return web.Response(status=504)
         if fault is Fault.CHALLENGE:
             # What TikTok's WAF sends a client it suspects: no data, no cookie, a script to run.
@@ -1031,7 +1020,7 @@ class TikTokStandIn(StandIn):
         if fault is Fault.MEDIA_ERROR:
             return web.Response(status=503, text="Service Unavailable")
         if fault is Fault.MEDIA_SILENT:
-            await self._hold(request)
+            await hold_until_gone(request, self._stopping)
             return web.Response(status=504)
         return await self._stream_media(request, media, fault)
 
@@ -1057,7 +1046,7 @@ class TikTokStandIn(StandIn):
             await response.write(piece)
             self.media_bytes_sent += len(piece)
         if fault is Fault.MEDIA_STALL:
-            await self._hold(request)
+            await hold_until_gone(request, self._stopping)
         elif fault is Fault.MEDIA_RESET and request.transport is not None:
             request.transport.abort()
         if fault is None:
