@@ -24,7 +24,7 @@ from adapters.discord import DiscordSettings, discord_checks
 from adapters.runtime import Reshare, Role
 from adapters.telegram import TelegramSettings, telegram_checks
 from bot.cli import FileReplier, ShellOrigin
-from bot.doctor import NETWORK_TIMEOUT_S, Check, Redactor, core_secrets, fail, run_checks
+from bot.doctor import NETWORK_TIMEOUT_S, Check, Redactor, fail, run_checks
 from bot.engine import Engine
 from bot.logs import configure_logging
 from bot.model import Reason, VideoRequest
@@ -71,7 +71,7 @@ async def fetch(settings: CoreSettings, url: str, output: Path | None) -> int:
 
 async def doctor(core: CoreSettings, telegram: TelegramSettings, discord: DiscordSettings) -> int:
     """One line per check; 0 when none failed, 1 otherwise."""
-    redact = Redactor([*Reshare.secrets(telegram, discord), *core_secrets(core)])
+    redact = Redactor([*Reshare.secrets(telegram, discord), *core.secrets()])
     budgets = []
     if telegram.telegram_bot_token:
         budgets.append(telegram.upload_limit_bytes)
@@ -174,13 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             name = ".".join(str(part) for part in problem["loc"]).upper()
             print(f"Setting {name}: {problem['msg']}", file=sys.stderr)
         return 2
-    secrets = Reshare.secrets(telegram, discord)
+    # Tokens, the cobalt key and passwords in URLs (REDIS_URL, DOWNLOAD_PROXY) never show.
+    secrets = [*Reshare.secrets(telegram, discord), *settings.secrets()]
     level = settings.log_level
     if args.command in ("fetch", "doctor") and "log_level" not in settings.model_fields_set:
         level = "WARNING"  # a shell user wants the file or one line of reason, not the bot's log
     if args.command == "doctor":
-        # Its lines may hold URLs with passwords (REDIS_URL, DOWNLOAD_PROXY): redacted too.
-        configure_logging(level, [*secrets, *core_secrets(settings)])
+        configure_logging(level, secrets)
         code = asyncio.run(doctor(settings, telegram, discord))
         if _threads_left():
             os._exit(code)  # a download thread stuck past its check's time
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if role is not Role.ALL and not settings.redis_url:
         print(NO_REDIS_TEXT.format(role=role.value), file=sys.stderr)
         return 2
-    if not secrets:
+    if not Reshare.secrets(telegram, discord):
         print(MISSING_SETTINGS_TEXT, file=sys.stderr)
         return 2
     code = asyncio.run(serve(settings, telegram, discord, role))

@@ -125,18 +125,6 @@ class Redactor:
         return text
 
 
-def core_secrets(settings: CoreSettings) -> list[str]:
-    """The core's settings that must never be printed: passwords in URLs and the cobalt key."""
-    found = [settings.cobalt_api_key.get_secret_value()] if settings.cobalt_api_key else []
-    for url in (settings.redis_url, *settings.proxies):
-        if url:
-            password = urllib.parse.urlsplit(_with_scheme(url)).password
-            if password:
-                found.append(password)
-                found.append(urllib.parse.unquote(password))
-    return found
-
-
 async def run_checks(
     settings: CoreSettings,
     *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import urllib.parse
 from pathlib import Path
 from typing import Annotated
 
@@ -84,6 +85,17 @@ class CoreSettings(BaseSettings):
         """DOWNLOAD_PROXY's proxies, in the order given."""
         text = self.download_proxy or ""
         return tuple(part.strip() for part in text.split(",") if part.strip())
+
+    def secrets(self) -> list[str]:
+        """What logs and printed lines must never show: the cobalt key, and the passwords in
+        REDIS_URL and the proxies' URLs (as written and decoded)."""
+        found = [self.cobalt_api_key.get_secret_value()] if self.cobalt_api_key else []
+        for url in (self.redis_url, *self.proxies):
+            if url:
+                password = urllib.parse.urlsplit(url if "://" in url else f"http://{url}").password
+                if password:
+                    found += [password, urllib.parse.unquote(password)]
+        return found
 
     @field_validator("canary_urls", mode="before")
     @classmethod

@@ -17,9 +17,10 @@ import pytest
 
 from tests.harness import bot_env, run_bot, serving_env
 from tests.standins.clips import Clip
+from tests.standins.cobalt import CobaltStandIn
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
-from tests.standins.tiktok import TikTokStandIn
+from tests.standins.tiktok import Fault, TikTokStandIn
 
 TELEGRAM_TOKEN = "5550123:TEST-leak-probe_token-telegram"
 POST = "7301234567890123499"
@@ -99,3 +100,31 @@ async def test_a_refused_discord_token_is_not_echoed(tmp_path: Path) -> None:
     assert process.returncode == 1
     assert "could not start" in stderr.decode()
     assert leaks(wrong, [stdout.decode(), stderr.decode(), *files_text(tmp_path)]) == []
+
+
+async def test_the_cobalt_key_and_proxy_passwords_never_show(
+    tiktok: TikTokStandIn, tmp_path: Path
+) -> None:
+    key = "0b7e3c7a-9d41-4f3e-8a55-2c9e1f6d7b10"
+    password = "pr0xy-S3cret_pass"
+    async with CobaltStandIn(api_key="5d1f0c2e-7a3b-4c8d-9e6f-1a2b3c4d5e6f") as cobalt:
+        tiktok.inject(Fault.CHALLENGE, times=None)
+        proxy = tiktok.proxy_url.replace("http://", f"http://reshare:{password}@")
+        env = bot_env(
+            tmp_path,
+            LOG_LEVEL="DEBUG",
+            DOWNLOAD_PROXY=proxy,
+            DOWNLOAD_VERIFY_TLS="false",
+            COBALT_API_URL=cobalt.url,
+            COBALT_API_KEY=key,
+        )
+        process = await run_bot(tmp_path, env, "fetch", tiktok.post_url(POST))
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+        [asked] = cobalt.api_requests
+    assert asked.headers["Authorization"] == f"Api-Key {key}"
+    assert process.returncode == 1
+    assert "COBALT_API_KEY" in stderr.decode()  # the warning naming the fix is there
+    # The password was in use (the proxy was asked with it), and still never written anywhere.
+    assert any("proxy-authorization: basic" in head.lower() for head in tiktok.proxy_heads)
+    written = [stdout.decode(), stderr.decode(), *files_text(tmp_path)]
+    assert [text for text in written if key in text or password in text] == []
