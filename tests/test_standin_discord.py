@@ -565,6 +565,124 @@ async def test_a_button_click_updates_the_message(dc: FakeDiscord, start_bot: St
     assert callback.json["type"] == 7
 
 
+# User installs: commands where the bot is not
+
+
+ELSEWHERE = 1_300_000_000_000_000_900
+FRIEND = 1_300_000_000_000_000_201
+
+
+def _installable_download(
+    bot: Bot, answer: Callable[[discord.Interaction, str], Awaitable[Any]]
+) -> asyncio.Future[Any]:
+    """/download installable to servers and users, usable in every context."""
+    outcome: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    @bot.tree.command(name="download", description="Send the video behind a link")
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    async def download(interaction: discord.Interaction, url: str) -> None:
+        await _settle(outcome, answer(interaction, url))
+
+    return outcome
+
+
+async def test_sync_records_install_types_and_contexts(
+    dc: FakeDiscord, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    _installable_download(bot, lambda interaction, url: asyncio.sleep(0))
+    await bot.tree.sync()
+
+    [command] = dc.commands[None]
+    assert (command["integration_types"], command["contexts"]) == ([0, 1], [0, 1, 2])
+    bad = [{"name": "download", "description": "x", "type": 1, "integration_types": [0, 2]}]
+    with pytest.raises(discord.HTTPException) as refused:
+        await bot.client.http.bulk_upsert_global_commands(dc.application_id, payload=bad)
+    assert (refused.value.status, refused.value.code) == (400, 50035)
+
+
+async def test_a_user_installed_command_in_a_guild_without_the_bot(
+    dc: FakeDiscord, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    guild = dc.add_guild(ELSEWHERE, with_bot=False)
+    data, upload = _file(4096)
+
+    async def answer(interaction: discord.Interaction, url: str) -> discord.Interaction:
+        await interaction.response.defer(thinking=True)
+        await interaction.followup.send(url, file=upload)
+        return interaction
+
+    outcome = _installable_download(bot, answer)
+    await bot.tree.sync()
+
+    with pytest.raises(ValueError, match="user_install=True"):
+        dc.inject_slash_command("download", {"url": TIKTOK}, guild_id=ELSEWHERE)
+    sent = dc.inject_slash_command(
+        "download", {"url": TIKTOK}, guild_id=ELSEWHERE, user_install=True
+    )
+    interaction = await asyncio.wait_for(outcome, 5)
+
+    assert bot.client.get_guild(ELSEWHERE) is None  # never in READY nor a GUILD_CREATE
+    assert (sent["context"], sent["authorizing_integration_owners"]) == (
+        0,
+        {"1": str(DEFAULT_USER_ID)},
+    )
+    assert interaction.is_user_integration()
+    assert not interaction.is_guild_integration()
+    assert interaction.guild_id == ELSEWHERE
+    [answered] = dc.messages_in(guild.channel_id)
+    assert dc.attachment_bytes(answered["attachments"][0]) == data
+    # Channel routes are closed to a bot that is not in the guild, reactions too.
+    channel = bot.client.get_partial_messageable(guild.channel_id, guild_id=ELSEWHERE)
+    with pytest.raises(discord.Forbidden) as refused:
+        await channel.send("hello")
+    assert (refused.value.status, refused.value.code) == (403, 50001)
+    with pytest.raises(discord.Forbidden):
+        await channel.get_partial_message(int(answered["id"])).add_reaction("⚠️")
+    with pytest.raises(discord.Forbidden):
+        await channel.typing()
+
+
+async def test_a_user_installed_command_in_a_group_dm(dc: FakeDiscord, start_bot: StartBot) -> None:
+    bot = await start_bot()
+
+    async def answer(interaction: discord.Interaction, url: str) -> discord.Interaction:
+        await interaction.response.send_message(url, ephemeral=True)
+        return interaction
+
+    outcome = _installable_download(bot, answer)
+    await bot.tree.sync()
+    group = dc.add_group_dm(DEFAULT_USER_ID, FRIEND, name="pals")
+
+    sent = dc.inject_slash_command("download", {"url": TIKTOK}, channel_id=group, user_install=True)
+    interaction = await asyncio.wait_for(outcome, 5)
+
+    assert sent["context"] == 2
+    assert "guild_id" not in sent
+    assert isinstance(interaction.channel, discord.GroupChannel)
+    assert interaction.context.private_channel
+    assert dc.messages_in(group) == []
+    [seen] = dc.messages_in(group, as_user=DEFAULT_USER_ID)
+    assert seen["content"] == TIKTOK
+    with pytest.raises(ValueError, match="not in group DM"):
+        dc.inject_slash_command(
+            "download", {"url": TIKTOK}, channel_id=group, user_id=7, user_install=True
+        )
+
+
+async def test_a_guild_only_install_is_not_offered_to_users(
+    dc: FakeDiscord, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    _download_command(bot, lambda interaction, url: asyncio.sleep(0))
+    await bot.tree.sync()  # integration_types unset: guild installs only
+
+    with pytest.raises(ValueError, match="not installable to a user"):
+        dc.inject_slash_command("download", {"url": TIKTOK}, user_install=True)
+
+
 async def test_interactions_need_a_connected_bot(dc: FakeDiscord, start_bot: StartBot) -> None:
     bot = await start_bot()
 

@@ -107,13 +107,22 @@ class DiscordAdapter:
             self.client.event(self._auto_detect_listener())
 
     def _register_commands(self) -> None:
+        """Both commands installable to a server and to a user's account, and usable in
+        servers, the bot's DMs and other DMs and group DMs (a user install reaches those)."""
+
         @self.tree.command(name="download", description="Send the video behind a TikTok link")
-        @app_commands.describe(url="A TikTok link, e.g. https://vm.tiktok.com/…")
+        @app_commands.describe(
+            url="A TikTok link, e.g. https://vm.tiktok.com/…", private="Only you see the video"
+        )
+        @app_commands.allowed_installs(guilds=True, users=True)
         @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
-        async def download(interaction: discord.Interaction, url: str) -> None:
-            await self._take_command(interaction, [url])
+        async def download(
+            interaction: discord.Interaction, url: str, private: bool = False
+        ) -> None:
+            await self._take_command(interaction, [url], private=private)
 
         @self.tree.context_menu(name="Download video")
+        @app_commands.allowed_installs(guilds=True, users=True)
         @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
         async def download_video(
             interaction: discord.Interaction, message: discord.Message
@@ -138,8 +147,12 @@ class DiscordAdapter:
 
         return on_message
 
-    async def _take_command(self, interaction: discord.Interaction, texts: Sequence[str]) -> None:
-        origin = interaction_origin(interaction)
+    async def _take_command(
+        self, interaction: discord.Interaction, texts: Sequence[str], *, private: bool = False
+    ) -> None:
+        """Answered only through the interaction (where only the invoker installed the app,
+        that is all the bot may use); `private` makes the answer ephemeral."""
+        origin = interaction_origin(interaction, ephemeral=private)
         sender = Sender(
             user=interaction.user.id, chat=interaction.channel_id or interaction.user.id
         )
@@ -153,9 +166,14 @@ class DiscordAdapter:
             await interaction.response.send_message(text, ephemeral=True)
             return
         # Acknowledge first: Discord allows 3 s, and a worker may answer before this returns.
+        # Ephemeral can be chosen only here.
         try:
-            await interaction.response.defer(thinking=True)
+            await interaction.response.defer(thinking=True, ephemeral=private)
         except discord.NotFound as err:
+            if not origin.answerable_in_channel:
+                # Nowhere left to answer: not a channel the bot is in, or a private answer.
+                log.warning("interaction not acknowledged in time (%s): dropped", err.code)
+                return
             # Past the 3 s: the request is still taken; the answer goes to the channel.
             log.warning("interaction not acknowledged in time (%s)", err.code)
         refused = self._intake.say(await self._intake.submit(request))

@@ -25,6 +25,18 @@ class InteractionOrigin:
     channel_id: int | None = None
     user_id: int | None = None
     platform: str = "discord"
+    # Whether the bot is in that channel, so channel routes (a message there once the token is
+    # gone) work; not where only the invoker installed the app. Journal entries written before
+    # this field were all from where the bot is.
+    in_channel: bool = True
+    # The invoker asked that only they see the answer (chosen when deferring).
+    ephemeral: bool = False
+
+    @property
+    def answerable_in_channel(self) -> bool:
+        """Whether a message in the channel, naming the invoker, may stand in for the
+        interaction once its token is gone: the bot is there and the answer is not private."""
+        return self.in_channel and not self.ephemeral and self.channel_id is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +49,33 @@ class MessageOrigin:
     platform: str = "discord"
 
 
-def interaction_origin(interaction: discord.Interaction) -> InteractionOrigin:
+def interaction_origin(
+    interaction: discord.Interaction, *, ephemeral: bool = False
+) -> InteractionOrigin:
     return InteractionOrigin(
         application_id=interaction.application_id,
         token=interaction.token,
         channel_id=interaction.channel_id,
         user_id=interaction.user.id,
+        in_channel=bot_in_channel(interaction),
+        ephemeral=ephemeral,
+    )
+
+
+def bot_in_channel(interaction: discord.Interaction) -> bool:
+    """Whether the bot itself is where the interaction came from: its DM, or a guild that
+    installed the app and that the bot is in. A command the invoker installed to their account
+    also works in other guilds and in group DMs, where only the interaction answers (DESIGN.md
+    section 7)."""
+    if interaction.context.private_channel or isinstance(interaction.channel, discord.GroupChannel):
+        return False
+    if interaction.guild_id is None:
+        return True
+    # The install key says the guild installed the app; the cache (GUILDS intent), that the bot
+    # came with it (an install of applications.commands alone brings no bot user).
+    return (
+        interaction.is_guild_integration()
+        and interaction.client.get_guild(interaction.guild_id) is not None
     )
 
 

@@ -1,4 +1,9 @@
-"""Core outcomes to Discord replies: through the interaction if there is one, else the message."""
+"""Core outcomes to Discord replies: through the interaction if there is one, else the message.
+
+An interaction from where the bot is not (a command the invoker installed to their account, used
+in another server or a group DM) is answered through the interaction alone: its origin says so
+(`InteractionOrigin.in_channel`), and no channel route, reaction or embed edit is tried.
+"""
 
 from __future__ import annotations
 
@@ -62,7 +67,10 @@ def _token_gone(err: discord.HTTPException) -> bool:
 
 
 class DiscordReplier:
-    """Sends videos with embeds suppressed; failures stay ephemeral or become a reaction."""
+    """Sends videos with embeds suppressed; failures stay ephemeral or become a reaction.
+
+    Channel routes serve message origins (the bot read the message, so it is there) and
+    interactions only when their origin is `answerable_in_channel`."""
 
     def __init__(self, client: discord.Client, retry: Retrying) -> None:
         self._client = client
@@ -94,9 +102,12 @@ class DiscordReplier:
         """Through the interaction when there is one (in its channel once its token is gone),
         else as a reply; 413 is a reason."""
         if isinstance(origin, InteractionOrigin):
+            webhook = self._webhook(origin)
             try:
                 await self._call(
-                    lambda: self._upload(self._webhook(origin).send, content, paths, wait=True),
+                    lambda: self._upload(
+                        webhook.send, content, paths, wait=True, ephemeral=origin.ephemeral
+                    ),
                     "interaction followup",
                 )
             except discord.HTTPException as err:
@@ -120,8 +131,9 @@ class DiscordReplier:
         paths: Sequence[tuple[Path, str]],
         err: discord.HTTPException,
     ) -> None:
-        """The interaction's token is gone: answer in its channel, naming the requester."""
-        if origin.channel_id is None:
+        """The interaction's token is gone: answer in its channel, naming the requester, where
+        the bot is there and the answer is not private; else `err` stands."""
+        if origin.channel_id is None or not origin.answerable_in_channel:
             log.warning("interaction token gone (%s) and no channel to answer in", err.code)
             raise err
         log.info("interaction token gone (%s): answering in its channel", err.code)
@@ -178,8 +190,8 @@ class DiscordReplier:
             await self._call(lambda: message.add_reaction(FAILED_REACTION), "reaction")
 
     async def tell_privately(self, origin: InteractionOrigin, text: str) -> None:
-        """Replace the public "thinking…" with a note only the invoker sees (in the channel,
-        naming them, once the interaction's token is gone)."""
+        """Replace the "thinking…" with a note only the invoker sees (in the channel, naming
+        them, once the interaction's token is gone, where the bot may post there)."""
         webhook = self._webhook(origin)
         try:
             with contextlib.suppress(discord.NotFound):
@@ -190,6 +202,10 @@ class DiscordReplier:
         except discord.HTTPException as err:
             if not _token_gone(err):
                 raise
+            if not origin.answerable_in_channel:
+                # Nothing else may reach them: the interaction was the only way.
+                log.warning("interaction token gone (%s): the reason is not told", err.code)
+                return
             await self._in_their_channel(origin, text, [], err)
 
     async def _suppress_their_preview(self, origin: MessageOrigin) -> None:

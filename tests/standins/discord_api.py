@@ -7,8 +7,10 @@ the 3 s acknowledge window, one acknowledgement per interaction, 15 min webhook 
 limits by boost tier or by the interaction's ``attachment_size_limit``, the Message Content intent,
 Manage Messages for other people's messages. Sharding works as on Discord: ``GET /gateway/bot``
 recommends ``recommended_shards``, and a session that identified with ``shard: [id, count]`` gets
-only the events of guilds with ``(guild_id >> 22) % count == id`` (DMs go to shard 0). See
-DESIGN.md sections 7, 9 and 13.
+only the events of guilds with ``(guild_id >> 22) % count == id`` (DMs go to shard 0). A user
+may install the app to their account: its commands then reach the bot from guilds it is not in
+and from group DMs, where it can answer only through the interaction (channel routes: 403,
+50001 Missing Access). See DESIGN.md sections 7, 9 and 13.
 """
 
 from __future__ import annotations
@@ -35,15 +37,20 @@ from aiohttp import BodyPartReader, WSMsgType, hdrs, web
 from tests.standins.lifecycle import StandIn, listen
 
 __all__ = [
+    "CONTEXT_BOT_DM",
+    "CONTEXT_GUILD",
+    "CONTEXT_PRIVATE_CHANNEL",
     "DEFAULT_APPLICATION_ID",
     "DEFAULT_CHANNEL_ID",
     "DEFAULT_GUILD_ID",
     "DEFAULT_TOKEN",
     "DEFAULT_UPLOAD_LIMIT",
     "DEFAULT_USER_ID",
+    "GUILD_INSTALL",
     "MIB",
     "PREMIUM_UPLOAD_LIMITS",
     "TRANSIENT_FAULTS",
+    "USER_INSTALL",
     "FakeDiscord",
     "FakeGuild",
     "Fault",
@@ -155,6 +162,18 @@ _APP_FLAG_FOR_INTENT: Final = MappingProxyType(
 )
 _APPLICATION_COMMAND_BADGE: Final = 1 << 23
 
+# Interaction contexts and the installs behind a command (Discord's numbering).
+CONTEXT_GUILD: Final = 0
+CONTEXT_BOT_DM: Final = 1
+CONTEXT_PRIVATE_CHANNEL: Final = 2
+GUILD_INSTALL: Final = 0
+USER_INSTALL: Final = 1
+# What an app may do through its interactions where only a user installed it (no bot there).
+_USER_INSTALL_PERMISSIONS: Final = int(
+    _Perm.SEND_MESSAGES | _Perm.EMBED_LINKS | _Perm.ATTACH_FILES | _Perm.USE_EXTERNAL_EMOJIS
+)
+_GROUP_DM: Final = 3
+
 # Interaction callback types each interaction type accepts (2 command, 3 component).
 _CALLBACK_TYPES: Final = MappingProxyType({2: frozenset({4, 5, 9}), 3: frozenset({4, 5, 6, 7, 9})})
 _COMMAND_NAME = re.compile(r"[-_'\w]{1,32}")
@@ -224,7 +243,12 @@ def shard_id_for(guild_id: int | None, shard_count: int) -> int:
 
 @dataclass(slots=True)
 class FakeGuild:
-    """A guild the bot is in. Change fields, then ``update_guild`` to tell a connected bot."""
+    """A guild. Change fields, then ``update_guild`` to tell a connected bot.
+
+    ``bot_member`` is False for a guild the bot was never added to: people there may still use
+    the app's commands when they installed it to their account (a user install), but the bot
+    gets no events of it and no channel route answers it (403, 50001 Missing Access).
+    """
 
     id: int
     name: str
@@ -233,6 +257,7 @@ class FakeGuild:
     premium_tier: int = 0
     bot_can_manage_messages: bool = False
     members: dict[int, str] = field(default_factory=dict)
+    bot_member: bool = True
 
     @property
     def filesize_limit(self) -> int:
@@ -249,8 +274,14 @@ class _Channel:
     id: int
     guild_id: int | None
     name: str
+    # A DM with the bot: the other user; a group DM: all its users (the bot is never one).
     recipient_id: int | None = None
+    group_ids: tuple[int, ...] = ()
     messages: dict[int, JsonObject] = field(default_factory=dict)
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.group_ids)
 
 
 @dataclass(slots=True, eq=False)
@@ -658,8 +689,13 @@ class FakeDiscord(StandIn):
         bot_can_manage_messages: bool = False,
         name: str | None = None,
         channel_id: int | None = None,
+        with_bot: bool = True,
     ) -> FakeGuild:
-        """Add a guild with one text channel; a connected bot sees it join (GUILD_CREATE)."""
+        """Add a guild with one text channel; a connected bot sees it join (GUILD_CREATE).
+
+        ``with_bot=False``: a guild the bot is not in, where only user-installed commands reach
+        it (``inject_slash_command(..., user_install=True)``).
+        """
         if premium_tier not in PREMIUM_UPLOAD_LIMITS:
             raise ValueError(f"premium_tier must be 0..3, not {premium_tier}")
         if guild_id in self._guilds:
@@ -671,9 +707,12 @@ class FakeDiscord(StandIn):
             bot_role_id=self._snowflake(),
             premium_tier=premium_tier,
             bot_can_manage_messages=bot_can_manage_messages,
+            bot_member=with_bot,
         )
         self._guilds[guild_id] = guild
         self._channels[guild.channel_id] = _Channel(guild.channel_id, guild_id, "general")
+        if not with_bot:
+            return guild
         guild.members[self.bot_user_id] = _now_iso()
         for session in list(self._sessions.values()):
             if session.intents & Intent.GUILDS and session.receives(guild_id):
@@ -687,6 +726,8 @@ class FakeDiscord(StandIn):
         """Tell connected bots about changed guild fields (GUILD_UPDATE, roles included)."""
         if guild.premium_tier not in PREMIUM_UPLOAD_LIMITS:
             raise ValueError(f"premium_tier must be 0..3, not {guild.premium_tier}")
+        if not guild.bot_member:
+            return
         self._dispatch(
             "GUILD_UPDATE", self._guild_payload(guild), guild_id=guild.id, intent=Intent.GUILDS
         )
@@ -698,6 +739,19 @@ class FakeDiscord(StandIn):
             self._user(user_id)
             channel_id = self._dm_channels[user_id] = self._snowflake()
             self._channels[channel_id] = _Channel(channel_id, None, "", recipient_id=user_id)
+        return channel_id
+
+    def add_group_dm(self, *user_ids: int, name: str | None = None) -> int:
+        """A group DM of these users (the bot is never in one); returns its channel id. Only
+        commands a user installed to their account work there."""
+        if len(set(user_ids)) < 2 or self.bot_user_id in user_ids:
+            raise ValueError("a group DM needs two or more users, and no bot")
+        for user_id in user_ids:
+            self._user(user_id)
+        channel_id = self._snowflake()
+        self._channels[channel_id] = _Channel(
+            channel_id, None, name or "", group_ids=tuple(dict.fromkeys(user_ids))
+        )
         return channel_id
 
     # Test side: what users do
@@ -716,8 +770,9 @@ class FakeDiscord(StandIn):
     ) -> JsonObject:
         """A user posts a message; returns it as people see it (full content).
 
-        ``channel_id``, when given, decides the guild; otherwise the guild's text channel is used,
-        or the author's DM with the bot when ``guild_id`` is None. ``mentions_bot`` puts
+        ``channel_id``, when given, decides the guild (or names a group DM, ``add_group_dm``);
+        otherwise the guild's text channel is used, or the author's DM with the bot when
+        ``guild_id`` is None. ``mentions_bot`` puts
         ``<@bot>`` in front of the content. The bot receives MESSAGE_CREATE only with the
         GUILD_MESSAGES (DIRECT_MESSAGES) intent, and the user-written fields only with
         MESSAGE_CONTENT, in a DM, or when it is mentioned — as Discord does. A bot offline gets
@@ -753,14 +808,20 @@ class FakeDiscord(StandIn):
         user_id: int = DEFAULT_USER_ID,
         attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
         locale: str = "en-US",
+        user_install: bool = False,
     ) -> JsonObject:
-        """A user runs ``/name`` (in a guild channel, or the bot's DM with ``guild_id=None``).
+        """A user runs ``/name`` (in a guild channel, the bot's DM with ``guild_id=None``, or
+        a group DM by its ``channel_id``).
 
-        The command must have been synced (globally, or to that guild) and allow that context,
-        as Discord offers users only those. Returns the INTERACTION_CREATE payload.
+        ``user_install``: the user installed the app to their account, so the command also
+        works where the bot is not (a guild added ``with_bot=False``, a group DM); the
+        interaction's ``authorizing_integration_owners`` then hold ``"1": user_id``, beside
+        ``"0": guild_id`` where the bot is in the guild. The command must have been synced
+        (globally, or to that guild) for that install type and context, as Discord offers users
+        only those. Returns the INTERACTION_CREATE payload.
         """
         channel = self._pick_channel(channel_id, guild_id, user_id)
-        command = self._command_for(name, 1, channel)
+        command = self._command_for(name, 1, channel, user_install=user_install)
         values = dict(options or {})
         wire_options: list[JsonObject] = []
         for option in command.get("options") or []:
@@ -777,7 +838,7 @@ class FakeDiscord(StandIn):
         if command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
         interaction = self._new_interaction(
-            2, 1, data, channel, user_id, attachment_size_limit, locale
+            2, 1, data, channel, user_id, attachment_size_limit, locale, user_install=user_install
         )
         return copy.deepcopy(interaction.payload)
 
@@ -789,15 +850,16 @@ class FakeDiscord(StandIn):
         user_id: int = DEFAULT_USER_ID,
         attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
         locale: str = "en-US",
+        user_install: bool = False,
     ) -> JsonObject:
         """A user picks the message command ``name`` on a message (Apps > name).
 
-        Discord resolves the full target message whatever the bot's intents. Returns the
-        INTERACTION_CREATE payload.
+        Discord resolves the full target message whatever the bot's intents. ``user_install``
+        as for ``inject_slash_command``. Returns the INTERACTION_CREATE payload.
         """
         channel = self._channel_of(target_message)
         target = self._stored(channel, int(target_message["id"]))
-        command = self._command_for(name, 3, channel)
+        command = self._command_for(name, 3, channel, user_install=user_install)
         data: JsonObject = {
             "id": command["id"],
             "name": name,
@@ -808,7 +870,7 @@ class FakeDiscord(StandIn):
         if command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
         interaction = self._new_interaction(
-            2, 3, data, channel, user_id, attachment_size_limit, locale
+            2, 3, data, channel, user_id, attachment_size_limit, locale, user_install=user_install
         )
         interaction.target_message_id = int(target["id"])
         return copy.deepcopy(interaction.payload)
@@ -821,13 +883,23 @@ class FakeDiscord(StandIn):
         user_id: int = DEFAULT_USER_ID,
         attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
         locale: str = "en-US",
+        user_install: bool = False,
     ) -> JsonObject:
-        """A user clicks a button on a message (a component interaction, callback types 6/7)."""
+        """A user clicks a button on a message (a component interaction, callback types 6/7);
+        ``user_install`` as for ``inject_slash_command``."""
         channel = self._channel_of(message)
         stored = self._stored(channel, int(message["id"]))
         data: JsonObject = {"custom_id": custom_id, "component_type": 2}
         interaction = self._new_interaction(
-            3, 0, data, channel, user_id, attachment_size_limit, locale, message=stored
+            3,
+            0,
+            data,
+            channel,
+            user_id,
+            attachment_size_limit,
+            locale,
+            message=stored,
+            user_install=user_install,
         )
         interaction.target_message_id = int(stored["id"])
         return copy.deepcopy(interaction.payload)
@@ -1146,6 +1218,17 @@ class FakeDiscord(StandIn):
 
     def _channel_payload(self, channel: _Channel) -> JsonObject:
         last = str(next(reversed(channel.messages))) if channel.messages else None
+        if channel.is_group:
+            return {
+                "id": str(channel.id),
+                "type": _GROUP_DM,
+                "name": channel.name or None,
+                "icon": None,
+                "owner_id": str(channel.group_ids[0]),
+                "last_message_id": last,
+                "flags": 0,
+                "recipients": [copy.deepcopy(self._user(uid)) for uid in channel.group_ids],
+            }
         if channel.guild_id is None:
             recipient = self._user(channel.recipient_id or 0)
             return {
@@ -1271,8 +1354,10 @@ class FakeDiscord(StandIn):
 
     def _mentioned_ids(self, content: str, channel: _Channel) -> list[int]:
         """Users whose ``<@id>`` is in the text and who can see the channel."""
-        if channel.guild_id is None:
-            members = {self.bot_user_id, channel.recipient_id}
+        if channel.is_group:
+            members = set(channel.group_ids)
+        elif channel.guild_id is None:
+            members = {self.bot_user_id, channel.recipient_id or 0}
         else:
             members = set(self._guilds[channel.guild_id].members)
         found: list[int] = []
@@ -1311,8 +1396,14 @@ class FakeDiscord(StandIn):
         else:
             self._dispatch_message("MESSAGE_CREATE", channel, message)
 
+    def _bot_present(self, channel: _Channel) -> bool:
+        """Whether the bot is in the channel: a member of its guild, or the other end of a DM."""
+        if channel.is_group:
+            return False
+        return channel.guild_id is None or self._guilds[channel.guild_id].bot_member
+
     def _dispatch_message(self, name: str, channel: _Channel, message: JsonObject) -> None:
-        if int(message["id"]) in self._ephemeral_owner:
+        if int(message["id"]) in self._ephemeral_owner or not self._bot_present(channel):
             return
         event = copy.deepcopy(message)
         if channel.guild_id is not None:
@@ -1613,9 +1704,9 @@ class FakeDiscord(StandIn):
             },
             "user_settings": {},
             "guilds": [
-                {"id": str(guild_id), "unavailable": True}
-                for guild_id in self._guilds
-                if session.receives(guild_id)
+                {"id": str(guild.id), "unavailable": True}
+                for guild in self._guilds.values()
+                if guild.bot_member and session.receives(guild.id)
             ],
             "session_id": session.id,
             "session_type": "normal",
@@ -1634,7 +1725,7 @@ class FakeDiscord(StandIn):
         self._dispatch_to(session, "READY", ready)
         if intents & Intent.GUILDS:
             for guild in self._guilds.values():
-                if session.receives(guild.id):
+                if guild.bot_member and session.receives(guild.id):
                     self._dispatch_to(session, "GUILD_CREATE", self._guild_create(guild, session))
         conn.send(_Mark(self._session_ready))
 
@@ -1666,7 +1757,7 @@ class FakeDiscord(StandIn):
         if not isinstance(data, dict) or not str(data.get("guild_id")).isdigit():
             return
         guild = self._guilds.get(int(data["guild_id"]))
-        if guild is None or not session.receives(guild.id):
+        if guild is None or not guild.bot_member or not session.receives(guild.id):
             return
         query = str(data.get("query") or "").lower()
         wanted = {int(user_id) for user_id in data.get("user_ids") or []}
@@ -1728,20 +1819,43 @@ class FakeDiscord(StandIn):
 
     # Interactions
 
-    def _command_for(self, name: str, command_type: int, channel: _Channel) -> JsonObject:
-        """The synced command a user can pick here, as Discord offers only those."""
+    def _context(self, channel: _Channel) -> int:
+        if channel.is_group:
+            return CONTEXT_PRIVATE_CHANNEL
+        return CONTEXT_BOT_DM if channel.guild_id is None else CONTEXT_GUILD
+
+    def _command_for(
+        self, name: str, command_type: int, channel: _Channel, *, user_install: bool
+    ) -> JsonObject:
+        """The synced command a user can pick here, as Discord offers only those: allowed in
+        this context, and installed the way the interaction comes (to the user, or to the
+        guild with the bot in it)."""
+        context = self._context(channel)
+        if not user_install and not self._bot_present(channel):
+            raise ValueError(
+                f"the bot is not in channel {channel.id}: only a user-installed command works "
+                "there (user_install=True)"
+            )
         candidates = list(self._commands.get(channel.guild_id, [])) if channel.guild_id else []
         candidates += self._commands.get(None, [])
         for command in candidates:
             if command["name"] != name or command["type"] != command_type:
                 continue
             contexts = command.get("contexts")
-            if channel.guild_id is None:
-                allowed = 1 in contexts if contexts is not None else command.get("dm_permission")
-                if allowed is False or command.get("guild_id"):
-                    raise ValueError(f"command {name!r} is not offered in DMs")
-            elif contexts is not None and 0 not in contexts:
-                raise ValueError(f"command {name!r} is not offered in guilds")
+            if contexts is None:
+                # Without contexts: guilds, and bot DMs unless dm_permission is false.
+                offered = context == CONTEXT_GUILD or (
+                    context == CONTEXT_BOT_DM and command.get("dm_permission") is not False
+                )
+            else:
+                offered = context in contexts
+            if not offered or (context != CONTEXT_GUILD and command.get("guild_id")):
+                where = {0: "guilds", 1: "DMs with the bot", 2: "private channels"}[context]
+                raise ValueError(f"command {name!r} is not offered in {where}")
+            install = USER_INSTALL if user_install else GUILD_INSTALL
+            if install not in command["integration_types"]:
+                kind = "user" if user_install else "guild"
+                raise ValueError(f"command {name!r} is not installable to a {kind}")
             return command
         where = f"globally or to guild {channel.guild_id}" if channel.guild_id else "globally"
         raise ValueError(f"no command {name!r} of type {command_type} is synced {where}")
@@ -1757,7 +1871,10 @@ class FakeDiscord(StandIn):
         locale: str,
         *,
         message: JsonObject | None = None,
+        user_install: bool = False,
     ) -> _Interaction:
+        if channel.is_group and user_id not in channel.group_ids:
+            raise ValueError(f"user {user_id} is not in group DM {channel.id}")
         if not any(
             session.connection is not None and session.receives(channel.guild_id)
             for session in self._sessions.values()
@@ -1784,11 +1901,20 @@ class FakeDiscord(StandIn):
             "channel": self._channel_payload(channel),
             "channel_id": str(channel.id),
         }
+        # Who installed the app that this interaction comes through: the guild ("0": its id,
+        # "0" in the bot's DM) and/or the user ("1": their id).
+        owners: dict[str, str] = {}
+        if self._bot_present(channel) and not (user_install and channel.guild_id is None):
+            owners[str(GUILD_INSTALL)] = str(channel.guild_id or 0)
+        if user_install:
+            owners[str(USER_INSTALL)] = str(user_id)
+        payload["authorizing_integration_owners"] = owners
+        payload["context"] = self._context(channel)
         if channel.guild_id is None:
             payload["user"] = user
-            payload["context"] = 1
-            payload["authorizing_integration_owners"] = {"0": "0"}
-            payload["app_permissions"] = str(_EVERYONE_PERMISSIONS)
+            payload["app_permissions"] = str(
+                _EVERYONE_PERMISSIONS if self._bot_present(channel) else _USER_INSTALL_PERMISSIONS
+            )
         else:
             guild = self._guilds[channel.guild_id]
             payload["guild_id"] = str(guild.id)
@@ -1798,9 +1924,9 @@ class FakeDiscord(StandIn):
                 **self._member(guild, user_id),
                 "permissions": str(_EVERYONE_PERMISSIONS),
             }
-            payload["context"] = 0
-            payload["authorizing_integration_owners"] = {"0": str(guild.id)}
-            payload["app_permissions"] = str(guild.bot_permissions)
+            payload["app_permissions"] = str(
+                guild.bot_permissions if guild.bot_member else _USER_INSTALL_PERMISSIONS
+            )
         if message is not None:
             payload["message"] = copy.deepcopy(message)
         interaction = _Interaction(
@@ -2061,8 +2187,9 @@ class FakeDiscord(StandIn):
             "bot": self._bot_user(),
             "redirect_uris": [],
             "interactions_endpoint_url": None,
-            "approximate_guild_count": len(self._guilds),
-            "integration_types_config": {"0": {}},
+            "approximate_guild_count": sum(guild.bot_member for guild in self._guilds.values()),
+            # Installation in the portal: both "Guild Install" and "User Install" enabled.
+            "integration_types_config": {"0": {}, "1": {}},
         }
         return _Reply(200, app)
 
@@ -2161,6 +2288,14 @@ class FakeDiscord(StandIn):
                     "Required options must be placed before non-required options",
                 )
             optional_seen = optional_seen or not option.get("required")
+        for key, allowed in (("integration_types", (0, 1)), ("contexts", (0, 1, 2))):
+            values = command.get(key)
+            if values is not None and (
+                not isinstance(values, list) or any(value not in allowed for value in values)
+            ):
+                raise _form_error(
+                    [index, key], "BASE_TYPE_CHOICES", f"Value must be one of {set(allowed)}."
+                )
         permissions = command.get("default_member_permissions")
         command.update(
             type=command_type,
@@ -2181,9 +2316,12 @@ class FakeDiscord(StandIn):
     # REST: channels and messages
 
     def _channel(self, req: _Req) -> _Channel:
+        """A channel the bot may reach by channel routes: one where it is."""
         channel = self._channels.get(int(req.params["channel"]))
         if channel is None:
             raise _unknown("Channel", 10003)
+        if not self._bot_present(channel):
+            raise _ApiError(403, 50001, "Missing Access")
         return channel
 
     def _channel_message(self, req: _Req) -> tuple[_Channel, JsonObject]:
