@@ -48,7 +48,11 @@ class Reshare:
         self.engine = Engine(core, codecs, resolver=resolver, work=role is not Role.RECEIVE)
         self.telegram = (
             TelegramAdapter(
-                telegram, self.engine.intake, self.engine.retry, self.engine.send_limits
+                telegram,
+                self.engine.intake,
+                self.engine.retry,
+                self.engine.send_limits,
+                inline=self.engine.inline,
             )
             if telegram.telegram_bot_token
             else None

@@ -1,4 +1,4 @@
-"""The whole bot end to end on Telegram: cold request, cache hits, a crowd on one clip, a burst.
+"""The whole bot end to end on Telegram: cold request, cache hits, a crowd, a burst, inline mode.
 
 Run: .venv/bin/python -m bench.e2e   (about half a minute on an idle 2-core machine)
 One process runs the real bot (tests.harness.running_bot, default core settings) against the
@@ -16,6 +16,11 @@ TikTok and Telegram stand-ins on loopback; every chat is a private chat of its o
    holds the stand-ins too (the Telegram stand-in keeps only the sizes of uploads, as a real
    Bot API server holds them elsewhere) (target <= 250 MB);
    temporary files left in DATA_DIR/jobs after the bot stopped (target 0).
+5. inline mode: a query holding the cold clip's link, answered with the cached video by its file
+   id (inline query update -> answerInlineQuery), 50 queries by 50 people one after another.
+   Target: median <= 20 ms, no download. Then new clips sent inline: the placeholder chosen ->
+   the video edited in (chosen_inline_result -> editMessageMedia), beside the same kind of clip
+   asked for by a message (message -> sendVideo), 5 of each.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ RAW_CHAT = 1001
 HITS = 50
 HIT_PACE_S = 0.1
 HIT_CHATS = range(20_000, 20_000 + 2 * HITS)
+INLINE_USERS = range(50_000, 50_000 + HITS)
+INLINE_NEW = 5
+STORAGE_CHAT = -1009000000000
 SHORT_CODES = [f"ZMbench{n:03d}" for n in range(2 * HITS)]
 CROWD_CHATS = range(30_000, 30_100)
 BURST_CHATS = range(40_000, 40_200)
@@ -66,6 +74,8 @@ def post_url(post: str) -> str:
 COLD_POST = post_id(0)
 ALONE_POSTS = (post_id(1), post_id(2))  # yt-dlp alone: its first run, then a warm one
 CROWD_POST = post_id(3)
+INLINE_POSTS = [post_id(10 + n) for n in range(INLINE_NEW)]
+MESSAGE_POSTS = [post_id(20 + n) for n in range(INLINE_NEW)]
 BURST_POSTS = [post_id(100 + n) for n in range(len(BURST_CHATS))]
 
 
@@ -178,6 +188,70 @@ async def cache_hits(bot: Reshare, api: FakeBotApi, tiktok: TikTokStandIn) -> No
     row("  downloads during the hits", f"{tiktok.media_requests - media_before}", "0")
 
 
+async def answered_at(api: FakeBotApi, query_id: str, within_s: float = 30.0) -> float:
+    """When the bot answered an inline query (the stand-in's clock, as ApiCall.at)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        answers = [
+            call
+            for call in api.calls_to("answerInlineQuery")
+            if call.params.get("inline_query_id") == query_id
+        ]
+        if answers:
+            return answers[0].at
+        if loop.time() > deadline:
+            raise TimeoutError(f"inline query {query_id} not answered")
+        await api.wait_for_call(
+            "answerInlineQuery", count=len(api.calls_to("answerInlineQuery")) + 1, timeout=within_s
+        )
+
+
+async def inline(bot: Reshare, api: FakeBotApi, tiktok: TikTokStandIn) -> None:
+    """Inline queries for the cold clip (cached), then new clips sent inline and by message."""
+    await asyncio.sleep(LIMITER_DRAIN_S)
+    media_before = tiktok.media_requests
+    answered: list[float] = []
+    for user in INLINE_USERS:
+        started = time.monotonic()
+        query = api.inject_inline_query(post_url(COLD_POST), user_id=user)
+        answered.append(await answered_at(api, query) - started)
+    row(
+        f"5 inline: query -> cached video offered, N={len(answered)}",
+        f"median {statistics.median(answered) * 1000:.1f} ms, p95 {p95(answered) * 1000:.1f} ms",
+        "median <= 20 ms",
+    )
+    row("  downloads during the queries", f"{tiktok.media_requests - media_before}", "0")
+    edited: list[float] = []
+    for n, post in enumerate(INLINE_POSTS):
+        query = api.inject_inline_query(post_url(post), user_id=INLINE_USERS[n])
+        await answered_at(api, query)
+        [placeholder] = api.inline_answer(query).params["results"]
+        edits = len(api.calls_to("editMessageMedia"))
+        started = time.monotonic()
+        api.choose_inline_result(query, placeholder["id"], chat_id=60_000 + n)
+        [*_, edit] = await api.wait_for_call("editMessageMedia", count=edits + 1, timeout=60)
+        edited.append(edit.at - started)
+        await jobs_done(bot)
+    by_message: list[float] = []
+    for n, post in enumerate(MESSAGE_POSTS):
+        chat = 61_000 + n
+        started = time.monotonic()
+        send(api, post_url(post), chat)
+        [sent] = await videos(api, to_chat(chat), 1, 60.0)
+        by_message.append(sent.at - started)
+        await jobs_done(bot)
+    row(
+        f"  new clip inline: chosen -> video edited in, N={INLINE_NEW}",
+        f"median {statistics.median(edited) * 1000:.0f} ms",
+    )
+    row(
+        f"  new clip by message: message -> sendVideo, N={INLINE_NEW}",
+        f"median {statistics.median(by_message) * 1000:.0f} ms",
+        "(beside it)",
+    )
+
+
 async def crowd(bot: Reshare, api: FakeBotApi, tiktok: TikTokStandIn) -> None:
     """One new clip asked for by 100 chats at the same moment."""
     await asyncio.sleep(LIMITER_DRAIN_S)
@@ -228,14 +302,17 @@ async def measure(work: Path, cold: Clip, small: Clip) -> None:
     async with TikTokStandIn() as tiktok, FakeBotApi(keep_uploads=False) as api:
         for post in (COLD_POST, *ALONE_POSTS):
             tiktok.add_video(post, cold, author=AUTHOR)
-        for post in (CROWD_POST, *BURST_POSTS):
+        for post in (CROWD_POST, *BURST_POSTS, *INLINE_POSTS, *MESSAGE_POSTS):
             tiktok.add_video(post, small, author=AUTHOR)
         for code in SHORT_CODES:
             tiktok.add_short_link(code, f"/@{AUTHOR}/video/{COLD_POST}")
         api.add_chat(RAW_CHAT, "private")
+        api.add_chat(STORAGE_CHAT, "channel", title="storage")
         data_dir = work / "data"
         try:
-            async with running_bot(tiktok, data_dir, telegram=api) as bot:
+            async with running_bot(
+                tiktok, data_dir, telegram=api, telegram_storage_chat_id=STORAGE_CHAT
+            ) as bot:
                 settings = bot.engine.settings
                 print(
                     "bot settings: defaults,"
@@ -251,6 +328,7 @@ async def measure(work: Path, cold: Clip, small: Clip) -> None:
                 await cache_hits(bot, api, tiktok)
                 await crowd(bot, api, tiktok)
                 await burst(bot, api)
+                await inline(bot, api, tiktok)
         except AssertionError as err:
             # running_bot insists on an empty jobs directory; count what it found instead.
             if "temporary files left behind" not in str(err):

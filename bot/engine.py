@@ -25,6 +25,7 @@ from bot.codec import OriginCodec, RequestCodec
 from bot.cookies import check_cookies_file
 from bot.download import YtDlpDownloader
 from bot.fit import FfmpegFitter
+from bot.inline import InlineQueries
 from bot.intake import Intake
 from bot.logs import JOB_KEY, job_key_shown
 from bot.media import FfmpegMedia
@@ -211,6 +212,14 @@ class Engine:
         )
         self.intake = Intake(
             self.queue, self.sites, limits, journal=self.journal, job_key=self.codec.key
+        )
+        self.inline = InlineQueries(
+            sites=self.sites,
+            limits=limits,
+            resolver=self.resolver,
+            cache=lambda: self._cache,
+            variant=lambda: self.pipeline.variant,
+            intake=self.intake,
         )
         self.answers = AnswerWatch(on_answered=self.journal.link_answered)
         # The repliers send each answer under it (bot.retry).

@@ -250,12 +250,7 @@ class Service:
             return Reason.FAILED
 
     def _cache_key(self, link: Link, platform: str, budget_bytes: int) -> CacheKey | None:
-        """The canonical clip and what changes the bytes sent; None when the id is unknown."""
-        if link.clip_id is None:
-            return None
-        clip_id = link.clip_id if ":" in link.clip_id else f"{link.site}:{link.clip_id}"
-        variant = f"budget={budget_bytes};{self._pipeline.variant}"
-        return CacheKey(platform=platform, clip_id=clip_id, variant=variant)
+        return clip_key(link, platform, budget_bytes, self._pipeline.variant)
 
     async def _share_upload(
         self, flight: Flight[Prepared], replier: Replier, origin: Origin, prepared: Prepared
@@ -416,6 +411,15 @@ class Service:
                 await asyncio.wait(jobs, timeout=WORKING_EVERY_S)
         finally:
             await _cancel_and_wait(fetching)
+
+
+def clip_key(link: Link, platform: str, budget_bytes: int, variant: str) -> CacheKey | None:
+    """The canonical clip and what changes the bytes sent (the budget, the pipeline's
+    `variant`); None when the clip id is unknown (a short link not resolved)."""
+    if link.clip_id is None:
+        return None
+    clip_id = link.clip_id if ":" in link.clip_id else f"{link.site}:{link.clip_id}"
+    return CacheKey(platform=platform, clip_id=clip_id, variant=f"budget={budget_bytes};{variant}")
 
 
 def _media_from(hit: CachedMedia, path: Path) -> Media:

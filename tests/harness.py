@@ -46,6 +46,7 @@ async def running_bot(
     resolver: Resolver | None = None,
     operator_chat_id: int | None = None,
     operator_discord_channel_id: int | None = None,
+    telegram_storage_chat_id: int | None = None,
     **core: Any,
 ) -> AsyncIterator[Reshare]:
     """Start the bot as `python -m bot` would, from settings that name the stand-ins; the SSRF
@@ -66,6 +67,7 @@ async def running_bot(
             telegram_api_url=telegram.root,
             telegram_upload_limit_mb=telegram_upload_limit_mb,
             operator_chat_id=operator_chat_id,
+            telegram_storage_chat_id=telegram_storage_chat_id,
         )
         if telegram_timeout_s is not None:
             telegram_settings.telegram_timeout_s = telegram_timeout_s

@@ -39,6 +39,7 @@ ORDER = [
     "data dir",
     "telegram",
     "telegram webhook",
+    "telegram storage chat",
     "discord",
     "redis",
     "proxy",
@@ -47,6 +48,9 @@ ORDER = [
     "canary",
 ]
 UPDATE = f"{Path(sys.executable).parent / 'pip'} install -U 'yt-dlp[default,curl-cffi]' gallery-dl"
+
+
+STORAGE = -1001234500000
 
 
 def post_url(post: str) -> str:
@@ -169,10 +173,12 @@ async def test_a_healthy_deployment_passes_every_check(
         ".tiktok.com\tTRUE\t/\tTRUE\t2000000000\ttt_chain_token\txyz\n"
     )
     cookies.chmod(0o600)
+    api.add_chat(STORAGE, "channel", title="Reshare storage")
     env = base_env(
         tmp_path,
         index,
         api,
+        TELEGRAM_STORAGE_CHAT_ID=str(STORAGE),
         DISCORD_BOT_TOKEN=discord_api.token,
         DISCORD_API_URL=discord_api.api_url,
         REDIS_URL=redis_server.url,
@@ -389,6 +395,25 @@ async def test_a_webhook_that_telegram_cannot_reach_is_a_warning_with_its_last_e
         r"\d+ s ago: Connection refused",
         line,
     ), line
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("member", "the bot is member, not an administrator that may post messages"),
+        ("left", "not usable"),
+    ],
+)
+async def test_a_storage_chat_the_bot_cannot_post_in_fails(
+    tmp_path: Path, index: FakePyPI, api: FakeBotApi, status: str, expected: str
+) -> None:
+    api.add_chat(STORAGE, "channel", title="Reshare storage", bot_status=status)
+    env = base_env(tmp_path, index, api, TELEGRAM_STORAGE_CHAT_ID=str(STORAGE))
+    code, lines, _ = await doctor(tmp_path, env)
+    line = the_line(lines, "telegram storage chat")
+    assert code == 1
+    assert line.startswith("FAIL  telegram storage chat")
+    assert expected in line
 
 
 async def test_an_unreachable_redis_fails_without_showing_its_password(

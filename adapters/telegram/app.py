@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import logging
 import os
@@ -22,21 +23,48 @@ from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
-from telegram import Message, Update
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResult,
+    InlineQueryResultArticle,
+    InlineQueryResultCachedVideo,
+    InlineQueryResultsButton,
+    InputTextMessageContent,
+    Message,
+    Update,
+)
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
     Application,
+    ChosenInlineResultHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     filters,
 )
 
-from adapters.telegram.inbound import is_private, origin_of, person_message, texts_of
+from adapters.telegram.inbound import (
+    InlineOrigin,
+    is_private,
+    origin_of,
+    person_message,
+    texts_of,
+)
 from adapters.telegram.limiter import SharedRateLimiter
 from adapters.telegram.outbound import TelegramOperatorChannel, TelegramReplier, retry_after_s
 from adapters.telegram.settings import TelegramSettings
-from bot.intake import HELP_TEXT, Answer, Intake
+from bot.caption import make_caption
+from bot.inline import (
+    FETCHING_TEXT,
+    InlineAnswer,
+    InlineCached,
+    InlinePlaceholder,
+    InlineQueries,
+    InlineRefusal,
+)
+from bot.intake import HELP_TEXT, Answer, Intake, Sender
 from bot.ports import SendLimits
 from bot.retry import Retrying
 
@@ -58,6 +86,14 @@ SET_WEBHOOK_ATTEMPTS = 5
 _COME_BACK = frozenset({Answer.UNAVAILABLE, Answer.RESTARTING})
 # Shutdown does not wait longer than this to confirm the updates handled last.
 CONFIRM_TIMEOUT_S = 2.0
+# What the bot asks Telegram for: messages, and inline queries and the results people sent.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.INLINE_QUERY, Update.CHOSEN_INLINE_RESULT]
+# Seconds Telegram may keep an inline answer: a clip sent before is the same for everyone; a
+# placeholder is asked again, so that once the clip is fetched the next query offers it.
+CACHED_RESULT_S = 300
+PLACEHOLDER_RESULT_S = 0
+# The deep link parameter of the inline hints' button (opens a private chat with the bot).
+HINT_START = "inline"
 
 
 class TelegramAdapter:
@@ -69,8 +105,10 @@ class TelegramAdapter:
         intake: Intake,
         retry: Retrying,
         send_limits: SendLimits,
+        inline: InlineQueries | None = None,
     ) -> None:
-        """`send_limits` counts Telegram's flood limits for the whole bot (every worker)."""
+        """`send_limits` counts Telegram's flood limits for the whole bot (every worker);
+        `inline` answers inline queries (none: the bot ignores them)."""
         if not settings.telegram_bot_token:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
         # PTB 22 warns on every RetryAfter unless opted in to its timedelta durations.
@@ -95,7 +133,11 @@ class TelegramAdapter:
             .updater(None)
             .build()
         )
-        self.replier = TelegramReplier(self.application.bot, retry)
+        self.replier = TelegramReplier(
+            self.application.bot, retry, settings.telegram_storage_chat_id
+        )
+        self._inline = inline
+        self._new_inline_clips = settings.telegram_storage_chat_id is not None
         self.operator_channel = (
             TelegramOperatorChannel(self.application.bot, settings.operator_chat_id, retry)
             if settings.operator_chat_id is not None
@@ -115,8 +157,12 @@ class TelegramAdapter:
         self._messages = MessageHandler(
             filters.UpdateType.MESSAGE & (filters.TEXT | filters.CAPTION), self._on_message
         )
+        self._inline_queries = InlineQueryHandler(self._on_inline_query)
+        self._chosen = ChosenInlineResultHandler(self._on_chosen)
         self.application.add_handler(self._help)
         self.application.add_handler(self._messages)
+        self.application.add_handler(self._inline_queries)
+        self.application.add_handler(self._chosen)
 
     @property
     def webhook_path(self) -> str | None:
@@ -149,7 +195,7 @@ class TelegramAdapter:
                 await self.application.bot.set_webhook(
                     self._webhook_url or "",
                     secret_token=self._webhook_secret,
-                    allowed_updates=[Update.MESSAGE],
+                    allowed_updates=ALLOWED_UPDATES,
                 )
                 return
             except RetryAfter as err:
@@ -180,6 +226,10 @@ class TelegramAdapter:
             answer = await self._take(update)
             if answer in _COME_BACK:
                 return web.Response(status=503, text="try again")
+        elif self._inline_queries.check_update(update):
+            self._answer_soon(update)
+        elif self._chosen.check_update(update) and await self._take_chosen(update) in _COME_BACK:
+            return web.Response(status=503, text="try again")
         return web.Response(text="ok")
 
     async def stop_polling(self) -> None:
@@ -206,7 +256,7 @@ class TelegramAdapter:
             while not stopping.done():
                 fetch = asyncio.create_task(
                     bot.get_updates(
-                        offset=offset, timeout=POLL_TIMEOUT_S, allowed_updates=[Update.MESSAGE]
+                        offset=offset, timeout=POLL_TIMEOUT_S, allowed_updates=ALLOWED_UPDATES
                     )
                 )
                 await asyncio.wait([fetch, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -241,7 +291,7 @@ class TelegramAdapter:
         """Tell Telegram the updates before `offset` are handled, so a restart does not get
         them again (their short replies, which the journal does not keep, would be repeated)."""
         confirming = self.application.bot.get_updates(
-            offset=offset, timeout=0, limit=1, allowed_updates=[Update.MESSAGE]
+            offset=offset, timeout=0, limit=1, allowed_updates=ALLOWED_UPDATES
         )
         try:
             await asyncio.wait_for(confirming, CONFIRM_TIMEOUT_S)
@@ -286,6 +336,95 @@ class TelegramAdapter:
         if text is not None:
             self._reply_soon(message.reply_text(text, do_quote=not is_private(message)), update)
         return answer
+
+    async def _on_inline_query(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        self._answer_soon(update)
+
+    def _answer_soon(self, update: Update) -> None:
+        """Work on an inline query beside polling: it waits out the person's typing first."""
+        self.application.create_task(self._answer_inline(update), update=update)
+
+    async def _answer_inline(self, update: Update) -> None:
+        query = update.inline_query
+        if query is None or self._inline is None:
+            return
+        offer = await self._inline.answer(
+            "telegram",
+            query.from_user.id,
+            query.query,
+            self._budget_bytes,
+            new_clips=self._new_inline_clips,
+        )
+        if offer is InlineRefusal.SUPERSEDED:
+            return  # a newer query of the same person is answered instead
+        results, personal, cache_s = _results(offer)
+        hint = offer.hint if isinstance(offer, InlineRefusal) else None
+        try:
+            await query.answer(
+                results,
+                cache_time=cache_s,
+                is_personal=personal,
+                button=InlineQueryResultsButton(text=hint, start_parameter=HINT_START)
+                if hint
+                else None,
+            )
+        except TelegramError as err:
+            # Too late (the person typed on) or refused: nothing to repeat.
+            log.info("inline answer not taken: %r", err)
+
+    async def _on_chosen(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._take_chosen(update)
+
+    async def _take_chosen(self, update: Update) -> Answer | None:
+        """A person sent a placeholder: queue its clip, to be edited into the sent message."""
+        chosen = update.chosen_inline_result
+        if chosen is None or chosen.inline_message_id is None or self._inline is None:
+            return None  # a clip sent by its file id: nothing left to do
+        user = chosen.from_user.id
+        origin = InlineOrigin(inline_message_id=chosen.inline_message_id, user_id=user)
+        answer = await self._inline.chosen(
+            chosen.query, origin, self._budget_bytes, Sender(user=user, chat=f"inline:{user}")
+        )
+        text = self._intake.say(answer)
+        if answer in _COME_BACK and self._webhook_url:
+            return answer
+        if text is not None:
+            self.application.create_task(self.replier.tell_inline(origin, text), update=update)
+        return answer
+
+
+def _results(offer: InlineAnswer) -> tuple[list[InlineQueryResult], bool, int]:
+    """An offer as inline results, whether they are personal, and how long Telegram may keep
+    them."""
+    if isinstance(offer, InlineCached):
+        info = offer.media.info
+        title = f"@{info.author}" if info.author else "TikTok video"
+        video = InlineQueryResultCachedVideo(
+            id=_result_id("v", offer.file_id),
+            video_file_id=offer.file_id,
+            title=title,
+            description=info.description[:100] or None,
+            caption=make_caption(info, limit=1024),
+        )
+        return [video], False, CACHED_RESULT_S
+    if isinstance(offer, InlinePlaceholder):
+        placeholder = InlineQueryResultArticle(
+            id=_result_id("p", offer.link.url),
+            title="Send the video",
+            description=offer.link.original,
+            input_message_content=InputTextMessageContent(f"{FETCHING_TEXT}\n{offer.link.url}"),
+            # With a keyboard the sent message gets an inline_message_id, so it can be edited.
+            reply_markup=InlineKeyboardMarkup(
+                [[InlineKeyboardButton("Open on TikTok", url=offer.link.url)]]
+            ),
+        )
+        return [placeholder], True, PLACEHOLDER_RESULT_S
+    return [], True, PLACEHOLDER_RESULT_S
+
+
+def _result_id(kind: str, value: str) -> str:
+    """A result id (at most 64 bytes) that names what the result offers."""
+    return kind + hashlib.sha256(value.encode()).hexdigest()[:40]
 
 
 def _retry_delay(err: Exception, failures: int) -> float:

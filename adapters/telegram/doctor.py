@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import os
 
-from telegram import Bot
+from telegram import Bot, ChatMember, ChatMemberAdministrator, ChatMemberOwner
 from telegram.error import InvalidToken, TelegramError
 from telegram.request import HTTPXRequest
 
@@ -57,6 +57,7 @@ async def telegram_checks(settings: TelegramSettings, timeout_s: float) -> list[
             me = bot.bot
             found = [ok("telegram", f"@{me.username} (id {me.id}){via}")]
             found.append(await _webhook_check(bot, settings.telegram_webhook_url))
+            found.append(await _storage_check(bot, settings.telegram_storage_chat_id))
             return found
     except TimeoutError:
         return [fail("telegram", f"no answer from {root} within {timeout_s:.0f} s")]
@@ -111,6 +112,39 @@ async def _webhook_check(bot: Bot, wanted: str | None) -> Check:
             f"and polls (updates waiting are kept); {pending}",
         )
     return ok(name, f"none: the bot polls (getUpdates); {pending}")
+
+
+async def _storage_check(bot: Bot, chat_id: int | None) -> Check:
+    """Inline mode uploads new clips to TELEGRAM_STORAGE_CHAT_ID: the bot must be able to post
+    there (a channel: as an administrator with "post messages")."""
+    name = "telegram storage chat"
+    if chat_id is None:
+        return skip(
+            name, "not set (no TELEGRAM_STORAGE_CHAT_ID): inline mode offers only clips sent before"
+        )
+    try:
+        chat = await bot.get_chat(chat_id)
+        member: ChatMember = await bot.get_chat_member(chat_id, bot.bot.id)
+    except TelegramError as err:
+        return fail(
+            name,
+            f"{chat_id} not usable ({error_text(err)}): add the bot to that channel as an "
+            "administrator that may post",
+        )
+    title = f"{chat.title or chat_id} ({chat.type})"
+    if chat.type == chat.CHANNEL:
+        can_post = isinstance(member, ChatMemberOwner) or (
+            isinstance(member, ChatMemberAdministrator) and bool(member.can_post_messages)
+        )
+        if not can_post:
+            return fail(
+                name,
+                f"{title}: the bot is {member.status}, not an administrator that may post "
+                "messages: give it that right",
+            )
+    elif member.status in (member.LEFT, member.BANNED, member.RESTRICTED):
+        return fail(name, f"{title}: the bot is {member.status} there and cannot post")
+    return ok(name, f"{title}: the bot may post (inline mode uploads new clips here)")
 
 
 def _ago(seconds: float) -> str:

@@ -19,6 +19,15 @@ class TelegramOrigin:
     platform: str = "telegram"
 
 
+@dataclass(frozen=True, slots=True)
+class InlineOrigin:
+    """Where to answer an inline result a person sent: the sent message, edited in place."""
+
+    inline_message_id: str
+    user_id: int
+    platform: str = "telegram"
+
+
 def person_message(update: Update) -> tuple[Message, Sender] | None:
     """The update's message and who sent it, if a person did: messages of bots (our own too)
     and those without a sender are not answered."""
@@ -50,4 +59,4 @@ def origin_codec(token: str) -> DataclassCodec:
     """How the request journal stores Telegram origins: message ids are the bot's own, so they
     are kept under the bot's id (the part of the token before the colon, not the secret)."""
     bot_id, _, _ = token.partition(":")
-    return DataclassCodec(TelegramOrigin, scope=f"bot{bot_id}")
+    return DataclassCodec(TelegramOrigin, InlineOrigin, scope=f"bot{bot_id}")

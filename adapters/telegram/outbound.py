@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
-from telegram import Bot, InputMediaPhoto, Message, ReplyParameters
+from telegram import Bot, InputMediaPhoto, InputMediaVideo, Message, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 
-from adapters.telegram.inbound import TelegramOrigin
+from adapters.telegram.inbound import InlineOrigin, TelegramOrigin
 from bot.caption import make_caption
 from bot.model import (
     Album,
@@ -94,9 +94,12 @@ def core_error(err: Exception) -> Exception:
 class TelegramReplier:
     """Sends videos as replies that play inline, and reasons as short plain replies."""
 
-    def __init__(self, bot: Bot, retry: Retrying) -> None:
+    def __init__(self, bot: Bot, retry: Retrying, storage_chat_id: int | None = None) -> None:
+        """`storage_chat_id` takes the uploads of clips sent inline (an inline message takes
+        a file id, never a new upload)."""
         self._bot = bot
         self._retry = retry
+        self._storage_chat_id = storage_chat_id
 
     async def _call(self, send: Callable[[], Awaitable[T]], what: str) -> T:
         """One Bot API call under the core's retry policy; `send` opens its files itself, as
@@ -104,10 +107,14 @@ class TelegramReplier:
         return await self._retry.run(send, what, core_error)
 
     async def working(self, origin: Origin) -> None:
+        if isinstance(origin, InlineOrigin):
+            return  # the placeholder says it already: there is no chat to show an action in
         await self._bot.send_chat_action(_telegram(origin).chat_id, ChatAction.UPLOAD_VIDEO)
 
     async def deliver(self, origin: Origin, media: Media) -> str | None:
         """Upload the video; its file_id lets the same bot send it again without an upload."""
+        if isinstance(origin, InlineOrigin):
+            return await self._deliver_inline(origin, media)
         where = _telegram(origin)
 
         async def send() -> Message:
@@ -134,12 +141,86 @@ class TelegramReplier:
         sent = await self._call(send, "sendVideo")
         return sent.video.file_id if sent.video else None
 
+    async def _deliver_inline(self, origin: InlineOrigin, media: Media) -> str:
+        """Upload to the storage chat, then edit the sent inline message into the video by the
+        file id that upload got."""
+        storage = self._storage_chat_id
+        if storage is None:
+            raise FetchError(Reason.FAILED, "no TELEGRAM_STORAGE_CHAT_ID for inline uploads")
+
+        async def upload() -> Message:
+            with contextlib.ExitStack() as files:
+                video = files.enter_context(media.path.open("rb"))
+                thumbnail = (
+                    files.enter_context(media.thumbnail.open("rb")) if media.thumbnail else None
+                )
+                return await self._bot.send_video(
+                    storage,
+                    video,
+                    width=media.width,
+                    height=media.height,
+                    duration=max(1, round(media.duration)),
+                    supports_streaming=True,
+                    thumbnail=thumbnail,
+                    caption=make_caption(media.info, limit=CAPTION_LIMIT),
+                    filename=f"{media.info.clip_id or 'video'}.mp4",
+                    disable_notification=True,
+                    write_timeout=UPLOAD_TIMEOUT_S,
+                    read_timeout=UPLOAD_TIMEOUT_S,
+                )
+
+        stored = await self._call(upload, "sendVideo to storage")
+        if stored.video is None:
+            raise FetchError(Reason.FAILED, "the storage chat kept no video")
+        file_id = stored.video.file_id
+        await self._edit_inline_video(
+            origin, file_id, media.width, media.height, media.duration, media.info
+        )
+        return file_id
+
+    async def _edit_inline_video(
+        self,
+        origin: InlineOrigin,
+        file_id: str,
+        width: int,
+        height: int,
+        duration: float,
+        info: ClipInfo,
+    ) -> None:
+        video = InputMediaVideo(
+            file_id,
+            caption=make_caption(info, limit=CAPTION_LIMIT),
+            width=width,
+            height=height,
+            duration=max(1, round(duration)),
+            supports_streaming=True,
+        )
+        await self._call(
+            lambda: self._bot.edit_message_media(video, inline_message_id=origin.inline_message_id),
+            "editMessageMedia",
+        )
+
     async def resend(self, origin: Origin, cached: CachedMedia) -> None:
-        where = _telegram(origin)
-        info = cached.info
         handle = cached.handle
         if not isinstance(handle, PlatformFile):
             raise StaleHandle(f"Telegram sends again by file_id only, not by {handle!r}")
+        if isinstance(origin, InlineOrigin):
+            try:
+                await self._edit_inline_video(
+                    origin,
+                    handle.file_id,
+                    cached.width,
+                    cached.height,
+                    cached.duration,
+                    cached.info,
+                )
+            except BadRequest as err:
+                if "file" in str(err).lower():
+                    raise StaleHandle(str(err)) from None
+                raise
+            return
+        where = _telegram(origin)
+        info = cached.info
         try:
             await self._call(
                 lambda: self._bot.send_video(
@@ -162,6 +243,9 @@ class TelegramReplier:
     async def deliver_album(self, origin: Origin, album: Album) -> None:
         """The photos as media groups of at most ten (caption on the first), then the music;
         each message is retried on its own, so a retry never repeats one already sent."""
+        if isinstance(origin, InlineOrigin):
+            await self._deliver_inline_album(origin, album)
+            return
         where = _telegram(origin)
         caption = make_caption(album.info, limit=CAPTION_LIMIT)
         for start in range(0, len(album.images), MEDIA_GROUP_MAX):
@@ -176,6 +260,33 @@ class TelegramReplier:
         if album.audio is not None:
             send_audio = functools.partial(self._send_audio, where, album.audio, album.info)
             await self._call(send_audio, "sendAudio")
+
+    async def _deliver_inline_album(self, origin: InlineOrigin, album: Album) -> None:
+        """An inline message holds one medium: the first photo, captioned with the link to the
+        whole post, by the file id its upload to the storage chat got."""
+        storage = self._storage_chat_id
+        if storage is None:
+            raise FetchError(Reason.FAILED, "no TELEGRAM_STORAGE_CHAT_ID for inline uploads")
+        caption = make_caption(album.info, limit=CAPTION_LIMIT)
+
+        async def upload() -> Message:
+            with album.images[0].open("rb") as photo:
+                return await self._bot.send_photo(
+                    storage,
+                    photo,
+                    disable_notification=True,
+                    write_timeout=UPLOAD_TIMEOUT_S,
+                    read_timeout=UPLOAD_TIMEOUT_S,
+                )
+
+        stored = await self._call(upload, "sendPhoto to storage")
+        if not stored.photo:
+            raise FetchError(Reason.FAILED, "the storage chat kept no photo")
+        photo = InputMediaPhoto(stored.photo[-1].file_id, caption=caption)
+        await self._call(
+            lambda: self._bot.edit_message_media(photo, inline_message_id=origin.inline_message_id),
+            "editMessageMedia",
+        )
 
     async def _send_photo(self, where: TelegramOrigin, image: Path, caption: str | None) -> None:
         with image.open("rb") as photo:
@@ -218,12 +329,22 @@ class TelegramReplier:
             )
 
     async def fail(self, origin: Origin, reason: Reason) -> None:
+        if isinstance(origin, InlineOrigin):
+            await self.tell_inline(origin, reason.message)
+            return
         where = _telegram(origin)
         await self._call(
             lambda: self._bot.send_message(
                 where.chat_id, reason.message, reply_parameters=_quote(where)
             ),
             "sendMessage",
+        )
+
+    async def tell_inline(self, origin: InlineOrigin, text: str) -> None:
+        """Edit the sent inline placeholder into a line of text (no keyboard left)."""
+        await self._call(
+            lambda: self._bot.edit_message_text(text, inline_message_id=origin.inline_message_id),
+            "editMessageText",
         )
 
 

@@ -25,6 +25,9 @@ class TelegramSettings(BaseSettings):
     # Telegram sends it back in X-Telegram-Bot-Api-Secret-Token; required with the URL.
     telegram_webhook_secret: SecretStr | None = None
 
+    # A private channel (or group) where the bot may post: new clips asked for inline are
+    # uploaded there to get a file id, then edited into the sent inline message.
+    telegram_storage_chat_id: int | None = None
     # A chat (your private chat with the bot, or a group) where the bot tells its operator that
     # fetching broke and how to fix it, and when it works again.
     operator_chat_id: int | None = None

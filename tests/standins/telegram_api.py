@@ -5,11 +5,18 @@ user messages and read what the bot sent, like a conversation. See DESIGN.md sec
 
 With a webhook set (setWebhook), the stand-in POSTs each update to it the way Telegram does,
 retrying until the receiver confirms with a 2xx answer (DESIGN.md section 13).
+
+Inline mode: a test plays the user who types "@bot query" (inject_inline_query) and picks a
+result (choose_inline_result); answerInlineQuery, editMessageMedia and editMessageText are checked
+and worded as telegram-bot-api and TDLib check and word them (their sources are named where the
+checks are).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import copy
 import enum
@@ -20,6 +27,7 @@ import random
 import re
 import secrets
 import ssl
+import struct
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
@@ -194,6 +202,62 @@ _NGINX_BAD_GATEWAY = (
     "</body>\r\n</html>\r\n"
 )
 _DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024
+# Inline mode: what telegram-bot-api (Client.cpp) and TDLib (InlineQueriesManager.cpp,
+# InlineMessageManager.cpp) check, and the server errors they pass on (QUERY_ID_INVALID reworded).
+_QUERY_TOO_OLD = "query is too old and response timeout expired or query ID is invalid"
+_MAX_INLINE_RESULTS = 50
+_MAX_RESULT_ID_BYTES = 64
+_START_PARAMETER_RE = re.compile(r"[A-Za-z0-9_-]*")
+_NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup are exactly the "
+    "same as a current content and reply markup of the message"
+)
+# Result type -> (its URL field, its file id field, the kind of file the id must be). A result
+# of these types has a URL (Telegram fetches it) or a file id (a file the bot sent before).
+_MEDIA_RESULTS: dict[str, tuple[str, str, str]] = {
+    "video": ("video_url", "video_file_id", "video"),
+    "photo": ("photo_url", "photo_file_id", "photo"),
+    "gif": ("gif_url", "gif_file_id", "animation"),
+    "mpeg4_gif": ("mpeg4_url", "mpeg4_file_id", "animation"),
+    "document": ("document_url", "document_file_id", "document"),
+    "audio": ("audio_url", "audio_file_id", "audio"),
+    "voice": ("voice_url", "voice_file_id", "voice"),
+}
+# Known to the Bot API, checked here for their required fields only; the stand-in does not
+# post them (choose_inline_result refuses).
+_OTHER_RESULTS: dict[str, tuple[str, ...]] = {
+    "sticker": ("sticker_file_id",),
+    "contact": ("phone_number", "first_name"),
+    "location": ("latitude", "longitude", "title"),
+    "venue": ("latitude", "longitude", "title", "address"),
+    "game": ("game_short_name",),
+}
+# How TDLib names file types in "Can't use file of type X as Y".
+_TD_FILE_TYPES = {
+    "video": "Video",
+    "photo": "Photo",
+    "animation": "Animation",
+    "document": "Document",
+    "audio": "Audio",
+    "voice": "VoiceNote",
+    "thumbnail": "Thumbnail",
+}
+_INPUT_MEDIA_TYPES = frozenset({"video", "photo", "animation", "document", "audio"})
+_MESSAGE_CONTENT_KEYS = (
+    "text",
+    "entities",
+    "link_preview_options",
+    "video",
+    "photo",
+    "animation",
+    "document",
+    "audio",
+    "voice",
+    "caption",
+    "caption_entities",
+    "reply_markup",
+)
+_BOT_STATUSES = frozenset({"administrator", "member", "left", "kicked"})
 # What the bot does on its own while polling or taking a webhook (everything else answers
 # someone): random faults leave these alone, or it never starts.
 POLLING_METHODS = frozenset(
@@ -259,6 +323,9 @@ class ApiCall:
     params: dict[str, Any]
     files: dict[str, UploadedFile]
     at: float
+    # What the call answered ("result" of the JSON body) once it succeeded; None before, or
+    # when it failed.
+    result: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,11 +409,26 @@ class _StoredFile:
     data: bytes
     file_path: str
     obj: JsonObject
+    kind: str  # "video", "photo", "animation", "document", "audio", "voice" or "thumbnail"
+
+
+@dataclass(slots=True)
+class _InlineQuery:
+    """An inline query a user typed, and how the bot answered it."""
+
+    query_id: str
+    user: JsonObject
+    query: str
+    at: float  # time.monotonic() when it was sent to the bot
+    answer: ApiCall | None = None
+    results: dict[str, JsonObject] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
 class _Chat:
     info: JsonObject
+    # The bot's membership: "administrator", "member", "left" or "kicked".
+    bot_status: str = "member"
     next_message_id: int = 1
     messages: dict[int, JsonObject] = field(default_factory=dict)
 
@@ -412,6 +494,12 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+def _answered(call: ApiCall, result: Any) -> None:
+    """Fill in a recorded call's result: once, when its handler returned (calls are recorded
+    as they arrive, so waiters see them before they are answered)."""
+    object.__setattr__(call, "result", result.result if isinstance(result, _Described) else result)
+
+
 def _dropped(request: web.Request) -> web.Response:
     """Close the connection at once: the client sees it end with no answer."""
     if request.transport is not None:
@@ -421,6 +509,49 @@ def _dropped(request: web.Request) -> web.Response:
 
 def _bad_request(reason: str) -> _ApiError:
     return _ApiError(400, f"Bad Request: {reason}")
+
+
+def _td_error(message: str) -> _ApiError:
+    """A 400 worded as telegram-bot-api words TDLib's and its own errors (fail_query_with_error):
+    the first letter lowered unless the message is an upper-case server error code."""
+    if len(message) >= 2 and not (message[1] == "_" or message[1].isupper()):
+        message = message[0].lower() + message[1:]
+    return _bad_request(message)
+
+
+class _Unparsable(Exception):
+    """A JSON object telegram-bot-api cannot read; the message is its own wording."""
+
+
+def _required_string(obj: JsonObject, name: str) -> str:
+    """td's JsonObject::get_required_string_field: a string, or a number taken as one."""
+    if name not in obj:
+        raise _Unparsable(f'Can\'t find field "{name}"')
+    value = obj[name]
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise _Unparsable(f'Field "{name}" must be of type String')
+
+
+def _optional_string(obj: JsonObject, name: str) -> str:
+    return _required_string(obj, name) if obj.get(name) is not None else ""
+
+
+def _new_inline_message_id(chat_id: int, message_id: int) -> str:
+    """An id shaped like Telegram's: base64url of a serialized inputBotInlineMessageID64."""
+    packed = struct.pack("<IiqiQ", 0xB6D915D7, 2, chat_id, message_id, secrets.randbits(63))
+    return base64.urlsafe_b64encode(packed).decode().rstrip("=")
+
+
+def _is_inline_message_id(value: str) -> bool:
+    """Whether TDLib could parse it (20 or 28 bytes of base64url); Telegram judges the rest."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, binascii.Error):
+        return False
+    return len(raw) in (20, 28)
 
 
 def _decode_field(name: str, raw: str) -> Any:
@@ -648,6 +779,22 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _same_content(old: JsonObject, new: JsonObject) -> bool:
+    """Whether an edit changes nothing users see: files compared by file_unique_id."""
+
+    def essence(content: JsonObject) -> JsonObject:
+        seen: JsonObject = {}
+        for key, value in content.items():
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                value = [item.get("file_unique_id", item) for item in value]
+            elif isinstance(value, dict) and "file_unique_id" in value:
+                value = value["file_unique_id"]
+            seen[key] = value
+        return seen
+
+    return essence(old) == essence(new)
+
+
 class FakeBotApi(StandIn):
     """A Bot API server on 127.0.0.1 (a free port) for one bot token.
 
@@ -663,6 +810,12 @@ class FakeBotApi(StandIn):
     once, one at a time per chat, again after a delay until a 2xx answer confirms it. Tests read
     ``webhook_deliveries``, wait with ``webhook_drained`` and make Telegram repeat itself with
     ``redeliver``. deleteWebhook goes back to getUpdates; unconfirmed updates stay pending.
+
+    Inline mode: ``inject_inline_query``, then ``inline_answer`` (what the bot answered in time,
+    within ``inline_window_s``), ``choose_inline_result`` (the user posts a result somewhere;
+    a "chosen_inline_result" update follows while ``inline_feedback`` is on), and
+    ``inline_message`` (the posted message after the bot's edits by its inline_message_id).
+    Storage chats: ``add_chat(chat_id, "channel", bot_status=...)``.
     """
 
     def __init__(
@@ -733,6 +886,15 @@ class FakeBotApi(StandIn):
         # (method, what was done) for every fault that fired, in order.
         self.faults: list[tuple[str, str]] = []
         self._commands: dict[str, list[JsonObject]] = {}
+        # Inline mode, as BotFather sets it: /setinline (getMe's supports_inline_queries) and
+        # /setinlinefeedback (whether chosen_inline_result updates come).
+        self.inline_mode = True
+        self.inline_feedback = True
+        # How long an inline query may wait for its answer (Telegram gives about 10 s).
+        self.inline_window_s = 10.0
+        self._inline_queries: dict[str, _InlineQuery] = {}
+        # inline_message_id -> (chat id, message id) of the message it names.
+        self._inline_messages: dict[str, tuple[int, int]] = {}
         self._runner: web.AppRunner | None = None
         self._root: str | None = None
         self._methods: dict[str, tuple[str, _Handler]] = {
@@ -758,10 +920,13 @@ class FakeBotApi(StandIn):
                 "sendAudio": self._send_audio,
                 "sendMediaGroup": self._send_media_group,
                 "editMessageText": self._edit_message_text,
+                "editMessageMedia": self._edit_message_media,
+                "getChat": self._get_chat,
+                "getChatMember": self._get_chat_member,
                 "deleteMessage": self._delete_message,
                 "setMessageReaction": self._set_message_reaction,
                 "answerCallbackQuery": self._true,
-                "answerInlineQuery": self._true,
+                "answerInlineQuery": self._answer_inline_query,
                 "getFile": self._get_file,
             }.items()
         }
@@ -820,10 +985,23 @@ class FakeBotApi(StandIn):
         *,
         user_id: int = 42,
         title: str | None = None,
+        bot_status: str | None = None,
     ) -> JsonObject:
-        """Make a chat known, e.g. a storage chat the bot sends to without being written to."""
+        """Make a chat known, e.g. a storage chat the bot sends to without being written to.
+
+        ``chat_type``: "private", "group", "supergroup" or "channel". ``bot_status`` is the
+        bot's membership ("administrator", "member", "left" or "kicked"; by default an
+        administrator of a channel, a member elsewhere). In a channel only an administrator
+        posts (as the channel); in groups a bot that left or was kicked cannot send; getChat and
+        getChatMember answer accordingly. Given again for a known chat, it changes the status.
+        """
+        if bot_status is not None and bot_status not in _BOT_STATUSES:
+            raise ValueError(f"bot_status must be one of {sorted(_BOT_STATUSES)}")
         user = self._user(user_id, is_bot=False)
-        return copy.deepcopy(self._ensure_chat(chat_id, chat_type, user, title).info)
+        chat = self._ensure_chat(chat_id, chat_type, user, title)
+        if bot_status is not None:
+            chat.bot_status = bot_status
+        return copy.deepcopy(chat.info)
 
     def inject_message(
         self,
@@ -903,6 +1081,102 @@ class FakeBotApi(StandIn):
         message["edit_date"] = int(time.time())
         self.inject_update("edited_message", message)
         return copy.deepcopy(message)
+
+    # Test side: inline mode (the user types "@bot query" somewhere and picks a result)
+
+    def inject_inline_query(
+        self,
+        query: str,
+        *,
+        user_id: int = 42,
+        chat_type: str | None = "private",
+        offset: str = "",
+    ) -> str:
+        """Queue an "inline_query" update; returns its id (a string, like Telegram's).
+
+        The bot has ``inline_window_s`` from now to answer it. ``chat_type`` is where the user
+        types ("sender", "private", "group", "supergroup", "channel"; None leaves it out).
+        """
+        if not self.inline_mode:
+            raise ValueError("inline mode is off (BotFather's /setinline): Telegram sends no query")
+        user = self._user(user_id, is_bot=False)
+        query_id = str(secrets.randbits(62) | 1 << 62)
+        self._inline_queries[query_id] = _InlineQuery(
+            query_id=query_id, user=user, query=query, at=time.monotonic()
+        )
+        payload: JsonObject = {"id": query_id, "from": user, "query": query, "offset": offset}
+        if chat_type is not None:
+            payload["chat_type"] = chat_type
+        self.inject_update("inline_query", payload)
+        return query_id
+
+    def inline_answer(self, query_id: str) -> ApiCall:
+        """The answerInlineQuery call that answered this query; KeyError if none did."""
+        query = self._inline_queries.get(query_id)
+        if query is None or query.answer is None:
+            raise KeyError(f"inline query {query_id} has no answer (yet)")
+        return query.answer
+
+    def choose_inline_result(
+        self,
+        query_id: str,
+        result_id: str,
+        *,
+        chat_id: int = 1001,
+        chat_type: str = "private",
+    ) -> JsonObject:
+        """The user picks a result of an answered query: Telegram posts it into the chat.
+
+        The message is the user's, ``via_bot`` the bot, its content the result's (the text of an
+        article, the file of a media result with its caption) with the result's inline keyboard.
+        Only a result with a keyboard gets an ``inline_message_id`` (the bot's handle to edit it
+        later). With ``inline_feedback`` on, a "chosen_inline_result" update follows. The bot
+        gets no "message" update for the post: users mostly post in chats the bot is not in.
+
+        Returns the posted message, with "inline_message_id" added when it has one.
+        """
+        query = self._inline_queries.get(query_id)
+        if query is None or query.answer is None:
+            raise ValueError(f"inline query {query_id} was not answered")
+        result = query.results.get(result_id)
+        if result is None:
+            raise ValueError(f"the answer to {query_id} has no result {result_id!r}")
+        user = query.user
+        chat = self._ensure_chat(chat_id, chat_type, user, None)
+        message: JsonObject = {"message_id": chat.take_message_id()}
+        if chat_type == "channel":
+            message["sender_chat"] = dict(chat.info)
+        else:
+            message["from"] = dict(user)
+        message |= {
+            "chat": dict(chat.info),
+            "date": int(time.time()),
+            "via_bot": dict(self.bot_user),
+            **self._result_content(result),
+        }
+        markup = result.get("reply_markup")
+        if markup:
+            message["reply_markup"] = copy.deepcopy(markup)
+        chat.messages[message["message_id"]] = message
+        posted = copy.deepcopy(message)
+        chosen: JsonObject = {"result_id": result_id, "from": dict(user), "query": query.query}
+        if markup:
+            inline_message_id = _new_inline_message_id(chat_id, message["message_id"])
+            self._inline_messages[inline_message_id] = (chat_id, message["message_id"])
+            chosen["inline_message_id"] = posted["inline_message_id"] = inline_message_id
+        if self.inline_feedback:
+            self.inject_update("chosen_inline_result", chosen)
+        return posted
+
+    def inline_message(self, inline_message_id: str) -> JsonObject:
+        """The message an inline_message_id names, as users see it now (edits applied)."""
+        chat_id, message_id = self._inline_messages[inline_message_id]
+        return copy.deepcopy(self._chats[chat_id].messages[message_id])
+
+    @property
+    def inline_messages(self) -> dict[str, JsonObject]:
+        """Every message posted from an inline result with a keyboard, by inline_message_id."""
+        return {key: self.inline_message(key) for key in self._inline_messages}
 
     def inject_update(self, kind: str, payload: JsonObject) -> int:
         """Queue a raw update of any kind; returns its update_id.
@@ -1176,6 +1450,7 @@ class FakeBotApi(StandIn):
             result = await handler(call)
         except _ApiError as error:
             return error.response()
+        _answered(call, result)
         if isinstance(fault, _Reset):
             self.faults.append((name, "reset after the call was carried out"))
             return _dropped(request)
@@ -1266,7 +1541,7 @@ class FakeBotApi(StandIn):
             **self.bot_user,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            "supports_inline_queries": self.inline_mode,
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
@@ -1402,7 +1677,7 @@ class FakeBotApi(StandIn):
         return True
 
     async def _send_message(self, call: ApiCall) -> JsonObject:
-        chat = self._chat(call)
+        chat = self._chat_to_post(call)
         text, entities = self._formatted(call, "text", "entities")
         if not text.strip():
             raise _bad_request("message text is empty")
@@ -1414,19 +1689,19 @@ class FakeBotApi(StandIn):
         return self._bot_message(chat, call, content)
 
     async def _send_chat_action(self, call: ApiCall) -> bool:
-        self._chat(call)
+        self._chat_to_post(call)
         if call.params.get("action") not in _CHAT_ACTIONS:
             raise _bad_request("wrong parameter action in request")
         return True
 
     async def _send_video(self, call: ApiCall) -> JsonObject:
-        chat = self._chat(call)
+        chat = self._chat_to_post(call)
         content = self._caption(call)
         content["video"] = self._media_object(call, "video", call.params.get("video"), call.params)
         return self._bot_message(chat, call, content)
 
     async def _send_document(self, call: ApiCall) -> JsonObject:
-        chat = self._chat(call)
+        chat = self._chat_to_post(call)
         content = self._caption(call)
         content["document"] = self._media_object(
             call, "document", call.params.get("document"), call.params
@@ -1434,13 +1709,13 @@ class FakeBotApi(StandIn):
         return self._bot_message(chat, call, content)
 
     async def _send_audio(self, call: ApiCall) -> JsonObject:
-        chat = self._chat(call)
+        chat = self._chat_to_post(call)
         content = self._caption(call)
         content["audio"] = self._media_object(call, "audio", call.params.get("audio"), call.params)
         return self._bot_message(chat, call, content)
 
     async def _send_photo(self, call: ApiCall) -> JsonObject:
-        chat = self._chat(call)
+        chat = self._chat_to_post(call)
         content = self._caption(call)
         content["photo"] = [
             self._media_object(call, "photo", call.params.get("photo"), call.params)
@@ -1448,7 +1723,7 @@ class FakeBotApi(StandIn):
         return self._bot_message(chat, call, content)
 
     async def _send_media_group(self, call: ApiCall) -> list[JsonObject]:
-        chat = self._chat(call)
+        chat = self._chat_to_post(call)
         media = call.params.get("media")
         if not isinstance(media, list) or not all(isinstance(item, dict) for item in media):
             raise _bad_request("can't parse media JSON object")
@@ -1472,32 +1747,6 @@ class FakeBotApi(StandIn):
             content["media_group_id"] = group_id
             contents.append(content)
         return [self._bot_message(chat, call, content) for content in contents]
-
-    async def _edit_message_text(self, call: ApiCall) -> JsonObject | bool:
-        if "inline_message_id" in call.params:
-            return True
-        chat = self._chat(call)
-        message = chat.messages.get(self._int_param(call, "message_id"))
-        if message is None:
-            raise _bad_request("message to edit not found")
-        if message["from"]["id"] != self.bot_user["id"]:
-            raise _bad_request("message can't be edited")
-        if "text" not in message:
-            raise _bad_request("there is no text in the message to edit")
-        text, entities = self._formatted(call, "text", "entities")
-        if not text.strip():
-            raise _bad_request("message text is empty")
-        if text == message["text"] and entities == message.get("entities", []):
-            raise _bad_request(
-                "message is not modified: specified new message content and reply markup are "
-                "exactly the same as a current content and reply markup of the message"
-            )
-        message["text"] = text
-        message.pop("entities", None)
-        if entities:
-            message["entities"] = entities
-        message["edit_date"] = int(time.time())
-        return copy.deepcopy(message)
 
     async def _delete_message(self, call: ApiCall) -> bool:
         chat = self._chat(call)
@@ -1523,6 +1772,421 @@ class FakeBotApi(StandIn):
             "file_size": len(stored.data),
             "file_path": stored.file_path,
         }
+
+    # Bot API methods: chats
+
+    async def _get_chat(self, call: ApiCall) -> JsonObject:
+        chat = self._chat(call)
+        self._check_access(chat)
+        full: JsonObject = {
+            **copy.deepcopy(chat.info),
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": {
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+                "gifts_from_channels": False,
+            },
+        }
+        return full
+
+    async def _get_chat_member(self, call: ApiCall) -> JsonObject:
+        """The bot's own membership as add_chat set it; the chat's user is a member; anyone
+        else has left. Fields as telegram-bot-api's JsonChatMember writes them."""
+        chat = self._chat(call)
+        user_id = call.params.get("user_id")
+        if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id <= 0:
+            raise _td_error("Invalid user_id specified")
+        self._check_access(chat)
+        kind = chat.info["type"]
+        if user_id != self.bot_user["id"]:
+            user = self._user(user_id, is_bot=False)
+            own = kind == "private" or any(
+                m.get("from", {}).get("id") == user_id for m in chat.messages.values()
+            )
+            return {"user": user, "status": "member" if own else "left"}
+        member: JsonObject = {"user": dict(self.bot_user), "status": chat.bot_status}
+        if chat.bot_status == "kicked":
+            member["until_date"] = 0
+        elif chat.bot_status == "administrator":
+            member |= {"can_be_edited": False, "can_manage_chat": True, "can_change_info": False}
+            if kind == "channel":
+                member |= {"can_post_messages": True, "can_edit_messages": True}
+            member |= {
+                "can_delete_messages": True,
+                "can_invite_users": False,
+                "can_restrict_members": False,
+            }
+            if kind in ("group", "supergroup"):
+                member["can_pin_messages"] = False
+            if kind == "supergroup":
+                member["can_manage_topics"] = False
+            member |= {
+                "can_promote_members": False,
+                "can_manage_video_chats": False,
+                "can_post_stories": False,
+                "can_edit_stories": False,
+                "can_delete_stories": False,
+            }
+            if kind == "channel":
+                member["can_manage_direct_messages"] = False
+            member |= {"is_anonymous": False, "can_manage_voice_chats": False}
+        return member
+
+    # Bot API methods: inline mode
+
+    async def _answer_inline_query(self, call: ApiCall) -> bool:
+        """Checked in telegram-bot-api's order: its JSON reading (process_answer_inline_query_
+        query), then TDLib's (InlineQueriesManager::answer_inline_query), then Telegram's."""
+        params = call.params
+        button = params.get("button")
+        try:
+            if button is not None and button != "":
+                self._read_results_button(button)
+        except _Unparsable as error:
+            raise _td_error(f"Can't parse inline query results button: {error}") from None
+        results = self._read_inline_results(params.get("results"))
+        if isinstance(button, dict) and "start_parameter" in button:
+            start = str(button["start_parameter"])
+            if not start:
+                raise _td_error("Can't use empty start_parameter")
+            if len(start) > 64:
+                raise _td_error("Too long start_parameter specified")
+            if not _START_PARAMETER_RE.fullmatch(start):
+                raise _td_error("Unallowed characters in start_parameter are used")
+        for result in results:
+            self._check_inline_result(result)
+        query = self._inline_queries.get(str(params.get("inline_query_id", "")))
+        if (
+            query is None
+            or query.answer is not None
+            or time.monotonic() - query.at > self.inline_window_s
+        ):
+            raise _bad_request(_QUERY_TOO_OLD)
+        seen: set[str] = set()
+        for result in results:
+            result_id = result["id"]
+            if not result_id:
+                raise _bad_request("RESULT_ID_EMPTY")
+            if len(result_id.encode()) > _MAX_RESULT_ID_BYTES:
+                raise _bad_request("RESULT_ID_INVALID")
+            if result_id in seen:
+                raise _bad_request("RESULT_ID_DUPLICATE")
+            seen.add(result_id)
+        query.answer = call
+        query.results = {result["id"]: result for result in results}
+        return True
+
+    @staticmethod
+    def _read_results_button(button: Any) -> None:
+        if not isinstance(button, dict):
+            raise _Unparsable("InlineQueryResultsButton must be an Object")
+        _required_string(button, "text")
+        if "start_parameter" in button:
+            _required_string(button, "start_parameter")
+            return
+        if "web_app" in button:
+            web_app = button["web_app"]
+            if not isinstance(web_app, dict):
+                raise _Unparsable('Field "web_app" must be of type Object')
+            _required_string(web_app, "url")
+            return
+        raise _Unparsable("InlineQueryResultsButton must have exactly one optional field")
+
+    def _read_inline_results(self, value: Any) -> list[JsonObject]:
+        """The results as telegram-bot-api reads them: ids and types as strings, required
+        fields present. Each comes back as given, with "type" lowered and "id" a string."""
+        if value is None or value == "":
+            return []
+        if isinstance(value, str):
+            raise _td_error(f"Can't parse JSON encoded inline query results: {value[:40]}")
+        if not isinstance(value, list):
+            raise _td_error("Expected an Array of inline query results")
+        if len(value) > _MAX_INLINE_RESULTS:
+            raise _td_error("Too many inline query results specified")
+        results: list[JsonObject] = []
+        for raw in value:
+            try:
+                results.append(self._read_inline_result(raw))
+            except _Unparsable as error:
+                raise _td_error(f"Can't parse inline query result: {error}") from None
+        return results
+
+    def _read_inline_result(self, raw: Any) -> JsonObject:
+        if not isinstance(raw, dict):
+            raise _Unparsable("Inline query result must be an object")
+        result = copy.deepcopy(raw)
+        kind = result["type"] = _required_string(result, "type").lower()
+        result["id"] = _required_string(result, "id")
+        content = result.get("input_message_content")
+        if content is not None:
+            if not isinstance(content, dict):
+                raise _Unparsable('Field "input_message_content" must be of type Object')
+            if not _optional_string(content, "message_text") and kind == "article":
+                known = ("latitude", "phone_number", "payload")
+                if not any(key in content for key in known):
+                    raise _Unparsable("Input message content is not specified")
+        elif kind == "article":
+            _required_string(result, "message_text")  # the legacy place of an article's text
+        markup = result.get("reply_markup")
+        if markup is not None:
+            if not isinstance(markup, dict):
+                raise _Unparsable('Field "reply_markup" must be of type Object')
+            result["reply_markup"] = self._read_markup(markup)
+        if kind == "article":
+            _required_string(result, "title")
+        elif kind in _MEDIA_RESULTS:
+            url_field, file_id_field, _ = _MEDIA_RESULTS[kind]
+            url = _optional_string(result, url_field)
+            if kind in ("video", "document", "voice") or (kind == "audio" and url):
+                _required_string(result, "title")
+            if url and kind in ("video", "document"):
+                _required_string(result, "mime_type")
+            if not url:
+                _required_string(result, file_id_field)
+        elif kind in _OTHER_RESULTS:
+            for name in _OTHER_RESULTS[kind]:
+                if name not in result:
+                    raise _Unparsable(f'Can\'t find field "{name}"')
+        else:
+            raise _Unparsable(f'type "{kind}" is unsupported for the inline query result')
+        return result
+
+    def _check_inline_result(self, result: JsonObject) -> None:
+        """TDLib's and Telegram's checks of one result (get_input_bot_inline_result)."""
+        kind = result["type"]
+        markup = result.get("reply_markup")
+        if markup is not None:
+            self._inline_only(markup)
+        if kind == "article" and not result["title"]:
+            raise _bad_request("ARTICLE_TITLE_EMPTY")
+        if kind not in _MEDIA_RESULTS:
+            return
+        url_field, file_id_field, file_kind = _MEDIA_RESULTS[kind]
+        url = _optional_string(result, url_field)
+        if url:
+            mime_type = str(result.get("mime_type", ""))
+            if kind == "video" and not mime_type.startswith(("video/mp4", "text/html")):
+                raise _td_error("Unallowed video MIME type")
+            if kind in ("video", "photo") and not result.get("thumbnail_url"):
+                # Required by the Bot API docs; Telegram's error for photos (video: assumed).
+                raise _bad_request(f"{kind.upper()}_THUMB_URL_EMPTY")
+            return
+        self._stored_of_kind(str(result[file_id_field]), file_kind)
+
+    def _stored_of_kind(self, file_id: str, kind: str) -> _StoredFile:
+        """A file the bot sent before, usable as ``kind`` (TDLib's FileManager wording)."""
+        stored = self._files.get(file_id)
+        if stored is None:
+            raise _td_error(
+                "Wrong remote file identifier specified: can't unserialize it. Wrong last symbol"
+            )
+        if stored.kind != kind and kind != "document":
+            raise _td_error(
+                f"Can't use file of type {_TD_FILE_TYPES[stored.kind]} as {_TD_FILE_TYPES[kind]}"
+            )
+        return stored
+
+    def _result_content(self, result: JsonObject) -> JsonObject:
+        """What a chosen result posts: its input_message_content, else its file and caption."""
+        content = result.get("input_message_content")
+        if content is None and result["type"] == "article":
+            content = result  # the legacy place of an article's text
+        if content is not None and content.get("message_text"):
+            text, entities = self._formatted(None, "message_text", "entities", content)
+            posted: JsonObject = {"text": text}
+            if entities:
+                posted["entities"] = entities
+            return posted
+        if content is not None or result["type"] not in _MEDIA_RESULTS:
+            raise NotImplementedError(f"the stand-in does not post {result['type']} results")
+        url_field, file_id_field, kind = _MEDIA_RESULTS[result["type"]]
+        url = _optional_string(result, url_field)
+        if url:
+            obj = self._fetched(kind, url, str(result.get("mime_type", "")), result)
+        else:
+            obj = copy.deepcopy(self._stored_of_kind(str(result[file_id_field]), kind).obj)
+        posted = self._caption(None, result)
+        posted[kind] = [obj] if kind == "photo" else obj
+        return posted
+
+    def _fetched(self, kind: str, url: str, mime_type: str, meta_source: JsonObject) -> JsonObject:
+        """A file Telegram would download from ``url``. The stand-in never goes online: the
+        file is empty, its object made from what the bot said about it."""
+        name = URL(url).name or "file"
+        mime_type = mime_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        meta: JsonObject = {}
+        if kind == "photo":
+            meta = {
+                "width": int(meta_source.get("photo_width") or meta_source.get("width") or 0),
+                "height": int(meta_source.get("photo_height") or meta_source.get("height") or 0),
+            }
+        else:
+            if kind == "video":
+                meta = {
+                    "width": int(meta_source.get("video_width") or meta_source.get("width") or 0),
+                    "height": int(
+                        meta_source.get("video_height") or meta_source.get("height") or 0
+                    ),
+                    "duration": int(
+                        meta_source.get("video_duration") or meta_source.get("duration") or 0
+                    ),
+                }
+            meta |= {"file_name": name, "mime_type": mime_type}
+        upload = UploadedFile(filename=name, content_type=mime_type, data=b"", size=0)
+        return self._store(kind, upload, meta)
+
+    @staticmethod
+    def _read_markup(markup: JsonObject) -> JsonObject | None:
+        """A reply_markup as telegram-bot-api reads it (get_reply_markup): None when it holds
+        no keyboard; buttons of an inline keyboard need text and an action."""
+        inline_keyboard = markup.get("inline_keyboard")
+        if inline_keyboard is not None:
+            if not isinstance(inline_keyboard, list) or not all(
+                isinstance(row, list) for row in inline_keyboard
+            ):
+                raise _Unparsable(
+                    'Field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays'
+                )
+            for button in (button for row in inline_keyboard for button in row):
+                try:
+                    if not isinstance(button, dict):
+                        raise _Unparsable("InlineKeyboardButton must be an Object")
+                    _required_string(button, "text")
+                    # Looks only, no action: what a reply keyboard button is.
+                    if set(button) <= {"text", "style", "icon_custom_emoji_id"}:
+                        raise _Unparsable("Text buttons are unallowed in the inline keyboard")
+                except _Unparsable as error:
+                    raise _Unparsable(f"Can't parse inline keyboard button: {error}") from None
+            if any(inline_keyboard):
+                return copy.deepcopy(markup)
+        if any(markup.get(key) for key in ("keyboard", "remove_keyboard", "force_reply")):
+            return copy.deepcopy(markup)
+        return None
+
+    @staticmethod
+    def _inline_only(markup: JsonObject) -> None:
+        """TDLib's get_inline_reply_markup: an inline message takes an inline keyboard only."""
+        if not markup.get("inline_keyboard"):
+            raise _td_error("Inline keyboard expected")
+        for button in (button for row in markup["inline_keyboard"] for button in row):
+            if not button["text"]:
+                raise _td_error("Inline keyboard button text must be non-empty")
+
+    def _edit_markup(self, call: ApiCall) -> JsonObject | None:
+        """The reply_markup of an edit: an inline keyboard, or None to remove the keyboard."""
+        markup = call.params.get("reply_markup")
+        if markup is None or markup == "":
+            return None
+        if isinstance(markup, str):
+            raise _td_error("Can't parse reply keyboard markup JSON object")
+        if not isinstance(markup, dict):
+            raise _td_error("Object expected as reply markup")
+        try:
+            read = self._read_markup(markup)
+        except _Unparsable as error:
+            raise _td_error(str(error)) from None
+        if read is not None:
+            self._inline_only(read)
+        return read
+
+    def _edit_target(self, call: ApiCall) -> tuple[JsonObject, bool]:
+        """The message an edit names, and whether it is an inline message.
+
+        Like telegram-bot-api: without chat_id and message_id, inline_message_id names it.
+        """
+        params = call.params
+        if params.get("chat_id") in (None, "") and not params.get("message_id"):
+            inline_message_id = str(params.get("inline_message_id") or "")
+            if not inline_message_id:
+                raise _td_error("Message identifier is not specified")
+            where = self._inline_messages.get(inline_message_id)
+            if where is None:
+                if _is_inline_message_id(inline_message_id):
+                    raise _bad_request("MESSAGE_ID_INVALID")
+                raise _td_error("Invalid inline message identifier specified")
+            chat_id, message_id = where
+            message = self._chats[chat_id].messages.get(message_id)
+            if message is None:
+                raise _bad_request("MESSAGE_ID_INVALID")
+            return message, True
+        chat = self._chat(call)
+        message = chat.messages.get(self._int_param(call, "message_id"))
+        if message is None:
+            raise _bad_request("message to edit not found")
+        if not self._sent_by_bot(message):
+            raise _bad_request("message can't be edited")
+        return message, False
+
+    async def _edit_message_media(self, call: ApiCall) -> JsonObject | bool:
+        """editMessageMedia: an inline message takes a file id or a URL, never a new upload
+        (TDLib's InlineMessageManager::edit_inline_message_media finds no remote file)."""
+        markup = self._edit_markup(call)
+        media = call.params.get("media")
+        if not isinstance(media, dict):
+            raise _td_error("Can't parse input media JSON object")
+        try:
+            kind = _required_string(media, "type")
+            value = _optional_string(media, "media")
+        except _Unparsable as error:
+            raise _td_error(f"Can't parse InputMedia: {error}") from None
+        if kind not in _INPUT_MEDIA_TYPES:
+            raise _td_error(f'Can\'t parse InputMedia: type "{kind}" is unsupported')
+        attached = value.removeprefix("attach://") if value.startswith("attach://") else None
+        if not value or (attached is not None and attached not in call.files):
+            raise _td_error("Can't parse InputMedia: media not found")
+        message, inline = self._edit_target(call)
+        content = self._caption(call, media)
+        if value.startswith(("http://", "https://")):
+            obj = self._fetched(kind, value, "", media)
+        elif attached is not None:
+            if inline:
+                raise _td_error("Invalid message content specified")
+            obj = self._media_object(call, kind, value, media)
+        else:
+            if inline or value in self._files:
+                self._stored_of_kind(value, kind)
+            obj = self._media_object(call, kind, value, media)
+        content[kind] = [obj] if kind == "photo" else obj
+        if markup is not None:
+            content["reply_markup"] = markup
+        old = {key: message[key] for key in _MESSAGE_CONTENT_KEYS if key in message}
+        if _same_content(old, content):
+            raise _bad_request(_NOT_MODIFIED)
+        self._replace_content(message, content)
+        return True if inline else copy.deepcopy(message)
+
+    @staticmethod
+    def _replace_content(message: JsonObject, content: JsonObject) -> None:
+        for key in _MESSAGE_CONTENT_KEYS:
+            message.pop(key, None)
+        message.update(content)
+        message["edit_date"] = int(time.time())
+
+    async def _edit_message_text(self, call: ApiCall) -> JsonObject | bool:
+        """editMessageText of a chat message (returns it) or an inline message (returns true)."""
+        text, entities = self._formatted(call, "text", "entities")
+        if not text.strip():
+            raise _bad_request("message text is empty")
+        if utf16_len(text) > 4096:
+            raise _bad_request("message is too long")
+        markup = self._edit_markup(call)
+        message, inline = self._edit_target(call)
+        if "text" not in message:
+            raise _bad_request("there is no text in the message to edit")
+        content: JsonObject = {"text": text}
+        if entities:
+            content["entities"] = entities
+        if markup is not None:
+            content["reply_markup"] = markup
+        old = {key: message[key] for key in _MESSAGE_CONTENT_KEYS if key in message}
+        old.pop("link_preview_options", None)
+        if _same_content(old, content):
+            raise _bad_request(_NOT_MODIFIED)
+        self._replace_content(message, content)
+        return True if inline else copy.deepcopy(message)
 
     # Webhook
 
@@ -1797,7 +2461,7 @@ class FakeBotApi(StandIn):
         self._record_call(call)
         if handler is not None:
             with contextlib.suppress(_ApiError):
-                await handler(call)
+                _answered(call, await handler(call))
 
     # Helpers
 
@@ -1861,9 +2525,12 @@ class FakeBotApi(StandIn):
             }
         elif chat_type in ("group", "supergroup"):
             info = {"id": chat_id, "type": chat_type, "title": title or f"Test group {chat_id}"}
+        elif chat_type == "channel":
+            info = {"id": chat_id, "type": "channel", "title": title or f"Test channel {chat_id}"}
         else:
             raise ValueError(f"unsupported chat type {chat_type!r}")
-        chat = self._chats[chat_id] = _Chat(info=info)
+        bot_status = "administrator" if chat_type == "channel" else "member"
+        chat = self._chats[chat_id] = _Chat(info=info, bot_status=bot_status)
         return chat
 
     def _chat(self, call: ApiCall) -> _Chat:
@@ -1881,6 +2548,33 @@ class FakeBotApi(StandIn):
             raise _bad_request("chat not found")
         return chat
 
+    def _chat_to_post(self, call: ApiCall) -> _Chat:
+        """The chat a send* call names, if the bot may post there."""
+        chat = self._chat(call)
+        self._check_access(chat)
+        if chat.info["type"] == "channel" and chat.bot_status != "administrator":
+            # TDLib's DialogManager::can_send_message_to_dialog: only admins post in channels.
+            raise _td_error("Need administrator rights in the channel chat")
+        return chat
+
+    @staticmethod
+    def _check_access(chat: _Chat) -> None:
+        """Refuse a chat the bot left or was kicked from (telegram-bot-api's check_chat_access;
+        the stand-in's groups and channels are private, so reading needs membership too)."""
+        kind = chat.info["type"]
+        if kind == "private":
+            return
+        if chat.bot_status == "kicked":
+            raise _ApiError(403, f"Forbidden: bot was kicked from the {kind} chat")
+        if chat.bot_status == "left":
+            raise _ApiError(403, f"Forbidden: bot is not a member of the {kind} chat")
+
+    def _sent_by_bot(self, message: JsonObject) -> bool:
+        """The bot's own message: sent as itself, or as a channel (a post not sent via a bot)."""
+        if message.get("from", {}).get("id") == self.bot_user["id"]:
+            return True
+        return message["chat"]["type"] == "channel" and "via_bot" not in message
+
     def _int_param(self, call: ApiCall, name: str) -> int:
         value = call.params.get(name)
         if not isinstance(value, int) or isinstance(value, bool):
@@ -1892,10 +2586,16 @@ class FakeBotApi(StandIn):
         return json.dumps([scope, call.params.get("language_code", "")], sort_keys=True)
 
     def _formatted(
-        self, call: ApiCall, text_key: str, entities_key: str, source: JsonObject | None = None
+        self,
+        call: ApiCall | None,
+        text_key: str,
+        entities_key: str,
+        source: JsonObject | None = None,
     ) -> tuple[str, list[JsonObject]]:
-        """Text after parse_mode (HTML is parsed; Markdown modes are passed through unparsed)."""
-        params = call.params if source is None else source
+        """Text after parse_mode (HTML is parsed; Markdown modes are passed through unparsed).
+
+        Read from ``source`` if given, else from the call's parameters."""
+        params = source if source is not None else call.params if call is not None else {}
         text = params.get(text_key)
         if text is None:
             return "", []
@@ -1907,7 +2607,7 @@ class FakeBotApi(StandIn):
             return _parse_html(text)
         return text, []
 
-    def _caption(self, call: ApiCall, source: JsonObject | None = None) -> JsonObject:
+    def _caption(self, call: ApiCall | None, source: JsonObject | None = None) -> JsonObject:
         caption, entities = self._formatted(call, "caption", "caption_entities", source)
         if utf16_len(caption) > 1024:
             raise _bad_request("message caption is too long")
@@ -1929,12 +2629,12 @@ class FakeBotApi(StandIn):
         return quoted
 
     def _bot_message(self, chat: _Chat, call: ApiCall, content: JsonObject) -> JsonObject:
-        message: JsonObject = {
-            "message_id": chat.take_message_id(),
-            "from": dict(self.bot_user),
-            "chat": dict(chat.info),
-            "date": int(time.time()),
-        }
+        message: JsonObject = {"message_id": chat.take_message_id()}
+        if chat.info["type"] == "channel":
+            message["sender_chat"] = dict(chat.info)  # a bot posts in a channel as the channel
+        else:
+            message["from"] = dict(self.bot_user)
+        message |= {"chat": dict(chat.info), "date": int(time.time())}
         reply = call.params.get("reply_parameters")
         if reply is None and "reply_to_message_id" in call.params:
             reply = {
@@ -2056,6 +2756,7 @@ class FakeBotApi(StandIn):
             data=upload.data,
             file_path=f"{folder}/file_{number}{suffix}",
             obj=obj,
+            kind=kind,
         )
         self._files[file_id] = stored
         self._files_by_path[stored.file_path] = stored
