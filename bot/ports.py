@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from bot.chat_settings import ChatSettings
 from bot.links import Link
 from bot.model import (
     Album,
@@ -243,3 +244,15 @@ class OperatorChannel(Protocol):
     """A place where the operator reads the bot's alerts (a Telegram chat, a Discord channel)."""
 
     async def tell_operator(self, text: str) -> None: ...
+
+
+class ChatSettingsStore(Protocol):
+    """Each chat's own choices (bot.chat_settings), read on every request: implementations keep
+    a memory copy and drop it when the chat changes, in whichever process."""
+
+    async def get(self, chat: str) -> ChatSettings:
+        """The chat's settings; all defaults for a chat that never chose."""
+
+    async def put(self, chat: str, settings: ChatSettings) -> None: ...
+
+    async def close(self) -> None: ...

@@ -12,6 +12,13 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from bot.chat_settings import (
+    AutoDetect,
+    CaptionStyle,
+    ChatSettings,
+    FailureStyle,
+    OriginalMessage,
+)
 from bot.codec import DataclassCodec, RequestCodec
 from bot.links import Link, LinkKind
 from bot.model import (
@@ -24,6 +31,7 @@ from bot.model import (
     VideoRequest,
 )
 from bot.ports import (
+    ChatSettingsStore,
     ClipCache,
     FailedLinks,
     FetchHealth,
@@ -38,6 +46,7 @@ from bot.ports import (
     Verdict,
 )
 from bot.queue import AsyncioJobQueue
+from bot.settings import SlideshowMode
 from bot.stores.media_files import FileMediaStore
 from bot.stores.memory_flights import MemoryFlights
 from bot.stores.memory_health import MemoryFailedLinks, MemoryFetchHealth
@@ -48,9 +57,11 @@ from bot.stores.redis_health import RedisFailedLinks, RedisFetchHealth
 from bot.stores.redis_journal import RedisJournal
 from bot.stores.redis_limits import RedisRateLimits
 from bot.stores.redis_media import RedisMediaStore
+from bot.stores.redis_settings import RedisChatSettings
 from bot.stores.send_limits import memory_send_limits, redis_send_limits
 from bot.stores.sqlite_cache import SqliteCache
 from bot.stores.sqlite_journal import SqliteJournal
+from bot.stores.sqlite_settings import SqliteChatSettings
 from bot.taskiq_jobs import LeasedStreamBroker, TaskiqJobQueue, TaskiqWorker
 from tests.redis_server import RedisServer
 
@@ -652,3 +663,99 @@ async def test_failed_links_with_no_time_are_not_kept(redis: Redis | None) -> No
     links = failed_links(redis)
     await links.remember("tiktok:1", Reason.PRIVATE, 0)
     assert await links.recall("tiktok:1") is None
+
+
+@pytest.fixture
+async def chat_settings(redis: Redis | None, tmp_path: Path) -> AsyncIterator[ChatSettingsStore]:
+    store: ChatSettingsStore
+    if redis is None:
+        store = await SqliteChatSettings.open(tmp_path / "settings.sqlite3")
+    else:
+        started = RedisChatSettings(redis)
+        await started.start()
+        store = started
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+CHOSEN = ChatSettings(
+    auto_detect=AutoDetect.ON_REQUEST,
+    caption=CaptionStyle.LINK,
+    original=OriginalMessage.DELETE,
+    failures=FailureStyle.SILENT,
+    slideshow=SlideshowMode.VIDEO,
+    language="es",
+    trending=False,
+)
+
+
+async def test_chat_settings_default_to_the_platform_s_own(
+    chat_settings: ChatSettingsStore,
+) -> None:
+    assert await chat_settings.get("telegram:chat:-100") == ChatSettings()
+
+
+async def test_chat_settings_give_back_what_was_put_and_keep_chats_apart(
+    chat_settings: ChatSettingsStore,
+) -> None:
+    await chat_settings.put("telegram:chat:-100", CHOSEN)
+    assert await chat_settings.get("telegram:chat:-100") == CHOSEN
+    assert await chat_settings.get("telegram:chat:-200") == ChatSettings()
+    changed = replace(CHOSEN, language=None, trending=True)
+    await chat_settings.put("telegram:chat:-100", changed)
+    assert await chat_settings.get("telegram:chat:-100") == changed
+    await chat_settings.put("telegram:chat:-100", ChatSettings())
+    assert await chat_settings.get("telegram:chat:-100") == ChatSettings()
+
+
+async def test_chat_settings_outlive_the_store(redis: Redis | None, tmp_path: Path) -> None:
+    first: ChatSettingsStore
+    again: ChatSettingsStore
+    if redis is None:
+        first = await SqliteChatSettings.open(tmp_path / "settings.sqlite3")
+        await first.put("discord:guild:1", CHOSEN)
+        await first.close()
+        again = await SqliteChatSettings.open(tmp_path / "settings.sqlite3")
+    else:
+        first = RedisChatSettings(redis)
+        await first.put("discord:guild:1", CHOSEN)
+        await first.close()
+        again = RedisChatSettings(redis)
+    try:
+        assert await again.get("discord:guild:1") == CHOSEN
+    finally:
+        await again.close()
+
+
+async def test_a_change_reaches_every_process_that_read_the_chat_before(
+    redis_server: RedisServer,
+) -> None:
+    one, two = Redis.from_url(redis_server.url), Redis.from_url(redis_server.url)
+    reader, writer = RedisChatSettings(one), RedisChatSettings(two)
+    await reader.start()
+    await writer.start()
+    try:
+        assert await reader.get("telegram:chat:-100") == ChatSettings()  # now kept in memory
+        await writer.put("telegram:chat:-100", CHOSEN)
+        # The notice comes by pub/sub, a moment after the write: read until it has come.
+        seen = [await reader.get("telegram:chat:-100")]
+        for _ in range(500):
+            if seen[-1] == CHOSEN:
+                break
+            await asyncio.sleep(0.01)
+            seen.append(await reader.get("telegram:chat:-100"))
+        assert seen[-1] == CHOSEN
+    finally:
+        await reader.close()
+        await writer.close()
+        await one.aclose()
+        await two.aclose()
+
+
+def test_settings_of_a_newer_release_read_as_far_as_known() -> None:
+    text = '{"caption":"link","colour":"blue","failures":"confetti","language":7}'
+    assert ChatSettings.from_json(text) == ChatSettings(caption=CaptionStyle.LINK)
+    assert ChatSettings.from_json("not json") == ChatSettings()
+    assert ChatSettings.from_json(CHOSEN.to_json()) == CHOSEN

@@ -74,7 +74,7 @@ class SqliteCache:
             await db.execute("PRAGMA journal_mode = WAL")
             # WAL with NORMAL cannot corrupt; a power cut may lose the last entries of a cache.
             await db.execute("PRAGMA synchronous = NORMAL")
-            await _migrate(db, migrations)
+            await migrate(db, migrations)
             cache = cls(db, max_age_s=max_age_s, clock=clock)
             await cache.prune()
         except BaseException:
@@ -156,7 +156,7 @@ class SqliteCache:
         await self._db.close()
 
 
-async def _migrate(db: aiosqlite.Connection, migrations: Sequence[str]) -> None:
+async def migrate(db: aiosqlite.Connection, migrations: Sequence[str]) -> None:
     """Run the scripts the database has not seen, each in its own transaction with its version.
 
     The version is read again under the write lock, so two processes opening one new file do

@@ -1,0 +1,67 @@
+"""The embedded chat settings: one SQLite file in DATA_DIR, read through a memory copy."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiosqlite
+
+from bot.chat_settings import ChatSettings
+from bot.stores.sqlite_cache import create_private_file, migrate
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE chat_settings (
+        chat     TEXT PRIMARY KEY,
+        settings TEXT NOT NULL
+    );
+    """,
+)
+
+
+class SqliteChatSettings:
+    """Implements `ChatSettingsStore` for one process: every read after the first is memory."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        """Use `open`."""
+        self._db = db
+        self._known: dict[str, ChatSettings] = {}
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteChatSettings:
+        await asyncio.to_thread(create_private_file, path)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await migrate(db, MIGRATIONS)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def get(self, chat: str) -> ChatSettings:
+        known = self._known.get(chat)
+        if known is not None:
+            return known
+        async with self._db.execute(
+            "SELECT settings FROM chat_settings WHERE chat = ?", (chat,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        found = ChatSettings.from_json(row[0]) if row is not None else ChatSettings()
+        self._known[chat] = found
+        return found
+
+    async def put(self, chat: str, settings: ChatSettings) -> None:
+        if settings == ChatSettings():
+            await self._db.execute("DELETE FROM chat_settings WHERE chat = ?", (chat,))
+        else:
+            await self._db.execute(
+                "INSERT INTO chat_settings (chat, settings) VALUES (?, ?)"
+                " ON CONFLICT (chat) DO UPDATE SET settings = excluded.settings",
+                (chat, settings.to_json()),
+            )
+        self._known[chat] = settings
+
+    async def close(self) -> None:
+        await self._db.close()
