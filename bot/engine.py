@@ -34,6 +34,7 @@ from bot.model import Reason, VideoRequest
 from bot.netguard import HostGuard, Resolver, SystemResolver
 from bot.pipeline import ClipPipeline
 from bot.ports import (
+    ChatSettingsStore,
     ClipCache,
     FailedLinks,
     FetchHealth,
@@ -64,9 +65,11 @@ from bot.stores.redis_health import RedisFailedLinks, RedisFetchHealth
 from bot.stores.redis_journal import RedisJournal
 from bot.stores.redis_limits import RedisRateLimits
 from bot.stores.redis_media import RedisMediaStore
+from bot.stores.redis_settings import RedisChatSettings
 from bot.stores.send_limits import memory_send_limits, redis_send_limits
 from bot.stores.sqlite_cache import SqliteCache
 from bot.stores.sqlite_journal import SqliteJournal
+from bot.stores.sqlite_settings import SqliteChatSettings
 from bot.taskiq_jobs import LeasedStreamBroker, TaskiqJobQueue, TaskiqWorker
 
 log = logging.getLogger(__name__)
@@ -210,8 +213,14 @@ class Engine:
             watch=self.watch,
             second_path=self.second_path,
         )
+        self.chat_settings: ChatSettingsStore | None = None
         self.intake = Intake(
-            self.queue, self.sites, limits, journal=self.journal, job_key=self.codec.key
+            self.queue,
+            self.sites,
+            limits,
+            journal=self.journal,
+            job_key=self.codec.key,
+            chat_settings=lambda: self.chat_settings,
         )
         self.inline = InlineQueries(
             sites=self.sites,
@@ -295,6 +304,9 @@ class Engine:
             self._observing = asyncio.create_task(self._observe(), name="observe-queue")
             self._cache = RedisClipCache(self.redis, max_age_s=self.settings.cache_max_age_s)
             self._media_store = RedisMediaStore(self.redis, max_bytes=max_media_bytes)
+            chat_settings = RedisChatSettings(self.redis)
+            await chat_settings.start()
+            self.chat_settings = chat_settings
         else:
             assert isinstance(self.journal, SqliteJournal)
             self.journal.open()
@@ -302,6 +314,7 @@ class Engine:
                 data_dir / "cache.sqlite3", max_age_s=self.settings.cache_max_age_s
             )
             self._media_store = FileMediaStore(data_dir / "media", max_bytes=max_media_bytes)
+            self.chat_settings = await SqliteChatSettings.open(data_dir / "settings.sqlite3")
         self._repliers = repliers
         if not self.work:
             return
@@ -398,6 +411,8 @@ class Engine:
         downloads_stuck = await self._end_jobs()
         if self._cache is not None:
             await self._cache.close()
+        if self.chat_settings is not None:
+            await self.chat_settings.close()
         await self.journal.close()
         if self._warm_up is not None:
             self._warm_up.cancel()

@@ -7,10 +7,11 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from bot.chat_settings import AutoDetect
 from bot.links import Link, LinkKind
 from bot.logs import job_key_shown
 from bot.model import Origin, Reason, VideoRequest
-from bot.ports import JobQueue, Journal, RateLimits, Verdict
+from bot.ports import ChatSettingsStore, JobQueue, Journal, RateLimits, Verdict
 from bot.sites import SiteCatalog
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,16 @@ class Intake:
         limits: RateLimits,
         journal: Journal | None = None,
         job_key: Callable[[Origin], str | None] | None = None,
+        chat_settings: Callable[[], ChatSettingsStore | None] | None = None,
     ) -> None:
-        """`job_key` names a request's job in the log (its idempotency key)."""
+        """`job_key` names a request's job in the log (its idempotency key); `chat_settings`
+        gives the chats' own settings once they are open (the engine opens them at start)."""
         self._queue = queue
         self._job_key_of = job_key
         self._sites = sites
         self._limits = limits
         self._journal = journal
+        self._chat_settings = chat_settings or (lambda: None)
         self._closed = False
         self.no_link_text = (
             f"I send the video behind links from {', '.join(sites.names)}: paste a link like "
@@ -83,9 +87,14 @@ class Intake:
         *,
         private: bool,
         sender: Sender,
+        explicit: bool = False,
     ) -> Answer:
-        """`private` is true where every message is meant for the bot (a DM, a command)."""
-        request = await self.request(texts, origin, budget_bytes, private=private, sender=sender)
+        """`private` is true where every message is meant for the bot (a DM, a command);
+        `explicit` where the sender asked for the video (a /download command), which a chat
+        that answers links only on request still answers."""
+        request = await self.request(
+            texts, origin, budget_bytes, private=private, sender=sender, explicit=explicit
+        )
         return await self.submit(request) if isinstance(request, VideoRequest) else request
 
     async def request(
@@ -96,6 +105,7 @@ class Intake:
         *,
         private: bool,
         sender: Sender,
+        explicit: bool = False,
     ) -> VideoRequest | Answer:
         """The request for a message, or what to say when there is nothing to fetch.
 
@@ -106,6 +116,8 @@ class Intake:
             return Answer.NO_LINK if private else Answer.IGNORED
         if self._closed:
             return Answer.RESTARTING
+        if not (private or explicit) and await self._on_request_only(origin, sender):
+            return Answer.IGNORED
         try:
             verdict = await self._limits.check(
                 f"{origin.platform}:user:{sender.user}",
@@ -120,6 +132,18 @@ class Intake:
         if verdict is Verdict.REFUSE_QUIETLY:
             return Answer.IGNORED
         return VideoRequest(links=tuple(links), origin=origin, budget_bytes=budget_bytes)
+
+    async def _on_request_only(self, origin: Origin, sender: Sender) -> bool:
+        """Whether the chat chose to have links answered only when asked (/download)."""
+        store = self._chat_settings()
+        if store is None:
+            return False
+        try:
+            chosen = await store.get(chat_key(origin.platform, sender.chat))
+        except Exception as err:
+            log.warning("chat settings unreachable (%r): answering as by default", err)
+            return False
+        return chosen.auto_detect is AutoDetect.ON_REQUEST
 
     def say(self, answer: Answer) -> str | None:
         """What to tell the sender at once; None when the answer is the video, or silence."""
@@ -160,6 +184,11 @@ class Intake:
     def close(self) -> None:
         """Take no more work: the bot is shutting down, new requests are told to come back."""
         self._closed = True
+
+
+def chat_key(platform: str, chat: int | str) -> str:
+    """The key of a chat's settings (the same chat the rate limits count)."""
+    return f"{platform}:chat:{chat}"
 
 
 def select_links(texts: Iterable[str], sites: SiteCatalog, *, private: bool) -> list[Link]:

@@ -47,6 +47,7 @@ from telegram.ext import (
 
 from adapters.telegram.inbound import (
     InlineOrigin,
+    asks_for_video,
     is_private,
     origin_of,
     person_message,
@@ -329,6 +330,7 @@ class TelegramAdapter:
             self._budget_bytes,
             private=is_private(message),
             sender=sender,
+            explicit=asks_for_video(message),
         )
         text = self._intake.say(answer)
         if answer in _COME_BACK and self._webhook_url:

@@ -51,6 +51,18 @@ def texts_of(message: Message) -> list[str]:
     return texts
 
 
+def asks_for_video(message: Message) -> bool:
+    """Whether the message is a /download command (/download@ThisBot too), which a group that
+    has links answered only on request still answers; Telegram delivers commands to a bot in
+    privacy mode."""
+    text = message.text or ""
+    for entity in message.entities:
+        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+            command = text[: entity.length].partition("@")[0]
+            return command.lower() == "/download"
+    return False
+
+
 def is_private(message: Message) -> bool:
     return message.chat.type == message.chat.PRIVATE
 
