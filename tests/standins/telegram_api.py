@@ -207,6 +207,7 @@ _DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024
 _QUERY_TOO_OLD = "query is too old and response timeout expired or query ID is invalid"
 _MAX_INLINE_RESULTS = 50
 _MAX_RESULT_ID_BYTES = 64
+_MAX_CALLBACK_DATA_BYTES = 64
 _START_PARAMETER_RE = re.compile(r"[A-Za-z0-9_-]*")
 _NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly the "
@@ -258,6 +259,32 @@ _MESSAGE_CONTENT_KEYS = (
     "reply_markup",
 )
 _BOT_STATUSES = frozenset({"administrator", "member", "left", "kicked"})
+_MEMBER_STATUSES = frozenset({"creator", "administrator", "member", "restricted", "left", "kicked"})
+# deleteMessage: how long a message in a private chat or basic group may still be deleted for
+# everyone (the Bot API docs: "less than 48 hours ago"; TDLib's revoke time limit).
+_REVOKE_WINDOW_S = 48 * 3600
+# ChatMemberRestricted's permissions, in telegram-bot-api's order (json_store_permissions).
+_PERMISSIONS = (
+    "can_send_messages",
+    "can_send_media_messages",
+    "can_send_audios",
+    "can_send_documents",
+    "can_send_photos",
+    "can_send_videos",
+    "can_send_video_notes",
+    "can_send_voice_notes",
+    "can_send_polls",
+    "can_send_other_messages",
+    "can_add_web_page_previews",
+    "can_react_to_messages",
+    "can_edit_tag",
+    "can_change_info",
+    "can_invite_users",
+    "can_pin_messages",
+    "can_manage_topics",
+)
+_CANT_DELETE = "message can't be deleted"
+_CANT_DELETE_FOR_EVERYONE = "message can't be deleted for everyone"
 # What the bot does on its own while polling or taking a webhook (everything else answers
 # someone): random faults leave these alone, or it never starts.
 POLLING_METHODS = frozenset(
@@ -425,12 +452,28 @@ class _InlineQuery:
 
 
 @dataclass(slots=True)
+class _CallbackQuery:
+    """A press of an inline button, and how the bot answered it."""
+
+    query_id: str
+    at: float  # time.monotonic() when it was sent to the bot
+    answer: ApiCall | None = None
+
+
+@dataclass(slots=True)
 class _Chat:
     info: JsonObject
     # The bot's membership: "administrator", "member", "left" or "kicked".
     bot_status: str = "member"
+    # The bot's can_delete_messages right while it is an administrator.
+    bot_can_delete_messages: bool = True
     next_message_id: int = 1
     messages: dict[int, JsonObject] = field(default_factory=dict)
+    deleted: set[int] = field(default_factory=set)
+    # Users' statuses as set_member set them (ChatMember "status" values).
+    members: dict[int, str] = field(default_factory=dict)
+    # Telegram's chat_instance: one per chat, the same in every callback query from it.
+    instance: str = field(default_factory=lambda: str(secrets.randbits(63)))
 
     def take_message_id(self) -> int:
         message_id = self.next_message_id
@@ -537,6 +580,50 @@ def _required_string(obj: JsonObject, name: str) -> str:
 
 def _optional_string(obj: JsonObject, name: str) -> str:
     return _required_string(obj, name) if obj.get(name) is not None else ""
+
+
+def _object_field(obj: JsonObject, name: str) -> JsonObject:
+    value = obj[name]
+    if not isinstance(value, dict):
+        raise _Unparsable(f'Field "{name}" must be of type Object')
+    return copy.deepcopy(value)
+
+
+def _read_inline_button(button: Any) -> JsonObject:
+    """One InlineKeyboardButton as telegram-bot-api reads it (get_inline_keyboard_button_type:
+    the first action present wins, an empty url or callback_data counts as none) and writes it
+    back (JsonInlineKeyboardButton: text, looks, and that one action)."""
+    if not isinstance(button, dict):
+        raise _Unparsable("InlineKeyboardButton must be an Object")
+    read: JsonObject = {"text": _required_string(button, "text")}
+    for looks in ("icon_custom_emoji_id", "style"):
+        if button.get(looks):
+            read[looks] = str(button[looks])
+    if url := _optional_string(button, "url"):
+        return read | {"url": url}
+    if data := _optional_string(button, "callback_data"):
+        return read | {"callback_data": data}
+    if "callback_game" in button:
+        return read | {"callback_game": {}}
+    if "pay" in button:
+        return read | {"pay": True}
+    if "switch_inline_query" in button:
+        return read | {"switch_inline_query": _required_string(button, "switch_inline_query")}
+    if "switch_inline_query_chosen_chat" in button:
+        return read | {
+            "switch_inline_query_chosen_chat": _object_field(
+                button, "switch_inline_query_chosen_chat"
+            )
+        }
+    if "switch_inline_query_current_chat" in button:
+        query = _required_string(button, "switch_inline_query_current_chat")
+        return read | {"switch_inline_query_current_chat": query}
+    if "login_url" in button:
+        return read | {"url": _required_string(_object_field(button, "login_url"), "url")}
+    for name in ("web_app", "copy_text"):
+        if name in button:
+            return read | {name: _object_field(button, name)}
+    raise _Unparsable("Text buttons are unallowed in the inline keyboard")
 
 
 def _new_inline_message_id(chat_id: int, message_id: int) -> str:
@@ -816,6 +903,11 @@ class FakeBotApi(StandIn):
     a "chosen_inline_result" update follows while ``inline_feedback`` is on), and
     ``inline_message`` (the posted message after the bot's edits by its inline_message_id).
     Storage chats: ``add_chat(chat_id, "channel", bot_status=...)``.
+
+    Inline buttons: sent messages keep their inline keyboard; ``press_button`` /
+    ``press_inline_button`` queue a "callback_query" update, ``callback_answer`` reads its
+    answer (within ``callback_window_s``). ``set_member`` sets users' statuses for
+    getChatMember and getChatAdministrators; ``deleted`` and ``backdate`` serve deleteMessage.
     """
 
     def __init__(
@@ -895,6 +987,12 @@ class FakeBotApi(StandIn):
         self._inline_queries: dict[str, _InlineQuery] = {}
         # inline_message_id -> (chat id, message id) of the message it names.
         self._inline_messages: dict[str, tuple[int, int]] = {}
+        # How long a button press may wait for answerCallbackQuery (Telegram's client shows
+        # its spinner about 15 s).
+        self.callback_window_s = 15.0
+        self._callback_queries: dict[str, _CallbackQuery] = {}
+        # Each user's language (from.language_code), as their latest message set it.
+        self._languages: dict[int, str | None] = {}
         self._runner: web.AppRunner | None = None
         self._root: str | None = None
         self._methods: dict[str, tuple[str, _Handler]] = {
@@ -925,7 +1023,9 @@ class FakeBotApi(StandIn):
                 "getChatMember": self._get_chat_member,
                 "deleteMessage": self._delete_message,
                 "setMessageReaction": self._set_message_reaction,
-                "answerCallbackQuery": self._true,
+                "answerCallbackQuery": self._answer_callback_query,
+                "editMessageReplyMarkup": self._edit_message_reply_markup,
+                "getChatAdministrators": self._get_chat_administrators,
                 "answerInlineQuery": self._answer_inline_query,
                 "getFile": self._get_file,
             }.items()
@@ -986,6 +1086,7 @@ class FakeBotApi(StandIn):
         user_id: int = 42,
         title: str | None = None,
         bot_status: str | None = None,
+        bot_can_delete_messages: bool | None = None,
     ) -> JsonObject:
         """Make a chat known, e.g. a storage chat the bot sends to without being written to.
 
@@ -994,6 +1095,8 @@ class FakeBotApi(StandIn):
         administrator of a channel, a member elsewhere). In a channel only an administrator
         posts (as the channel); in groups a bot that left or was kicked cannot send; getChat and
         getChatMember answer accordingly. Given again for a known chat, it changes the status.
+        ``bot_can_delete_messages`` is the administrator bot's right to delete others' messages
+        (on by default).
         """
         if bot_status is not None and bot_status not in _BOT_STATUSES:
             raise ValueError(f"bot_status must be one of {sorted(_BOT_STATUSES)}")
@@ -1001,7 +1104,27 @@ class FakeBotApi(StandIn):
         chat = self._ensure_chat(chat_id, chat_type, user, title)
         if bot_status is not None:
             chat.bot_status = bot_status
+        if bot_can_delete_messages is not None:
+            chat.bot_can_delete_messages = bot_can_delete_messages
         return copy.deepcopy(chat.info)
+
+    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        """Make a user a chat's "creator", "administrator" (every right but promoting),
+        "member", "restricted" (supergroups only), "left" or "kicked", as getChatMember and
+        getChatAdministrators then answer. The bot's own status is add_chat's ``bot_status``."""
+        if status not in _MEMBER_STATUSES:
+            raise ValueError(f"status must be one of {sorted(_MEMBER_STATUSES)}")
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            raise ValueError(f"chat {chat_id} is not known (add_chat it first)")
+        kind = chat.info["type"]
+        if kind == "private":
+            raise ValueError("a private chat has no member statuses")
+        if status == "restricted" and kind != "supergroup":
+            raise ValueError("only supergroups restrict members")
+        if user_id == self.bot_user["id"]:
+            raise ValueError("the bot's own status is add_chat's bot_status")
+        chat.members[user_id] = status
 
     def inject_message(
         self,
@@ -1013,11 +1136,15 @@ class FakeBotApi(StandIn):
         is_bot: bool = False,
         entities: list[JsonObject] | None = None,
         reply_to_message_id: int | None = None,
+        language_code: str | None = "en",
     ) -> JsonObject:
         """Queue a "message" update from a user; returns the Message as the bot will see it.
 
         Without ``entities``, links and commands are marked the way Telegram marks them.
+        ``language_code`` is the user's app language (None: Telegram sends none); their
+        callback and inline queries carry it from then on.
         """
+        self._languages[user_id] = language_code
         user = self._user(user_id, is_bot=is_bot)
         chat = self._ensure_chat(chat_id, chat_type, user, None)
         message = self._user_message(chat, user, text, entities)
@@ -1177,6 +1304,75 @@ class FakeBotApi(StandIn):
     def inline_messages(self) -> dict[str, JsonObject]:
         """Every message posted from an inline result with a keyboard, by inline_message_id."""
         return {key: self.inline_message(key) for key in self._inline_messages}
+
+    # Test side: inline buttons (a user presses one under a bot's message)
+
+    def press_button(
+        self, chat_id: int, message_id: int, callback_data: str, *, user_id: int = 42
+    ) -> str:
+        """Queue a "callback_query" update: a user pressed the button with ``callback_data``
+        under a message in a chat; returns the query's id. The bot has ``callback_window_s``
+        to answer it (answerCallbackQuery). ValueError if the message has no such button."""
+        chat = self._chats.get(chat_id)
+        message = None if chat is None else chat.messages.get(message_id)
+        if chat is None or message is None:
+            raise ValueError(f"message {message_id} is not in chat {chat_id}")
+        self._find_button(message, callback_data)
+        return self._press(user_id, callback_data, chat, {"message": copy.deepcopy(message)})
+
+    def press_inline_button(
+        self, inline_message_id: str, callback_data: str, *, user_id: int = 42
+    ) -> str:
+        """Like press_button, under a message posted from an inline result: the update names
+        it by ``inline_message_id`` and carries no message."""
+        where = self._inline_messages.get(inline_message_id)
+        if where is None:
+            raise ValueError(f"no inline message {inline_message_id}")
+        chat = self._chats[where[0]]
+        message = chat.messages.get(where[1])
+        if message is None:
+            raise ValueError(f"inline message {inline_message_id} was deleted")
+        self._find_button(message, callback_data)
+        payload: JsonObject = {"inline_message_id": inline_message_id}
+        return self._press(user_id, callback_data, chat, payload)
+
+    def callback_answer(self, query_id: str) -> ApiCall:
+        """The answerCallbackQuery call that answered this press; KeyError if none did."""
+        query = self._callback_queries.get(query_id)
+        if query is None or query.answer is None:
+            raise KeyError(f"callback query {query_id} has no answer (yet)")
+        return query.answer
+
+    def deleted(self, chat_id: int, message_id: int) -> bool:
+        """Whether the bot deleted this message (deleteMessage)."""
+        chat = self._chats.get(chat_id)
+        return chat is not None and message_id in chat.deleted
+
+    def backdate(self, chat_id: int, message_id: int, seconds: float) -> None:
+        """Make a message older by ``seconds`` (its date), e.g. past deleteMessage's 48 hours."""
+        self._chats[chat_id].messages[message_id]["date"] -= int(seconds)
+
+    @staticmethod
+    def _find_button(message: JsonObject, callback_data: str) -> None:
+        rows = message.get("reply_markup", {}).get("inline_keyboard", [])
+        if not any(button.get("callback_data") == callback_data for row in rows for button in row):
+            raise ValueError(
+                f"message {message['message_id']} has no button with callback_data "
+                f"{callback_data!r}"
+            )
+
+    def _press(self, user_id: int, data: str, chat: _Chat, where: JsonObject) -> str:
+        query_id = str(secrets.randbits(62) | 1 << 62)
+        self._callback_queries[query_id] = _CallbackQuery(query_id=query_id, at=time.monotonic())
+        payload: JsonObject = {
+            "id": query_id,
+            "from": self._user(user_id, is_bot=False),
+            **where,
+            "chat_instance": chat.instance,
+            "data": data,
+        }
+        self.inject_update("callback_query", payload)
+        return query_id
 
     def inject_update(self, kind: str, payload: JsonObject) -> int:
         """Queue a raw update of any kind; returns its update_id.
@@ -1749,9 +1945,31 @@ class FakeBotApi(StandIn):
         return [self._bot_message(chat, call, content) for content in contents]
 
     async def _delete_message(self, call: ApiCall) -> bool:
+        """The Bot API docs' rules: the bot's own messages, and incoming ones in private chats;
+        others' in a group as an administrator, in a supergroup or channel with
+        can_delete_messages. Private chats and basic groups revoke only within 48 hours
+        (TDLib's can_revoke_message; supergroups and channels delete without revoking)."""
         chat = self._chat(call)
-        if chat.messages.pop(self._int_param(call, "message_id"), None) is None:
+        message_id = self._int_param(call, "message_id")
+        self._check_access(chat)
+        message = chat.messages.get(message_id)
+        if message is None:
             raise _bad_request("message to delete not found")
+        kind = chat.info["type"]
+        admin = chat.bot_status == "administrator"
+        if self._sent_by_bot(message) or kind == "private":
+            allowed = kind != "channel" or admin
+        elif kind == "group":
+            allowed = admin
+        else:
+            allowed = admin and chat.bot_can_delete_messages
+        if not allowed:
+            raise _bad_request(_CANT_DELETE)
+        revokes = kind in ("private", "group")
+        if revokes and time.time() - message["date"] >= _REVOKE_WINDOW_S:
+            raise _bad_request(_CANT_DELETE_FOR_EVERYONE)
+        del chat.messages[message_id]
+        chat.deleted.add(message_id)
         return True
 
     async def _set_message_reaction(self, call: ApiCall) -> bool:
@@ -1793,47 +2011,108 @@ class FakeBotApi(StandIn):
         return full
 
     async def _get_chat_member(self, call: ApiCall) -> JsonObject:
-        """The bot's own membership as add_chat set it; the chat's user is a member; anyone
-        else has left. Fields as telegram-bot-api's JsonChatMember writes them."""
+        """The bot's own membership as add_chat set it; users as set_member set them, else the
+        chat's user (or one who wrote there) is a member and anyone else has left. Fields as
+        telegram-bot-api's JsonChatMember writes them."""
         chat = self._chat(call)
         user_id = call.params.get("user_id")
         if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id <= 0:
             raise _td_error("Invalid user_id specified")
         self._check_access(chat)
-        kind = chat.info["type"]
-        if user_id != self.bot_user["id"]:
-            user = self._user(user_id, is_bot=False)
-            own = kind == "private" or any(
+        if user_id == self.bot_user["id"]:
+            return self._member(chat, dict(self.bot_user), chat.bot_status)
+        status = chat.members.get(user_id)
+        if status is None:
+            own = chat.info["type"] == "private" or any(
                 m.get("from", {}).get("id") == user_id for m in chat.messages.values()
             )
-            return {"user": user, "status": "member" if own else "left"}
-        member: JsonObject = {"user": dict(self.bot_user), "status": chat.bot_status}
-        if chat.bot_status == "kicked":
+            status = "member" if own else "left"
+        return self._member(chat, self._user(user_id, is_bot=False), status)
+
+    async def _get_chat_administrators(self, call: ApiCall) -> list[JsonObject]:
+        """The creator and administrators set_member made, and the bot when it is one."""
+        chat = self._chat(call)
+        if chat.info["type"] == "private":
+            raise _bad_request("there are no administrators in the private chat")
+        self._check_access(chat)
+        admins = [
+            self._member(chat, self._user(user_id, is_bot=False), status)
+            for user_id, status in chat.members.items()
+            if status in ("creator", "administrator")
+        ]
+        if chat.bot_status == "administrator":
+            admins.append(self._member(chat, dict(self.bot_user), chat.bot_status))
+        return admins
+
+    def _member(self, chat: _Chat, user: JsonObject, status: str) -> JsonObject:
+        """One ChatMember as telegram-bot-api's JsonChatMember writes it. Administrators other
+        than the bot hold every right but promoting; the bot holds what a storage chat needs."""
+        kind = chat.info["type"]
+        member: JsonObject = {"user": user, "status": status}
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "kicked":
             member["until_date"] = 0
-        elif chat.bot_status == "administrator":
-            member |= {"can_be_edited": False, "can_manage_chat": True, "can_change_info": False}
+        elif status == "restricted":
+            member |= {"until_date": 0, **dict.fromkeys(_PERMISSIONS, False), "is_member": True}
+        elif status == "administrator":
+            is_bot = user["id"] == self.bot_user["id"]
+            can_delete = chat.bot_can_delete_messages if is_bot else True
+            member |= {
+                "can_be_edited": False,
+                "can_manage_chat": True,
+                "can_change_info": not is_bot,
+            }
             if kind == "channel":
                 member |= {"can_post_messages": True, "can_edit_messages": True}
             member |= {
-                "can_delete_messages": True,
-                "can_invite_users": False,
-                "can_restrict_members": False,
+                "can_delete_messages": can_delete,
+                "can_invite_users": not is_bot,
+                "can_restrict_members": not is_bot,
             }
             if kind in ("group", "supergroup"):
-                member["can_pin_messages"] = False
+                member["can_pin_messages"] = not is_bot
             if kind == "supergroup":
                 member["can_manage_topics"] = False
             member |= {
                 "can_promote_members": False,
-                "can_manage_video_chats": False,
+                "can_manage_video_chats": not is_bot,
                 "can_post_stories": False,
                 "can_edit_stories": False,
                 "can_delete_stories": False,
             }
             if kind == "channel":
                 member["can_manage_direct_messages"] = False
-            member |= {"is_anonymous": False, "can_manage_voice_chats": False}
+            member |= {"is_anonymous": False, "can_manage_voice_chats": not is_bot}
         return member
+
+    # Bot API methods: inline buttons
+
+    async def _answer_callback_query(self, call: ApiCall) -> bool:
+        """telegram-bot-api passes the call to Telegram as it is (cache_time clamped); an
+        unknown, late or already answered query is Telegram's QUERY_ID_INVALID, reworded."""
+        query = self._callback_queries.get(str(call.params.get("callback_query_id", "")))
+        if (
+            query is None
+            or query.answer is not None
+            or time.monotonic() - query.at > self.callback_window_s
+        ):
+            raise _bad_request(_QUERY_TOO_OLD)
+        query.answer = call
+        return True
+
+    async def _edit_message_reply_markup(self, call: ApiCall) -> JsonObject | bool:
+        """editMessageReplyMarkup of a chat message (returns it) or an inline message (true);
+        without reply_markup the keyboard goes."""
+        markup = self._edit_markup(call)
+        message, inline = self._edit_target(call)
+        if markup == message.get("reply_markup"):
+            raise _bad_request(_NOT_MODIFIED)
+        if markup is None:
+            del message["reply_markup"]
+        else:
+            message["reply_markup"] = markup
+        return True if inline else copy.deepcopy(message)
 
     # Bot API methods: inline mode
 
@@ -2041,7 +2320,7 @@ class FakeBotApi(StandIn):
     @staticmethod
     def _read_markup(markup: JsonObject) -> JsonObject | None:
         """A reply_markup as telegram-bot-api reads it (get_reply_markup): None when it holds
-        no keyboard; buttons of an inline keyboard need text and an action."""
+        no keyboard; inline buttons kept as it writes them back (text and their one action)."""
         inline_keyboard = markup.get("inline_keyboard")
         if inline_keyboard is not None:
             if not isinstance(inline_keyboard, list) or not all(
@@ -2050,33 +2329,46 @@ class FakeBotApi(StandIn):
                 raise _Unparsable(
                     'Field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays'
                 )
-            for button in (button for row in inline_keyboard for button in row):
+            rows: list[list[JsonObject]] = []
+            for row in inline_keyboard:
                 try:
-                    if not isinstance(button, dict):
-                        raise _Unparsable("InlineKeyboardButton must be an Object")
-                    _required_string(button, "text")
-                    # Looks only, no action: what a reply keyboard button is.
-                    if set(button) <= {"text", "style", "icon_custom_emoji_id"}:
-                        raise _Unparsable("Text buttons are unallowed in the inline keyboard")
+                    rows.append([_read_inline_button(button) for button in row])
                 except _Unparsable as error:
                     raise _Unparsable(f"Can't parse inline keyboard button: {error}") from None
-            if any(inline_keyboard):
-                return copy.deepcopy(markup)
+            if any(rows):
+                return {"inline_keyboard": rows}
         if any(markup.get(key) for key in ("keyboard", "remove_keyboard", "force_reply")):
             return copy.deepcopy(markup)
         return None
+
+    @staticmethod
+    def _check_inline_buttons(markup: JsonObject) -> None:
+        """TDLib's check of each button's text (get_inline_keyboard_button), then Telegram's
+        of callback data (1-64 bytes, else BUTTON_DATA_INVALID)."""
+        buttons = [button for row in markup.get("inline_keyboard", []) for button in row]
+        for button in buttons:
+            if not button["text"]:
+                raise _td_error("Inline keyboard button text must be non-empty")
+        for button in buttons:
+            if len(button.get("callback_data", "").encode()) > _MAX_CALLBACK_DATA_BYTES:
+                raise _bad_request("BUTTON_DATA_INVALID")
 
     @staticmethod
     def _inline_only(markup: JsonObject) -> None:
         """TDLib's get_inline_reply_markup: an inline message takes an inline keyboard only."""
         if not markup.get("inline_keyboard"):
             raise _td_error("Inline keyboard expected")
-        for button in (button for row in markup["inline_keyboard"] for button in row):
-            if not button["text"]:
-                raise _td_error("Inline keyboard button text must be non-empty")
+        FakeBotApi._check_inline_buttons(markup)
 
     def _edit_markup(self, call: ApiCall) -> JsonObject | None:
         """The reply_markup of an edit: an inline keyboard, or None to remove the keyboard."""
+        read = self._call_markup(call)
+        if read is not None:
+            self._inline_only(read)
+        return read
+
+    def _call_markup(self, call: ApiCall) -> JsonObject | None:
+        """A call's reply_markup as telegram-bot-api reads it; None when there is none."""
         markup = call.params.get("reply_markup")
         if markup is None or markup == "":
             return None
@@ -2085,12 +2377,18 @@ class FakeBotApi(StandIn):
         if not isinstance(markup, dict):
             raise _td_error("Object expected as reply markup")
         try:
-            read = self._read_markup(markup)
+            return self._read_markup(markup)
         except _Unparsable as error:
             raise _td_error(str(error)) from None
-        if read is not None:
-            self._inline_only(read)
-        return read
+
+    def _sent_markup(self, call: ApiCall) -> JsonObject | None:
+        """The inline keyboard a send* call attaches; reply keyboards are not part of the
+        message (they replace the user's keyboard), so None for them."""
+        markup = self._call_markup(call)
+        if markup is None or "inline_keyboard" not in markup:
+            return None
+        self._check_inline_buttons(markup)
+        return markup
 
     def _edit_target(self, call: ApiCall) -> tuple[JsonObject, bool]:
         """The message an edit names, and whether it is an inline message.
@@ -2488,8 +2786,9 @@ class FakeBotApi(StandIn):
             "first_name": f"User {user_id}",
             "username": f"user{user_id}",
         }
-        if not is_bot:
-            user["language_code"] = "en"
+        language_code = self._languages.get(user_id, "en")
+        if not is_bot and language_code is not None:
+            user["language_code"] = language_code
         return user
 
     def _user_message(
@@ -2629,6 +2928,7 @@ class FakeBotApi(StandIn):
         return quoted
 
     def _bot_message(self, chat: _Chat, call: ApiCall, content: JsonObject) -> JsonObject:
+        markup = self._sent_markup(call)
         message: JsonObject = {"message_id": chat.take_message_id()}
         if chat.info["type"] == "channel":
             message["sender_chat"] = dict(chat.info)  # a bot posts in a channel as the channel
@@ -2654,6 +2954,8 @@ class FakeBotApi(StandIn):
         if isinstance(call.params.get("message_thread_id"), int):
             message["message_thread_id"] = call.params["message_thread_id"]
         message.update(content)
+        if markup is not None:
+            message["reply_markup"] = markup
         chat.messages[message["message_id"]] = message
         return copy.deepcopy(message)
 
