@@ -53,6 +53,7 @@ class Reshare:
                 self.engine.retry,
                 self.engine.send_limits,
                 inline=self.engine.inline,
+                chat_settings=lambda: self.engine.chat_settings,
             )
             if telegram.telegram_bot_token
             else None

@@ -99,3 +99,31 @@ _ENUMS: dict[str, type[enum.Enum]] = {
     "failures": FailureStyle,
     "slideshow": SlideshowMode,
 }
+
+
+# The choices /settings offers, in the order shown, with the default first: pressing a button
+# moves to the next. Only settings that already change what the bot does are offered.
+OFFERED: dict[str, tuple[object, ...]] = {
+    "auto_detect": (None, AutoDetect.ON_REQUEST),
+}
+
+LABELS: dict[str, str] = {"auto_detect": "Pasted links"}
+VALUE_LABELS: dict[object, str] = {
+    None: "answered",
+    AutoDetect.ON: "answered",
+    AutoDetect.ON_REQUEST: "only with /download",
+}
+
+
+def next_choice(settings: ChatSettings, name: str) -> ChatSettings:
+    """The settings with `name` moved to its next offered choice (after the last, the first)."""
+    choices = OFFERED[name]
+    current = getattr(settings, name)
+    at = choices.index(current) if current in choices else 0
+    changed: dict[str, Any] = {name: choices[(at + 1) % len(choices)]}
+    return dataclasses.replace(settings, **changed)
+
+
+def shown(settings: ChatSettings) -> list[tuple[str, str]]:
+    """Each offered setting as (name, "Label: value"), in order."""
+    return [(name, f"{LABELS[name]}: {VALUE_LABELS[getattr(settings, name)]}") for name in OFFERED]

@@ -19,11 +19,12 @@ import hmac
 import logging
 import os
 import urllib.parse
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
 from telegram import (
+    ChatMember,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InlineQueryResult,
@@ -37,6 +38,7 @@ from telegram import (
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
     Application,
+    CallbackQueryHandler,
     ChosenInlineResultHandler,
     CommandHandler,
     ContextTypes,
@@ -57,6 +59,7 @@ from adapters.telegram.limiter import SharedRateLimiter
 from adapters.telegram.outbound import TelegramOperatorChannel, TelegramReplier, retry_after_s
 from adapters.telegram.settings import TelegramSettings
 from bot.caption import make_caption
+from bot.chat_settings import OFFERED, ChatSettings, next_choice, shown
 from bot.inline import (
     FETCHING_TEXT,
     InlineAnswer,
@@ -65,8 +68,8 @@ from bot.inline import (
     InlineQueries,
     InlineRefusal,
 )
-from bot.intake import HELP_TEXT, Answer, Intake, Sender
-from bot.ports import SendLimits
+from bot.intake import HELP_TEXT, Answer, Intake, Sender, chat_key
+from bot.ports import ChatSettingsStore, SendLimits
 from bot.retry import Retrying
 
 log = logging.getLogger(__name__)
@@ -88,13 +91,23 @@ _COME_BACK = frozenset({Answer.UNAVAILABLE, Answer.RESTARTING})
 # Shutdown does not wait longer than this to confirm the updates handled last.
 CONFIRM_TIMEOUT_S = 2.0
 # What the bot asks Telegram for: messages, and inline queries and the results people sent.
-ALLOWED_UPDATES = [Update.MESSAGE, Update.INLINE_QUERY, Update.CHOSEN_INLINE_RESULT]
+ALLOWED_UPDATES = [
+    Update.MESSAGE,
+    Update.INLINE_QUERY,
+    Update.CHOSEN_INLINE_RESULT,
+    Update.CALLBACK_QUERY,
+]
 # Seconds Telegram may keep an inline answer: a clip sent before is the same for everyone; a
 # placeholder is asked again, so that once the clip is fetched the next query offers it.
 CACHED_RESULT_S = 300
 PLACEHOLDER_RESULT_S = 0
 # The deep link parameter of the inline hints' button (opens a private chat with the bot).
 HINT_START = "inline"
+SETTINGS_TEXT = "Settings for this chat (tap one to change it):"
+ADMINS_ONLY_TEXT = "Only this group's admins can change my settings."
+SETTINGS_SAVED_TEXT = "Saved."
+_SETTING = "set:"
+_ADMINS = frozenset({ChatMember.OWNER, ChatMember.ADMINISTRATOR})
 
 
 class TelegramAdapter:
@@ -107,6 +120,7 @@ class TelegramAdapter:
         retry: Retrying,
         send_limits: SendLimits,
         inline: InlineQueries | None = None,
+        chat_settings: Callable[[], ChatSettingsStore | None] | None = None,
     ) -> None:
         """`send_limits` counts Telegram's flood limits for the whole bot (every worker);
         `inline` answers inline queries (none: the bot ignores them)."""
@@ -138,6 +152,7 @@ class TelegramAdapter:
             self.application.bot, retry, settings.telegram_storage_chat_id
         )
         self._inline = inline
+        self._chat_settings = chat_settings or (lambda: None)
         self._new_inline_clips = settings.telegram_storage_chat_id is not None
         self.operator_channel = (
             TelegramOperatorChannel(self.application.bot, settings.operator_chat_id, retry)
@@ -158,9 +173,15 @@ class TelegramAdapter:
         self._messages = MessageHandler(
             filters.UpdateType.MESSAGE & (filters.TEXT | filters.CAPTION), self._on_message
         )
+        self._settings = CommandHandler(
+            "settings", self._on_settings, filters=filters.UpdateType.MESSAGE
+        )
+        self._setting_buttons = CallbackQueryHandler(self._on_setting_button, pattern=_SETTING)
         self._inline_queries = InlineQueryHandler(self._on_inline_query)
         self._chosen = ChosenInlineResultHandler(self._on_chosen)
         self.application.add_handler(self._help)
+        self.application.add_handler(self._settings)
+        self.application.add_handler(self._setting_buttons)
         self.application.add_handler(self._messages)
         self.application.add_handler(self._inline_queries)
         self.application.add_handler(self._chosen)
@@ -223,6 +244,8 @@ class TelegramAdapter:
             return web.Response(status=400, text="not an update")
         if self._help.check_update(update):
             self._help_reply(update)
+        elif self._settings.check_update(update) or self._setting_buttons.check_update(update):
+            self.application.create_task(self.application.process_update(update), update=update)
         elif self._messages.check_update(update):
             answer = await self._take(update)
             if answer in _COME_BACK:
@@ -339,6 +362,57 @@ class TelegramAdapter:
             self._reply_soon(message.reply_text(text, do_quote=not is_private(message)), update)
         return answer
 
+    async def _on_settings(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/settings: the chat's settings as buttons, for a group's admins (in a private chat,
+        the person's own); anyone else gets one quiet line."""
+        taken = person_message(update)
+        store = self._chat_settings()
+        if taken is None or store is None:
+            return
+        message, sender = taken
+        if not await self._may_change(message.chat_id, sender.user, is_private(message)):
+            self._reply_soon(message.reply_text(ADMINS_ONLY_TEXT, do_quote=True), update)
+            return
+        chosen = await store.get(chat_key("telegram", message.chat_id))
+        self._reply_soon(
+            message.reply_text(
+                SETTINGS_TEXT, reply_markup=_settings_keyboard(chosen), do_quote=False
+            ),
+            update,
+        )
+
+    async def _on_setting_button(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A press on a /settings button: the next choice, saved and shown."""
+        query = update.callback_query
+        store = self._chat_settings()
+        if query is None or store is None:
+            return
+        name = (query.data or "").removeprefix(_SETTING)
+        message = query.message
+        if name not in OFFERED or message is None:
+            await query.answer()
+            return
+        private = message.chat.type == message.chat.PRIVATE
+        if not await self._may_change(message.chat.id, query.from_user.id, private):
+            await query.answer(ADMINS_ONLY_TEXT)
+            return
+        key = chat_key("telegram", message.chat.id)
+        changed = next_choice(await store.get(key), name)
+        await store.put(key, changed)
+        await query.edit_message_reply_markup(_settings_keyboard(changed))
+        await query.answer(SETTINGS_SAVED_TEXT)
+
+    async def _may_change(self, chat_id: int, user_id: int | str, private: bool) -> bool:
+        """A private chat is the person's own; a group's settings are its admins'."""
+        if private:
+            return True
+        try:
+            member = await self.application.bot.get_chat_member(chat_id, int(user_id))
+        except TelegramError as err:
+            log.info("could not check a member's rights (%r): not allowed", err)
+            return False
+        return member.status in _ADMINS
+
     async def _on_inline_query(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         self._answer_soon(update)
 
@@ -422,6 +496,16 @@ def _results(offer: InlineAnswer) -> tuple[list[InlineQueryResult], bool, int]:
         )
         return [placeholder], True, PLACEHOLDER_RESULT_S
     return [], True, PLACEHOLDER_RESULT_S
+
+
+def _settings_keyboard(settings: ChatSettings) -> InlineKeyboardMarkup:
+    """One button per setting, showing its value; a press moves it to the next."""
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(text, callback_data=f"{_SETTING}{name}")]
+            for name, text in shown(settings)
+        ]
+    )
 
 
 def _result_id(kind: str, value: str) -> str:
