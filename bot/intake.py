@@ -22,7 +22,8 @@ HELP_TEXT = (
     "Send me a TikTok link and I reply with the video itself, ready to play and to share.\n"
     "I take links like https://www.tiktok.com/@user/video/123…, https://vm.tiktok.com/…, "
     "https://vt.tiktok.com/… and https://www.tiktok.com/t/…, up to 3 per message.\n"
-    "In groups I answer only messages that hold such a link."
+    "In groups I answer only messages that hold such a link, or /download <link>; a group's "
+    "admins can have me answer only /download with /settings."
 )
 BUSY_TEXT = "I'm busy right now, please try again in a minute."
 UNAVAILABLE_TEXT = "I can't take links right now, please try again in a minute."
