@@ -13,7 +13,8 @@ import pytest
 from adapters.runtime import Reshare
 from tests.harness import running_bot
 from tests.redis_server import RedisServer
-from tests.standins.clips import Clip, make_clip
+from tests.standins.clips import Clip, make_clip, make_music
+from tests.standins.cobalt import CobaltStandIn
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
@@ -105,3 +106,16 @@ def collect_leaked_sockets() -> Iterator[None]:
     raised there, where the test's filter ignores it, and never in another test."""
     yield
     gc.collect()
+
+
+@pytest.fixture(scope="session")
+def music(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1 s MP3, like a photo post's sound."""
+    return make_music(tmp_path_factory.mktemp("music") / "music.mp3", duration=1.0)
+
+
+@pytest.fixture
+async def cobalt() -> AsyncIterator[CobaltStandIn]:
+    """A cobalt instance stand-in that asks for no API key."""
+    async with CobaltStandIn() as server:
+        yield server

@@ -15,7 +15,7 @@ from bot.cobalt import CobaltDownloader
 from bot.links import Link, LinkKind, parse_link, post_link
 from bot.model import Album, Download, FailureKind, FetchError, Reason
 from bot.netguard import HostGuard
-from tests.standins.clips import Clip, make_image, make_music
+from tests.standins.clips import Clip, make_image
 from tests.standins.cobalt import CobaltStandIn
 from tests.standins.dns import TableResolver
 from tests.standins.othersite import StreamableSite
@@ -38,17 +38,6 @@ def link_to(post_id: str, *, photo: bool = False) -> Link:
 def slides(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("slides")
     return [make_image(folder / f"s{n}.jpg", width=320, height=480, seed=n) for n in (1, 2, 3)]
-
-
-@pytest.fixture(scope="module")
-def music(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_music(tmp_path_factory.mktemp("music") / "music.mp3", duration=1.0)
-
-
-@pytest.fixture
-async def cobalt() -> AsyncIterator[CobaltStandIn]:
-    async with CobaltStandIn() as server:
-        yield server
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.standins.clips import Clip, make_image, make_music
+from tests.standins.clips import Clip, make_image
 from tests.standins.cobalt import CobaltStandIn
 
 KEY = "4b5c6d7e-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
@@ -27,17 +27,6 @@ def post_url(post_id: str, kind: str = "video") -> str:
 def slides(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("slides")
     return [make_image(folder / f"{n}.jpg", width=320, height=480, seed=n) for n in (1, 2)]
-
-
-@pytest.fixture(scope="module")
-def music(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_music(tmp_path_factory.mktemp("music") / "music.mp3", duration=1.0)
-
-
-@pytest.fixture
-async def cobalt() -> AsyncIterator[CobaltStandIn]:
-    async with CobaltStandIn() as server:
-        yield server
 
 
 @pytest.fixture

@@ -116,6 +116,13 @@ class TelegramReplier:
         if isinstance(origin, InlineOrigin):
             return await self._deliver_inline(origin, media)
         where = _telegram(origin)
+        sent = await self._upload_video(where.chat_id, media, "sendVideo", _quote(where))
+        return sent.video.file_id if sent.video else None
+
+    async def _upload_video(
+        self, chat_id: int, media: Media, what: str, quote: ReplyParameters | None
+    ) -> Message:
+        """Upload the video to a chat (quoting a message, or silently to the storage chat)."""
 
         async def send() -> Message:
             with contextlib.ExitStack() as files:
@@ -124,7 +131,7 @@ class TelegramReplier:
                     files.enter_context(media.thumbnail.open("rb")) if media.thumbnail else None
                 )
                 return await self._bot.send_video(
-                    where.chat_id,
+                    chat_id,
                     video,
                     width=media.width,
                     height=media.height,
@@ -133,13 +140,13 @@ class TelegramReplier:
                     thumbnail=thumbnail,
                     caption=make_caption(media.info, limit=CAPTION_LIMIT),
                     filename=f"{media.info.clip_id or 'video'}.mp4",
-                    reply_parameters=_quote(where),
+                    reply_parameters=quote,
+                    disable_notification=True if quote is None else None,
                     write_timeout=UPLOAD_TIMEOUT_S,
                     read_timeout=UPLOAD_TIMEOUT_S,
                 )
 
-        sent = await self._call(send, "sendVideo")
-        return sent.video.file_id if sent.video else None
+        return await self._call(send, what)
 
     async def _deliver_inline(self, origin: InlineOrigin, media: Media) -> str:
         """Upload to the storage chat, then edit the sent inline message into the video by the
@@ -147,29 +154,7 @@ class TelegramReplier:
         storage = self._storage_chat_id
         if storage is None:
             raise FetchError(Reason.FAILED, "no TELEGRAM_STORAGE_CHAT_ID for inline uploads")
-
-        async def upload() -> Message:
-            with contextlib.ExitStack() as files:
-                video = files.enter_context(media.path.open("rb"))
-                thumbnail = (
-                    files.enter_context(media.thumbnail.open("rb")) if media.thumbnail else None
-                )
-                return await self._bot.send_video(
-                    storage,
-                    video,
-                    width=media.width,
-                    height=media.height,
-                    duration=max(1, round(media.duration)),
-                    supports_streaming=True,
-                    thumbnail=thumbnail,
-                    caption=make_caption(media.info, limit=CAPTION_LIMIT),
-                    filename=f"{media.info.clip_id or 'video'}.mp4",
-                    disable_notification=True,
-                    write_timeout=UPLOAD_TIMEOUT_S,
-                    read_timeout=UPLOAD_TIMEOUT_S,
-                )
-
-        stored = await self._call(upload, "sendVideo to storage")
+        stored = await self._upload_video(storage, media, "sendVideo to storage", None)
         if stored.video is None:
             raise FetchError(Reason.FAILED, "the storage chat kept no video")
         file_id = stored.video.file_id
