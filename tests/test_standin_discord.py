@@ -565,6 +565,265 @@ async def test_a_button_click_updates_the_message(dc: FakeDiscord, start_bot: St
     assert callback.json["type"] == 7
 
 
+# Components: kept on messages, checked as Discord checks them, used by people
+
+OTHER_USER = 1_300_000_000_000_000_202
+EPHEMERAL = 1 << 6
+COMPONENTS_V2 = 1 << 15
+
+
+def _picker(chosen: str) -> discord.ui.LayoutView:
+    """A components-v2 message: a line of text, a select menu showing ``chosen``, a button. Stopped:
+    presses are read from on_interaction, as a bot with stateless custom ids does."""
+    view = discord.ui.LayoutView(timeout=None)
+    view.add_item(discord.ui.TextDisplay(f"chosen: {chosen}"))
+    options = [discord.SelectOption(label=v, value=v, default=v == chosen) for v in "abc"]
+    view.add_item(discord.ui.ActionRow(discord.ui.Select(custom_id="pick", options=options)))
+    view.add_item(discord.ui.ActionRow(discord.ui.Button(label="Reset", custom_id="reset")))
+    view.stop()
+    return view
+
+
+def _shown(message: dict[str, Any]) -> tuple[str, list[str]]:
+    text, row, _ = message["components"]
+    [select] = row["components"]
+    return text["content"], [o["value"] for o in select["options"] if o.get("default")]
+
+
+async def test_components_are_kept_on_ephemeral_answers_and_their_edits(
+    dc: FakeDiscord, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    pressed: asyncio.Queue[discord.Interaction] = asyncio.Queue()
+
+    @bot.tree.command(name="pick", description="Pick a letter")
+    async def pick(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(view=_picker("a"), ephemeral=True)
+
+    async def on_interaction(interaction: discord.Interaction) -> None:
+        if interaction.type is discord.InteractionType.component:
+            data: dict[str, Any] = dict(interaction.data or {})
+            if data.get("custom_id") == "pick":
+                [value] = data["values"]
+                await interaction.response.edit_message(view=_picker(str(value)))
+            else:
+                await interaction.response.defer()
+                await interaction.edit_original_response(view=_picker("a"))
+            pressed.put_nowait(interaction)
+
+    bot.client.event(on_interaction)
+    await bot.tree.sync()
+    dc.inject_slash_command("pick")
+    [message] = await _until_seen(dc, DEFAULT_USER_ID)
+    assert message["flags"] == EPHEMERAL | COMPONENTS_V2
+    assert _shown(message) == ("chosen: a", ["a"])
+    # Discord numbers the components it keeps.
+    assert [c["id"] for c in message["components"]] == [1, 2, 4]
+
+    with pytest.raises(ValueError, match="cannot see"):
+        dc.inject_select("pick", message, ["b"], user_id=OTHER_USER)
+    with pytest.raises(ValueError, match="offers no"):
+        dc.inject_select("pick", message, ["z"])
+    with pytest.raises(ValueError, match=r"takes 1\.\.1 values"):
+        dc.inject_select("pick", message, ["a", "b"])
+    with pytest.raises(ValueError, match="no select menu"):
+        dc.inject_select("reset", message, ["a"])
+    picked = dc.inject_select("pick", message, ["b"])
+    await asyncio.wait_for(pressed.get(), 5)
+    assert picked["data"] == {"custom_id": "pick", "component_type": 3, "values": ["b"]}
+    assert _shown(dc.message(message["id"])) == ("chosen: b", ["b"])
+    dc.inject_button_click("reset", dc.message(message["id"]))
+    await asyncio.wait_for(pressed.get(), 5)
+    assert _shown(dc.message(message["id"])) == ("chosen: a", ["a"])
+    answers = [(c.method, c.json.get("type")) for c in dc.requests if "/callback" in c.path]
+    assert answers == [("POST", 4), ("POST", 7), ("POST", 6)]
+    [edit] = dc.requests_to("PATCH", "/webhooks/.*/messages/@original")
+    assert edit.status == 200
+    assert dc.messages_in(dc.channel_id) == []
+
+
+async def _until_seen(dc: FakeDiscord, user_id: int) -> list[dict[str, Any]]:
+    async with asyncio.timeout(5):
+        while not (seen := dc.messages_in(dc.channel_id, as_user=user_id)):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    return seen
+
+
+def _button(custom_id: str, **fields: Any) -> dict[str, Any]:
+    return {"type": 2, "style": 1, "label": "Go", "custom_id": custom_id, **fields}
+
+
+def _select(custom_id: str, count: int = 2, **fields: Any) -> dict[str, Any]:
+    options = [{"label": f"option {n}", "value": str(n)} for n in range(count)]
+    return {"type": 3, "custom_id": custom_id, "options": options, **fields}
+
+
+def _row(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": 1, "components": list(items)}
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "says"),
+    [
+        (
+            {"components": [_row(_button(f"b{n}")) for n in range(6)]},
+            "components",
+            "Must be 5 or fewer in length.",
+        ),
+        (
+            {"components": [_row(*(_button(f"b{n}") for n in range(6)))]},
+            "components.0.components",
+            "Must be between 1 and 5 in length.",
+        ),
+        (
+            {"components": [_row(_button("b"), _select("s"))]},
+            "components.0.components.1",
+            "The specified component exceeds the maximum width",
+        ),
+        (
+            {"components": [_row(_button("same")), _row(_select("same"))]},
+            "components.1.components.0.custom_id",
+            "Component custom id cannot be duplicated",
+        ),
+        (
+            {"components": [_row(_button("x" * 101))]},
+            "components.0.components.0.custom_id",
+            "Must be between 1 and 100 in length.",
+        ),
+        (
+            {"components": [_row(_select("s", 0))]},
+            "components.0.components.0.options",
+            "Must be between 1 and 25 in length.",
+        ),
+        (
+            {"components": [_row(_select("s", 26))]},
+            "components.0.components.0.options",
+            "Must be between 1 and 25 in length.",
+        ),
+        (
+            {"components": [_row(_select("s", options=[{"label": "l" * 101, "value": "v"}]))]},
+            "components.0.components.0.options.0.label",
+            "Must be between 1 and 100 in length.",
+        ),
+        (
+            {"components": [_row(_select("s", 2, max_values=3))]},
+            "components.0.components.0.max_values",
+            "Must be less than or equal to 2.",
+        ),
+        (
+            {"components": [_row(_button("b", style=7))]},
+            "components.0.components.0.style",
+            "Value must be one of",
+        ),
+        (
+            {"components": [_row(_button("b", style=5, url="https://example.com/"))]},
+            "components.0.components.0.custom_id",
+            "A link button cannot have a custom id",
+        ),
+        (
+            {"components": [_row({"type": 2, "style": 5, "label": "Site"})]},
+            "components.0.components.0.url",
+            "This field is required",
+        ),
+        (
+            {"components": [_row({"type": 2, "style": 1, "label": "Go"})]},
+            "components.0.components.0.custom_id",
+            "This field is required",
+        ),
+        (
+            {"components": [{"type": 10, "content": "text"}]},
+            "components.0.type",
+            'Value of field "type" must be one of (1).',
+        ),
+        (
+            {"content": "hi", "flags": COMPONENTS_V2, "components": [_row(_button("b"))]},
+            "content",
+            "cannot be used when using MessageFlags.IS_COMPONENTS_V2",
+        ),
+    ],
+)
+async def test_invalid_components_are_refused_as_invalid_form_body(
+    dc: FakeDiscord, start_bot: StartBot, body: dict[str, Any], where: str, says: str
+) -> None:
+    bot = await start_bot()
+    route = discord.http.Route("POST", "/channels/{channel_id}/messages", channel_id=dc.channel_id)
+
+    with pytest.raises(discord.HTTPException) as refused:
+        await bot.client.http.request(route, json=body)
+
+    assert (refused.value.status, refused.value.code) == (400, 50035)
+    assert f"In {where}: " in refused.value.text
+    assert says in refused.value.text
+    assert dc.messages_in(dc.channel_id) == []
+
+
+async def test_a_link_button_and_a_full_message_are_accepted(
+    dc: FakeDiscord, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    link = {"type": 2, "style": 5, "label": "Site", "url": "https://example.com/"}
+    rows = [_row(_select(f"s{n}", 25, min_values=0, max_values=25)) for n in range(4)]
+    rows.append(_row(link, *(_button(f"b{n}") for n in range(4))))
+    route = discord.http.Route("POST", "/channels/{channel_id}/messages", channel_id=dc.channel_id)
+
+    sent = await bot.client.http.request(route, json={"components": rows})
+
+    assert [len(row["components"]) for row in dc.message(sent["id"])["components"]] == [
+        1,
+        1,
+        1,
+        1,
+        5,
+    ]
+
+
+# Permissions: members', the app's, and commands' defaults
+
+
+async def test_commands_default_permissions_decide_who_is_offered_them(
+    dc: FakeDiscord, start_bot: StartBot
+) -> None:
+    dc.guild.bot_can_manage_messages = True
+    bot = await start_bot()
+    seen: asyncio.Queue[discord.Interaction] = asyncio.Queue()
+
+    @bot.tree.command(name="settings", description="Change settings")
+    @app_commands.default_permissions(manage_guild=True)
+    async def settings(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("ok", ephemeral=True)
+        seen.put_nowait(interaction)
+
+    await bot.tree.sync()
+    [command] = dc.commands[None]
+    assert command["default_member_permissions"] == str(
+        discord.Permissions(manage_guild=True).value
+    )
+
+    with pytest.raises(ValueError, match="lacks"):
+        dc.inject_slash_command("settings", user_id=OTHER_USER)
+    dc.inject_slash_command("settings", user_id=OTHER_USER, force=True)
+    member = await asyncio.wait_for(seen.get(), 5)
+    assert not member.permissions.manage_guild
+    assert member.permissions.send_messages
+    assert member.app_permissions.manage_messages
+    # The owner has every permission; a member given Manage Server is offered the command.
+    dc.inject_slash_command("settings")
+    owner = await asyncio.wait_for(seen.get(), 5)
+    assert owner.permissions.administrator
+    assert owner.permissions.manage_guild
+    dc.set_member_permissions(
+        DEFAULT_GUILD_ID, OTHER_USER, discord.Permissions(manage_guild=True).value
+    )
+    dc.inject_slash_command("settings", user_id=OTHER_USER)
+    manager = await asyncio.wait_for(seen.get(), 5)
+    assert manager.permissions.manage_guild
+    assert not manager.permissions.administrator
+    # DMs ignore a command's default permissions.
+    dc.inject_slash_command("settings", user_id=OTHER_USER, guild_id=None)
+    in_dm = await asyncio.wait_for(seen.get(), 5)
+    assert in_dm.guild_id is None
+
+
 # User installs: commands where the bot is not
 
 

@@ -10,7 +10,12 @@ recommends ``recommended_shards``, and a session that identified with ``shard: [
 only the events of guilds with ``(guild_id >> 22) % count == id`` (DMs go to shard 0). A user
 may install the app to their account: its commands then reach the bot from guilds it is not in
 and from group DMs, where it can answer only through the interaction (channel routes: 403,
-50001 Missing Access). See DESIGN.md sections 7, 9 and 13.
+50001 Missing Access). Message components are checked as Discord checks them
+(``discord_components``) and kept on messages; people click buttons and pick in select menus
+(``inject_button_click``, ``inject_select``). Members hold permissions per guild
+(``set_member_permissions``; the owner has all), which interactions carry and which decide
+whether a command's ``default_member_permissions`` let it be offered to them. See DESIGN.md
+sections 7, 9 and 13.
 """
 
 from __future__ import annotations
@@ -34,6 +39,13 @@ from typing import Any, Final, Literal
 
 from aiohttp import BodyPartReader, WSMsgType, hdrs, web
 
+from tests.standins.discord_components import (
+    BUTTON,
+    ComponentError,
+    checked,
+    find_component,
+    picked_values,
+)
 from tests.standins.lifecycle import StandIn, listen
 
 __all__ = [
@@ -103,6 +115,8 @@ _ALL_INTENTS: Final = (1 << 26) - 1
 
 class _Perm(enum.IntFlag):
     CREATE_INSTANT_INVITE = 1 << 0
+    ADMINISTRATOR = 1 << 3
+    MANAGE_GUILD = 1 << 5
     ADD_REACTIONS = 1 << 6
     VIEW_CHANNEL = 1 << 10
     SEND_MESSAGES = 1 << 11
@@ -135,6 +149,8 @@ _EVERYONE_PERMISSIONS: Final = int(
     | _Perm.CREATE_PUBLIC_THREADS
     | _Perm.SEND_MESSAGES_IN_THREADS
 )
+# What a guild's owner (or an administrator) has: every permission Discord defines.
+_ALL_PERMISSIONS: Final = (1 << 53) - 1
 
 
 # Message flags.
@@ -258,6 +274,9 @@ class FakeGuild:
     bot_can_manage_messages: bool = False
     members: dict[int, str] = field(default_factory=dict)
     bot_member: bool = True
+    # The owner has every permission; others what @everyone has plus ``member_permissions``.
+    owner_id: int = DEFAULT_USER_ID
+    member_permissions: dict[int, int] = field(default_factory=dict)
 
     @property
     def filesize_limit(self) -> int:
@@ -267,6 +286,13 @@ class FakeGuild:
     def bot_permissions(self) -> int:
         extra = int(_Perm.MANAGE_MESSAGES) if self.bot_can_manage_messages else 0
         return _EVERYONE_PERMISSIONS | extra
+
+    def permissions_of(self, user_id: int) -> int:
+        """A member's permissions (no channel overwrites exist here), as Discord resolves them."""
+        if user_id == self.owner_id:
+            return _ALL_PERMISSIONS
+        granted = _EVERYONE_PERMISSIONS | self.member_permissions.get(user_id, 0)
+        return _ALL_PERMISSIONS if granted & _Perm.ADMINISTRATOR else granted
 
 
 @dataclass(slots=True, eq=False)
@@ -732,6 +758,29 @@ class FakeDiscord(StandIn):
             "GUILD_UPDATE", self._guild_payload(guild), guild_id=guild.id, intent=Intent.GUILDS
         )
 
+    def set_member_permissions(self, guild_id: int, user_id: int, permissions: int) -> None:
+        """What a member's roles grant in a guild beyond @everyone (Discord's permission bits);
+        ADMINISTRATOR grants all, as does owning the guild (``FakeGuild.owner_id``). Interactions
+        carry the result as ``member.permissions``."""
+        guild = self._guilds[guild_id]
+        self._user(user_id)
+        guild.members.setdefault(user_id, _now_iso())
+        guild.member_permissions[user_id] = permissions
+
+    def add_channel(self, guild_id: int, name: str = "more") -> int:
+        """Another text channel in a guild; returns its id."""
+        guild = self._guilds[guild_id]
+        channel_id = self._snowflake()
+        self._channels[channel_id] = _Channel(channel_id, guild_id, name)
+        if guild.bot_member:
+            self._dispatch(
+                "CHANNEL_CREATE",
+                self._channel_payload(self._channels[channel_id]),
+                guild_id=guild_id,
+                intent=Intent.GUILDS,
+            )
+        return channel_id
+
     def dm_channel_id(self, user_id: int) -> int:
         """The id of the DM channel between the bot and a user (made on first use)."""
         channel_id = self._dm_channels.get(user_id)
@@ -809,9 +858,14 @@ class FakeDiscord(StandIn):
         attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
         locale: str = "en-US",
         user_install: bool = False,
+        force: bool = False,
     ) -> JsonObject:
         """A user runs ``/name`` (in a guild channel, the bot's DM with ``guild_id=None``, or
         a group DM by its ``channel_id``).
+
+        In a guild, a command whose ``default_member_permissions`` the member lacks is not
+        offered to them (ValueError), unless ``force``: the server overrode the command's
+        permissions (Server Settings > Integrations), which the bot never learns of.
 
         ``user_install``: the user installed the app to their account, so the command also
         works where the bot is not (a guild added ``with_bot=False``, a group DM); the
@@ -822,6 +876,8 @@ class FakeDiscord(StandIn):
         """
         channel = self._pick_channel(channel_id, guild_id, user_id)
         command = self._command_for(name, 1, channel, user_install=user_install)
+        if not force:
+            self._check_offered_to(command, channel, user_id)
         values = dict(options or {})
         wire_options: list[JsonObject] = []
         for option in command.get("options") or []:
@@ -851,15 +907,18 @@ class FakeDiscord(StandIn):
         attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
         locale: str = "en-US",
         user_install: bool = False,
+        force: bool = False,
     ) -> JsonObject:
         """A user picks the message command ``name`` on a message (Apps > name).
 
         Discord resolves the full target message whatever the bot's intents. ``user_install``
-        as for ``inject_slash_command``. Returns the INTERACTION_CREATE payload.
+        and ``force`` as for ``inject_slash_command``. Returns the INTERACTION_CREATE payload.
         """
         channel = self._channel_of(target_message)
         target = self._stored(channel, int(target_message["id"]))
         command = self._command_for(name, 3, channel, user_install=user_install)
+        if not force:
+            self._check_offered_to(command, channel, user_id)
         data: JsonObject = {
             "id": command["id"],
             "name": name,
@@ -886,10 +945,72 @@ class FakeDiscord(StandIn):
         user_install: bool = False,
     ) -> JsonObject:
         """A user clicks a button on a message (a component interaction, callback types 6/7);
-        ``user_install`` as for ``inject_slash_command``."""
+        the button must be on the message as stored, enabled, not a link, and the message one
+        the user sees. ``user_install`` as for ``inject_slash_command``."""
+        return self._use_component(
+            custom_id,
+            message,
+            {"custom_id": custom_id, "component_type": BUTTON},
+            user_id=user_id,
+            attachment_size_limit=attachment_size_limit,
+            locale=locale,
+            user_install=user_install,
+        )
+
+    def inject_select(
+        self,
+        custom_id: str,
+        message: JsonObject,
+        values: Sequence[str],
+        *,
+        user_id: int = DEFAULT_USER_ID,
+        attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
+        locale: str = "en-US",
+        user_install: bool = False,
+    ) -> JsonObject:
+        """A user picks ``values`` in a select menu on a message (``data.values``); they must be
+        among its options and within its min/max_values, as Discord's client allows no other."""
         channel = self._channel_of(message)
         stored = self._stored(channel, int(message["id"]))
-        data: JsonObject = {"custom_id": custom_id, "component_type": 2}
+        select = find_component(stored["components"], custom_id)
+        if select is None or select["type"] == BUTTON:
+            raise ValueError(f"no select menu {custom_id!r} on message {stored['id']}")
+        data: JsonObject = {
+            "custom_id": custom_id,
+            "component_type": select["type"],
+            "values": picked_values(select, list(values)),
+        }
+        return self._use_component(
+            custom_id,
+            message,
+            data,
+            user_id=user_id,
+            attachment_size_limit=attachment_size_limit,
+            locale=locale,
+            user_install=user_install,
+        )
+
+    def _use_component(
+        self,
+        custom_id: str,
+        message: JsonObject,
+        data: JsonObject,
+        *,
+        user_id: int,
+        attachment_size_limit: int,
+        locale: str,
+        user_install: bool,
+    ) -> JsonObject:
+        channel = self._channel_of(message)
+        stored = self._stored(channel, int(message["id"]))
+        owner = self._ephemeral_owner.get(int(stored["id"]))
+        if owner is not None and owner != user_id:
+            raise ValueError(f"user {user_id} cannot see ephemeral message {stored['id']}")
+        component = find_component(stored["components"], custom_id)
+        if component is None or component["type"] != data["component_type"]:
+            raise ValueError(f"no component {custom_id!r} on message {stored['id']}")
+        if component.get("disabled"):
+            raise ValueError(f"component {custom_id!r} is disabled")
         interaction = self._new_interaction(
             3,
             0,
@@ -1263,7 +1384,7 @@ class FakeDiscord(StandIn):
             "discovery_splash": None,
             "banner": None,
             "description": None,
-            "owner_id": str(DEFAULT_USER_ID),
+            "owner_id": str(guild.owner_id),
             "afk_channel_id": None,
             "afk_timeout": 300,
             "verification_level": 0,
@@ -1444,9 +1565,21 @@ class FakeDiscord(StandIn):
         keep: list[JsonObject],
         *,
         ephemeral: bool,
+        v2: bool = False,
     ) -> JsonObject:
-        """The message fields a create or edit body sets, checked as Discord checks them."""
+        """The message fields a create or edit body sets, checked as Discord checks them;
+        ``v2``: the message already is IS_COMPONENTS_V2 (or the body makes it so)."""
         fields: JsonObject = {}
+        v2 = v2 or bool(int(body.get("flags") or 0) & _IS_COMPONENTS_V2)
+        if v2:
+            for name in ("content", "embeds"):
+                if body.get(name):
+                    raise _form_error(
+                        [name],
+                        "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
+                        f"The '{name}' field cannot be used when using "
+                        "MessageFlags.IS_COMPONENTS_V2",
+                    )
         if "content" in body:
             content = body["content"]
             if content is not None and not isinstance(content, str):
@@ -1466,7 +1599,10 @@ class FakeDiscord(StandIn):
                 )
             fields["embeds"] = [{"type": "rich", **embed} for embed in embeds]
         if "components" in body:
-            fields["components"] = body["components"] or []
+            try:
+                fields["components"] = checked(body["components"] or [], v2=v2)
+            except ComponentError as err:
+                raise _form_error(["components", *err.where], err.code, err.message) from None
         if "poll" in body and body["poll"] is not None:
             fields["poll"] = body["poll"]
         if "attachments" in body or files:
@@ -1860,6 +1996,21 @@ class FakeDiscord(StandIn):
         where = f"globally or to guild {channel.guild_id}" if channel.guild_id else "globally"
         raise ValueError(f"no command {name!r} of type {command_type} is synced {where}")
 
+    def _check_offered_to(self, command: JsonObject, channel: _Channel, user_id: int) -> None:
+        """Discord shows a guild member a command only when they hold all of its
+        ``default_member_permissions`` ("0": administrators only); DMs ignore them."""
+        required = command.get("default_member_permissions")
+        if channel.guild_id is None or required is None:
+            return
+        held = self._guilds[channel.guild_id].permissions_of(user_id)
+        needed = int(required)
+        if held & _Perm.ADMINISTRATOR or (needed and held & needed == needed):
+            return
+        raise ValueError(
+            f"command {command['name']!r} needs permissions {needed:#x}, which user {user_id} "
+            "lacks: Discord does not offer it (force=True: the server overrode that)"
+        )
+
     def _new_interaction(
         self,
         kind: int,
@@ -1922,7 +2073,7 @@ class FakeDiscord(StandIn):
             payload["guild_locale"] = "en-US"
             payload["member"] = {
                 **self._member(guild, user_id),
-                "permissions": str(_EVERYONE_PERMISSIONS),
+                "permissions": str(guild.permissions_of(user_id)),
             }
             payload["app_permissions"] = str(
                 guild.bot_permissions if guild.bot_member else _USER_INSTALL_PERMISSIONS
@@ -1994,7 +2145,9 @@ class FakeDiscord(StandIn):
             **message,
             **self._content_fields(body, files, channel, [], ephemeral=bool(ephemeral)),
         }
-        filled["flags"] = ephemeral | (int(body.get("flags") or 0) & _SUPPRESS_EMBEDS)
+        filled["flags"] = ephemeral | (
+            int(body.get("flags") or 0) & (_SUPPRESS_EMBEDS | _IS_COMPONENTS_V2)
+        )
         if filled["flags"] & _SUPPRESS_EMBEDS:
             filled["embeds"] = []
         self._check_not_empty(filled)
@@ -2409,12 +2562,22 @@ class FakeDiscord(StandIn):
         ephemeral = bool(message["flags"] & _EPHEMERAL)
         updated = {**message}
         updated.update(
-            self._content_fields(body, files, channel, message["attachments"], ephemeral=ephemeral)
+            self._content_fields(
+                body,
+                files,
+                channel,
+                message["attachments"],
+                ephemeral=ephemeral,
+                v2=bool(message["flags"] & _IS_COMPONENTS_V2),
+            )
         )
         self._check_not_empty(updated)
         if body.get("flags") is not None:
-            suppress = int(body["flags"]) & _SUPPRESS_EMBEDS
-            updated["flags"] = (message["flags"] & ~_SUPPRESS_EMBEDS) | suppress
+            # IS_COMPONENTS_V2 can be set by an edit, never taken off.
+            changed = int(body["flags"]) & (_SUPPRESS_EMBEDS | _IS_COMPONENTS_V2)
+            updated["flags"] = (message["flags"] & ~_SUPPRESS_EMBEDS) | changed
+            if changed & _IS_COMPONENTS_V2:
+                updated["content"], updated["embeds"] = "", []
         if updated["flags"] & _SUPPRESS_EMBEDS:
             updated["embeds"] = []
         updated["edited_timestamp"] = _now_iso()

@@ -31,7 +31,7 @@ import struct
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import aiohttp
 from aiohttp import BodyPartReader, hdrs, web
@@ -296,6 +296,86 @@ POLLING_METHODS = frozenset(
         "getWebhookInfo",
         "setMyCommands",
         "close",
+    }
+)
+
+
+# The emoji a bot may react with (Bot API, ReactionTypeEmoji).
+REACTION_EMOJI: Final = frozenset(
+    {
+        "❤",
+        "👍",
+        "👎",
+        "🔥",
+        "🥰",
+        "👏",
+        "😁",
+        "🤔",
+        "🤯",
+        "😱",
+        "🤬",
+        "😢",
+        "🎉",
+        "🤩",
+        "🤮",
+        "💩",
+        "🙏",
+        "👌",
+        "🕊",
+        "🤡",
+        "🥱",
+        "🥴",
+        "😍",
+        "🐳",
+        "❤\u200d🔥",
+        "🌚",
+        "🌭",
+        "💯",
+        "🤣",
+        "⚡",
+        "🍌",
+        "🏆",
+        "💔",
+        "🤨",
+        "😐",
+        "🍓",
+        "🍾",
+        "💋",
+        "🖕",
+        "😈",
+        "😴",
+        "😭",
+        "🤓",
+        "👻",
+        "👨\u200d💻",
+        "👀",
+        "🎃",
+        "🙈",
+        "😇",
+        "😨",
+        "🤝",
+        "✍",
+        "🤗",
+        "🫡",
+        "🎅",
+        "🎄",
+        "☃",
+        "💅",
+        "🤪",
+        "🗿",
+        "🆒",
+        "💘",
+        "🙉",
+        "🦄",
+        "😘",
+        "💊",
+        "🙊",
+        "😎",
+        "👾",
+        "🤷\u200d♂",
+        "🤷",
+        "🤷\u200d♀",
+        "😡",
     }
 )
 
@@ -993,6 +1073,7 @@ class FakeBotApi(StandIn):
         self._callback_queries: dict[str, _CallbackQuery] = {}
         # Each user's language (from.language_code), as their latest message set it.
         self._languages: dict[int, str | None] = {}
+        self._reactions: dict[tuple[int, int], list[str]] = {}
         self._runner: web.AppRunner | None = None
         self._root: str | None = None
         self._methods: dict[str, tuple[str, _Handler]] = {
@@ -1973,10 +2054,24 @@ class FakeBotApi(StandIn):
         return True
 
     async def _set_message_reaction(self, call: ApiCall) -> bool:
+        """Only the emoji Telegram allows bots to react with; the bot's reaction replaces its
+        earlier one."""
         chat = self._chat(call)
-        if self._int_param(call, "message_id") not in chat.messages:
+        message_id = self._int_param(call, "message_id")
+        if message_id not in chat.messages:
             raise _bad_request("message to react not found")
+        reaction = call.params.get("reaction") or []
+        if not isinstance(reaction, list) or not all(isinstance(r, dict) for r in reaction):
+            raise _bad_request("can't parse reaction types JSON object")
+        emoji = [r.get("emoji") for r in reaction if r.get("type") == "emoji"]
+        if len(emoji) != len(reaction) or not all(e in REACTION_EMOJI for e in emoji):
+            raise _bad_request("REACTION_INVALID")
+        self._reactions[(int(chat.info["id"]), message_id)] = [str(e) for e in emoji]
         return True
+
+    def reactions(self, chat_id: int, message_id: int) -> list[str]:
+        """The bot's reaction on a message (setMessageReaction), empty when none."""
+        return list(self._reactions.get((chat_id, message_id), []))
 
     async def _get_file(self, call: ApiCall) -> JsonObject:
         stored = self._files.get(str(call.params.get("file_id", "")))

@@ -210,6 +210,7 @@ class _Media:
     size: int
     content_length: bool = True
     trailing_bytes: int = 0
+    bytes_per_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -471,6 +472,7 @@ class TikTokStandIn(StandIn):
         listed_size: int | None = None,
         content_length: bool = True,
         trailing_bytes: int = 0,
+        bytes_per_s: int | None = None,
     ) -> None:
         """Serve a video post at https://www.tiktok.com/@<any handle>/video/<post_id>.
 
@@ -480,7 +482,8 @@ class TikTokStandIn(StandIn):
         (0 leaves the duration out, as yt-dlp then reports none); ``content_length=False``
         streams the media chunked, without saying how long it is. ``trailing_bytes`` of
         filler follow the first clip's bytes: a file far larger than any socket buffer, so that
-        ``media_bytes_sent`` shows whether a client stopped reading early.
+        ``media_bytes_sent`` shows whether a client stopped reading early. ``bytes_per_s``
+        paces each of the post's media to that rate, as a slow CDN would.
         """
         media = []
         for each in (clip, *extra_clips):
@@ -491,6 +494,7 @@ class TikTokStandIn(StandIn):
                 size=each.path.stat().st_size,
                 content_length=content_length,
                 trailing_bytes=trailing_bytes if each is clip else 0,
+                bytes_per_s=bytes_per_s,
             )
             self._media_by_token[item.token] = item
             media.append(item)
@@ -1040,8 +1044,15 @@ class TikTokStandIn(StandIn):
             response.enable_chunked_encoding()
         await response.prepare(request)
         cut = start + (stop - start) // 2 if fault is not None else stop
-        for offset in range(start, cut, _MEDIA_PIECE):
-            end = min(offset + _MEDIA_PIECE, cut)
+        rate = media.bytes_per_s
+        # Paced media goes in tenths of a second's worth, so a client sees it arrive steadily.
+        piece_size = min(_MEDIA_PIECE, max(1, rate // 10)) if rate else _MEDIA_PIECE
+        began = asyncio.get_running_loop().time()
+        for offset in range(start, cut, piece_size):
+            end = min(offset + piece_size, cut)
+            if rate:
+                due = began + (offset - start) / rate
+                await asyncio.sleep(max(0.0, due - asyncio.get_running_loop().time()))
             piece = data[offset:end] + bytes(max(0, end - max(offset, len(data))))
             await response.write(piece)
             self.media_bytes_sent += len(piece)
