@@ -54,6 +54,8 @@ class Reshare:
                 self.engine.send_limits,
                 inline=self.engine.inline,
                 chat_settings=lambda: self.engine.chat_settings,
+                texts=self.engine.texts,
+                trending=self.engine.trending_board,
             )
             if telegram.telegram_bot_token
             else None
@@ -64,6 +66,9 @@ class Reshare:
                 self.engine.intake,
                 self.engine.retry,
                 guild_ready_timeout=guild_ready_timeout,
+                chat_settings=lambda: self.engine.chat_settings,
+                texts=self.engine.texts,
+                trending=self.engine.trending_board,
             )
             if discord.discord_bot_token
             else None

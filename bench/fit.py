@@ -21,6 +21,7 @@ import resource
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -96,9 +97,16 @@ class CountingFitter(FfmpegFitter):
         super().__init__(ffmpeg_path)
         self.plans: list[EncodePlan] = []
 
-    async def encode(self, source: Path, plan: EncodePlan, target: Path) -> None:
+    async def encode(
+        self,
+        source: Path,
+        plan: EncodePlan,
+        target: Path,
+        *,
+        on_time: Callable[[float], None] | None = None,
+    ) -> None:
         self.plans.append(plan)
-        await super().encode(source, plan, target)
+        await super().encode(source, plan, target, on_time=on_time)
 
 
 @dataclass(frozen=True)

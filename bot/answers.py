@@ -9,8 +9,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from bot.model import Album, CachedMedia, Media, Origin, Reason, VideoRequest
+from bot.model import Album, Audio, CachedMedia, Manner, Media, Origin, Reason, VideoRequest
 from bot.ports import Replier
+from bot.progress import Progress
 from bot.retry import Unconfirmed
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class _WatchedReplier:
     """A Replier that reports each answer sent or unconfirmed, and the origin of one cancelled
     mid-call.
 
-    The service answers each link with exactly one successful call of the last four.
+    The service answers each link with exactly one successful call of those after `working`.
     """
 
     def __init__(self, replier: Replier, watch: AnswerWatch) -> None:
@@ -85,17 +86,30 @@ class _WatchedReplier:
     async def working(self, origin: Origin) -> None:
         await self._replier.working(origin)
 
-    async def deliver(self, origin: Origin, media: Media) -> str | None:
-        return await self._answer(origin, self._replier.deliver(origin, media))
+    async def status(self, origin: Origin, progress: Progress, manner: Manner) -> None:
+        # Not an answer: a status says nothing of whether the link was answered.
+        await self._replier.status(origin, progress, manner)
 
-    async def resend(self, origin: Origin, cached: CachedMedia) -> None:
-        await self._answer(origin, self._replier.resend(origin, cached))
+    async def clear_status(self, origin: Origin, *, earlier: bool = False) -> None:
+        await self._replier.clear_status(origin, earlier=earlier)
 
-    async def deliver_album(self, origin: Origin, album: Album) -> None:
-        await self._answer(origin, self._replier.deliver_album(origin, album))
+    async def deliver(self, origin: Origin, media: Media, manner: Manner) -> str | None:
+        return await self._answer(origin, self._replier.deliver(origin, media, manner))
 
-    async def fail(self, origin: Origin, reason: Reason) -> None:
-        await self._answer(origin, self._replier.fail(origin, reason))
+    async def resend(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
+        await self._answer(origin, self._replier.resend(origin, cached, manner))
+
+    async def deliver_audio(self, origin: Origin, audio: Audio, manner: Manner) -> str | None:
+        return await self._answer(origin, self._replier.deliver_audio(origin, audio, manner))
+
+    async def resend_audio(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
+        await self._answer(origin, self._replier.resend_audio(origin, cached, manner))
+
+    async def deliver_album(self, origin: Origin, album: Album, manner: Manner) -> None:
+        await self._answer(origin, self._replier.deliver_album(origin, album, manner))
+
+    async def fail(self, origin: Origin, reason: Reason, manner: Manner) -> None:
+        await self._answer(origin, self._replier.fail(origin, reason, manner))
 
     async def _answer(self, origin: Origin, sending: Awaitable[_T]) -> _T:
         try:

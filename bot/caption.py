@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.chat_settings import CaptionStyle
 from bot.model import ClipInfo
 
 ELLIPSIS = "…"
@@ -45,3 +46,12 @@ def make_caption(info: ClipInfo, *, limit: int = 1024) -> str:
     if utf16_len(caption) > limit:
         return _shorten(caption, limit)
     return caption
+
+
+def caption_for(info: ClipInfo, style: CaptionStyle | None, *, limit: int) -> str:
+    """The caption a chat chose: the full one (the default), the link alone, or none ("")."""
+    if style is CaptionStyle.NONE:
+        return ""
+    if style is CaptionStyle.LINK:
+        return info.webpage_url if utf16_len(info.webpage_url) <= limit else ""
+    return make_caption(info, limit=limit)

@@ -13,7 +13,18 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bot.i18n import N_
 from bot.settings import SlideshowMode
+
+
+def chat_key(platform: str, chat: int | str) -> str:
+    """The key of a chat's settings (the same chat the rate limits count)."""
+    return f"{platform}:chat:{chat}"
+
+
+def server_key(platform: str, server: int | str) -> str:
+    """The key of a server's settings (a Discord guild), which its channels start from."""
+    return f"{platform}:server:{server}"
 
 
 class AutoDetect(enum.Enum):
@@ -101,29 +112,121 @@ _ENUMS: dict[str, type[enum.Enum]] = {
 }
 
 
-# The choices /settings offers, in the order shown, with the default first: pressing a button
-# moves to the next. Only settings that already change what the bot does are offered.
-OFFERED: dict[str, tuple[object, ...]] = {
-    "auto_detect": (None, AutoDetect.ON_REQUEST),
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One value a setting may take in /settings, and its label (a catalogue msgid)."""
+
+    value: object
+    label: str
+
+
+# A language's own name, shown as it is in every language.
+LANGUAGE_NAMES: dict[str, str] = {
+    "en": "English",
+    "es": "Español",
+    "pt": "Português",
+    "ru": "Русский",
+    "de": "Deutsch",
+}
+_COMMON: dict[str, tuple[Choice, ...]] = {
+    "caption": (
+        Choice(None, N_("author, text and link")),
+        Choice(CaptionStyle.LINK, N_("link only")),
+        Choice(CaptionStyle.NONE, N_("none")),
+    ),
+    "slideshow": (
+        Choice(None, N_("photos")),
+        Choice(SlideshowMode.VIDEO, N_("one video")),
+    ),
+    "language": (
+        Choice(None, N_("each person's own")),
+        *(Choice(code, name) for code, name in LANGUAGE_NAMES.items()),
+    ),
+    "trending": (Choice(None, N_("counted")), Choice(False, N_("off, forgotten"))),
+}
+# The choices /settings offers on each platform, in the order shown, the default first (a
+# button press moves to the next). Telegram bots cannot hide a preview in others' messages.
+OFFERED: dict[str, dict[str, tuple[Choice, ...]]] = {
+    "telegram": {
+        "auto_detect": (
+            Choice(None, N_("answered")),
+            Choice(AutoDetect.ON_REQUEST, N_("only with /download")),
+        ),
+        "caption": _COMMON["caption"],
+        "original": (
+            Choice(None, N_("kept")),
+            Choice(OriginalMessage.DELETE, N_("deleted if it's just the link")),
+        ),
+        "failures": (
+            Choice(None, N_("short reply")),
+            Choice(FailureStyle.REACTION, N_("reaction only")),
+            Choice(FailureStyle.SILENT, N_("silent")),
+        ),
+        "slideshow": _COMMON["slideshow"],
+        "language": _COMMON["language"],
+        "trending": _COMMON["trending"],
+    },
+    "discord": {
+        "auto_detect": (
+            Choice(None, N_("answered")),
+            Choice(AutoDetect.ON_REQUEST, N_("only with /download")),
+        ),
+        "caption": _COMMON["caption"],
+        "original": (
+            Choice(None, N_("preview hidden")),
+            Choice(OriginalMessage.KEEP, N_("kept as it is")),
+            Choice(OriginalMessage.DELETE, N_("deleted if it's just the link")),
+        ),
+        "failures": (
+            Choice(None, N_("reaction only")),
+            Choice(FailureStyle.REPLY, N_("short reply")),
+            Choice(FailureStyle.SILENT, N_("silent")),
+        ),
+        "slideshow": _COMMON["slideshow"],
+        "language": _COMMON["language"],
+        "trending": _COMMON["trending"],
+    },
 }
 
-LABELS: dict[str, str] = {"auto_detect": "Pasted links"}
-VALUE_LABELS: dict[object, str] = {
-    None: "answered",
-    AutoDetect.ON: "answered",
-    AutoDetect.ON_REQUEST: "only with /download",
+LABELS: dict[str, str] = {
+    "auto_detect": N_("Pasted links"),
+    "caption": N_("Caption"),
+    "original": N_("Link message"),
+    "failures": N_("Failures"),
+    "slideshow": N_("Photo posts"),
+    "language": N_("Language"),
+    "trending": N_("/top"),
 }
+# A /settings button: a setting's label and its current value.
+SETTING_BUTTON_TEXT = N_("{label}: {value}")
 
 
-def next_choice(settings: ChatSettings, name: str) -> ChatSettings:
-    """The settings with `name` moved to its next offered choice (after the last, the first)."""
-    choices = OFFERED[name]
-    current = getattr(settings, name)
-    at = choices.index(current) if current in choices else 0
-    changed: dict[str, Any] = {name: choices[(at + 1) % len(choices)]}
+def choices(platform: str, name: str) -> tuple[Choice, ...]:
+    return OFFERED[platform][name]
+
+
+def current(platform: str, settings: ChatSettings, name: str) -> Choice:
+    """The offered choice the settings hold (a value not offered here shows as the default)."""
+    offered = choices(platform, name)
+    value = getattr(settings, name)
+    return next((choice for choice in offered if choice.value == value), offered[0])
+
+
+def chosen(settings: ChatSettings, name: str, value: object) -> ChatSettings:
+    """The settings with `name` set to `value`."""
+    changed: dict[str, Any] = {name: value}
     return dataclasses.replace(settings, **changed)
 
 
-def shown(settings: ChatSettings) -> list[tuple[str, str]]:
-    """Each offered setting as (name, "Label: value"), in order."""
-    return [(name, f"{LABELS[name]}: {VALUE_LABELS[getattr(settings, name)]}") for name in OFFERED]
+def next_choice(platform: str, settings: ChatSettings, name: str) -> ChatSettings:
+    """The settings with `name` moved to its next offered choice (after the last, the first)."""
+    offered = choices(platform, name)
+    at = offered.index(current(platform, settings, name))
+    return chosen(settings, name, offered[(at + 1) % len(offered)].value)
+
+
+def shown(platform: str, settings: ChatSettings) -> list[tuple[str, str, str]]:
+    """Each offered setting as (name, label msgid, current value's label msgid), in order."""
+    return [
+        (name, LABELS[name], current(platform, settings, name).label) for name in OFFERED[platform]
+    ]

@@ -8,16 +8,21 @@ queued job's id and the logs' `job=` all use it.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from bot.chat_settings import CaptionStyle, FailureStyle, OriginalMessage
 from bot.links import Link, LinkKind
-from bot.model import Origin, VideoRequest
+from bot.model import Manner, Origin, Sender, VideoRequest, Want
+from bot.settings import SlideshowMode
 
 # Bumped when the JSON of a request changes shape; a reader refuses versions it does not know.
-REQUEST_VERSION = 1
+# Version 1 (before chats had settings) is still read: its requests are answered by default.
+REQUEST_VERSION = 2
+_READ_VERSIONS = frozenset({1, 2})
 
 
 class OriginCodec(Protocol):
@@ -98,6 +103,9 @@ class RequestCodec:
                 "links": links_json(request.links),
                 "budget": request.budget_bytes,
                 "accepted_at": accepted_at,
+                "manner": manner_json(request.manner),
+                "sender": dataclasses.asdict(request.sender) if request.sender else None,
+                "want": request.want.value,
             },
             separators=(",", ":"),
         )
@@ -106,14 +114,23 @@ class RequestCodec:
         """The request and when it was accepted; None when its origin can no longer be
         answered. Raises ValueError on a version this code does not know."""
         fields = json.loads(text)
-        if fields.get("v") != REQUEST_VERSION:
+        if fields.get("v") not in _READ_VERSIONS:
             raise ValueError(f"unknown request version {fields.get('v')!r}")
         accepted_at = float(fields["accepted_at"])
         origin = self.origin_from(fields["platform"], fields["origin"], now - accepted_at)
         if origin is None:
             return None
         links = links_from(fields["links"])
-        return VideoRequest(links=links, origin=origin, budget_bytes=fields["budget"]), accepted_at
+        sender = fields.get("sender")
+        request = VideoRequest(
+            links=links,
+            origin=origin,
+            budget_bytes=fields["budget"],
+            manner=manner_from(fields.get("manner") or {}),
+            sender=Sender(**sender) if sender else None,
+            want=Want(fields.get("want", Want.VIDEO.value)),
+        )
+        return request, accepted_at
 
 
 def key_of(encoded_origin: str) -> str:
@@ -128,3 +145,34 @@ def links_from(text: str) -> tuple[Link, ...]:
     return tuple(
         Link(**{**fields, "kind": LinkKind(fields["kind"])}) for fields in json.loads(text)
     )
+
+
+def manner_json(manner: Manner) -> dict[str, Any]:
+    return {
+        field.name: value.value if isinstance(value, enum.Enum) else value
+        for field in dataclasses.fields(manner)
+        for value in [getattr(manner, field.name)]
+    }
+
+
+_MANNER_ENUMS: dict[str, type[enum.Enum]] = {
+    "caption": CaptionStyle,
+    "original": OriginalMessage,
+    "failures": FailureStyle,
+    "slideshow": SlideshowMode,
+}
+
+
+def manner_from(fields: Mapping[str, Any]) -> Manner:
+    """The manner written by `manner_json`; what this release does not know is left default."""
+    known = {field.name for field in dataclasses.fields(Manner)}
+    values: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name not in known:
+            continue
+        kind = _MANNER_ENUMS.get(name)
+        try:
+            values[name] = kind(value) if kind is not None and value is not None else value
+        except ValueError:
+            continue
+    return Manner(**values)

@@ -20,6 +20,7 @@ from bot.fit import plan_encode
 from bot.links import Link, LinkKind
 from bot.model import ClipInfo, Download, FailureKind, FetchError, Reason
 from bot.netguard import GuardedYoutubeDL, HostGuard, RequestRefused
+from bot.progress import Progress, Reporter, Stage
 from bot.proxies import ProxyPool, ProxyRoute
 from bot.ytdlp_errors import is_transient, kind_for_error, reason_for_error
 
@@ -63,6 +64,8 @@ class _ThreadJob:
         self.probed = False
         # Set when the media turned out too large or too long while it arrived.
         self.over_limit: FetchError | None = None
+        # Where the job's media arrival is reported, if anywhere.
+        self.progress: Reporter | None = None
 
 
 class YtDlpDownloader:
@@ -117,6 +120,10 @@ class YtDlpDownloader:
         def stop_over_limits(status: Mapping[str, Any]) -> None:
             self._check_arriving(job, status)
 
+        def report_arrival(status: Mapping[str, Any]) -> None:
+            if job.progress is not None:
+                job.progress(arrival(status))
+
         def backoff(n: int) -> float:
             """Between yt-dlp's own retries: here rather than in yt-dlp's own sleep."""
             self._pause(job, n)
@@ -144,7 +151,7 @@ class YtDlpDownloader:
             "outtmpl": {"default": "clip.%(ext)s"},
             "overwrites": True,
             "cachedir": False,
-            "progress_hooks": [stop_when_cancelled, stop_over_limits],
+            "progress_hooks": [stop_when_cancelled, stop_over_limits, report_arrival],
         }
 
     async def warm_up(self) -> None:
@@ -156,13 +163,15 @@ class YtDlpDownloader:
 
         await asyncio.get_running_loop().run_in_executor(self._executor, load)
 
-    async def fetch(self, link: Link, workdir: Path, budget_bytes: int) -> Download:
+    async def fetch(
+        self, link: Link, workdir: Path, budget_bytes: int, *, progress: Reporter | None = None
+    ) -> Download:
         if link.kind is not LinkKind.VIDEO:
             raise FetchError(Reason.NOT_A_VIDEO, f"{link.kind.value} link")
         cancelled = threading.Event()
         loop = asyncio.get_running_loop()
         job = loop.run_in_executor(
-            self._executor, self._download, link.url, workdir, cancelled, budget_bytes
+            self._executor, self._download, link.url, workdir, cancelled, budget_bytes, progress
         )
         wind_down = loop.call_later(self._timeout_s - self._wind_down_s, cancelled.set)
         try:
@@ -203,10 +212,15 @@ class YtDlpDownloader:
         return ydl, job
 
     def _download(
-        self, url: str, workdir: Path, cancelled: threading.Event, budget_bytes: int
+        self,
+        url: str,
+        workdir: Path,
+        cancelled: threading.Event,
+        budget_bytes: int,
+        progress: Reporter | None,
     ) -> Download:
         ydl, job = self._thread_instance()
-        job.cancelled = cancelled
+        job.cancelled, job.progress = cancelled, progress
         ydl.params["paths"] = {"home": str(workdir), "temp": str(workdir)}
         ydl.vet_for(url)
         ways = ProxyRoute(self._proxies)
@@ -321,6 +335,16 @@ def format_for_budget(budget_bytes: int) -> str:
     return f"b[filesize<={budget_bytes}]/b[filesize_approx<={budget_bytes}]/b/bv*+ba"
 
 
+def arrival(status: Mapping[str, Any]) -> Progress:
+    """A yt-dlp progress report as DOWNLOADING: the share of the announced (or estimated)
+    size that has arrived, None while neither is known."""
+    if status.get("status") == "finished":
+        return Progress(Stage.DOWNLOADING, 1.0)
+    arrived = float(status.get("downloaded_bytes") or 0)
+    total = float(status.get("total_bytes") or status.get("total_bytes_estimate") or 0)
+    return Progress(Stage.DOWNLOADING, min(1.0, arrived / total) if total > 0 else None)
+
+
 def _size(fmt: Mapping[str, Any]) -> int:
     return int(fmt.get("filesize") or fmt.get("filesize_approx") or 0)
 
@@ -357,4 +381,15 @@ def clip_info(info: Mapping[str, Any]) -> ClipInfo:
         nickname=str(info.get("creator") or info.get("channel") or author),
         description=str(info.get("description") or info.get("title") or ""),
         webpage_url=webpage_url,
+        music_title=str(info.get("track") or ""),
+        music_author=_artists(info),
     )
+
+
+def _artists(info: Mapping[str, Any]) -> str:
+    """Who made the sound: yt-dlp's `artists` list (TikTok's music.authorName, split), or the
+    older single `artist`."""
+    artists = info.get("artists")
+    if isinstance(artists, list) and artists:
+        return ", ".join(str(name) for name in artists if name)
+    return str(info.get("artist") or "")

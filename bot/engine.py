@@ -25,6 +25,7 @@ from bot.codec import OriginCodec, RequestCodec
 from bot.cookies import check_cookies_file
 from bot.download import YtDlpDownloader
 from bot.fit import FfmpegFitter
+from bot.i18n import Catalogues
 from bot.inline import InlineQueries
 from bot.intake import Intake
 from bot.logs import JOB_KEY, job_key_shown
@@ -45,6 +46,7 @@ from bot.ports import (
     Replier,
     SendLimits,
     SingleFlight,
+    Trending,
     Unanswered,
 )
 from bot.proxies import ProxyPool
@@ -66,11 +68,14 @@ from bot.stores.redis_journal import RedisJournal
 from bot.stores.redis_limits import RedisRateLimits
 from bot.stores.redis_media import RedisMediaStore
 from bot.stores.redis_settings import RedisChatSettings
+from bot.stores.redis_trending import RedisTrending
 from bot.stores.send_limits import memory_send_limits, redis_send_limits
 from bot.stores.sqlite_cache import SqliteCache
 from bot.stores.sqlite_journal import SqliteJournal
 from bot.stores.sqlite_settings import SqliteChatSettings
+from bot.stores.sqlite_trending import SqliteTrending
 from bot.taskiq_jobs import LeasedStreamBroker, TaskiqJobQueue, TaskiqWorker
+from bot.trending import TrendingBoard
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +219,10 @@ class Engine:
             second_path=self.second_path,
         )
         self.chat_settings: ChatSettingsStore | None = None
+        self.trending: Trending | None = None
+        self.trending_board = TrendingBoard(lambda: self.trending)
+        # Every text users see, in their language: read once, handed to whoever speaks.
+        self.texts = Catalogues.load()
         self.intake = Intake(
             self.queue,
             self.sites,
@@ -221,13 +230,14 @@ class Engine:
             journal=self.journal,
             job_key=self.codec.key,
             chat_settings=lambda: self.chat_settings,
+            texts=self.texts,
         )
         self.inline = InlineQueries(
             sites=self.sites,
             limits=limits,
             resolver=self.resolver,
             cache=lambda: self._cache,
-            variant=lambda: self.pipeline.variant,
+            variant=lambda: self.pipeline.variant(),
             intake=self.intake,
         )
         self.answers = AnswerWatch(on_answered=self.journal.link_answered)
@@ -266,6 +276,7 @@ class Engine:
             work_root=work_root,
             failed_links=self.failed_links,
             failed_link_cooldown_s=self.settings.failed_link_cooldown_s,
+            trending=self.trending_board,
         )
 
     async def _observe(self) -> None:
@@ -307,6 +318,7 @@ class Engine:
             chat_settings = RedisChatSettings(self.redis)
             await chat_settings.start()
             self.chat_settings = chat_settings
+            self.trending = RedisTrending(self.redis)
         else:
             assert isinstance(self.journal, SqliteJournal)
             self.journal.open()
@@ -315,6 +327,7 @@ class Engine:
             )
             self._media_store = FileMediaStore(data_dir / "media", max_bytes=max_media_bytes)
             self.chat_settings = await SqliteChatSettings.open(data_dir / "settings.sqlite3")
+            self.trending = await SqliteTrending.open(data_dir / "trending.sqlite3")
         self._repliers = repliers
         if not self.work:
             return
@@ -356,11 +369,21 @@ class Engine:
                 log.info("job %s already answered: not run again", key[:12])
                 return
             # Embedded, the journal counts runs when it takes requests up at start.
-            if self._worker is not None and await self.journal.attempt(left.origin) > MAX_ATTEMPTS:
+            runs = await self.journal.attempt(left.origin) if self._worker is not None else 1
+            if runs > MAX_ATTEMPTS:
                 log.warning("a job was taken up %d times: given up", MAX_ATTEMPTS)
                 await self._tell([left], Reason.FAILED)
                 return
+            if runs > 1:
+                await self._clear_earlier_status(left)
             await self._handle(left)
+
+    async def _clear_earlier_status(self, request: VideoRequest) -> None:
+        """A request run again after its first run died: the status line that run may have
+        shown is removed first (the new run shows its own)."""
+        replier = self._repliers.get(request.origin.platform)
+        if replier is not None:
+            await replier.clear_status(request.origin, earlier=True)
 
     async def _handle(self, request: VideoRequest) -> None:
         if self._service is None:
@@ -382,6 +405,7 @@ class Engine:
                 await self._tell([entry.request], Reason.FAILED)
                 continue
             assert self._local_queue is not None
+            await self._clear_earlier_status(entry.request)
             await self._local_queue.put(entry.request)
 
     async def warmed_up(self) -> None:
@@ -413,6 +437,8 @@ class Engine:
             await self._cache.close()
         if self.chat_settings is not None:
             await self.chat_settings.close()
+        if self.trending is not None:
+            await self.trending.close()
         await self.journal.close()
         if self._warm_up is not None:
             self._warm_up.cancel()
@@ -467,7 +493,9 @@ class Engine:
                 if replier is None:
                     return
                 try:
-                    await asyncio.wait_for(replier.fail(origin, reason), NOTICE_TIMEOUT_S)
+                    await asyncio.wait_for(
+                        replier.fail(origin, reason, request.manner), NOTICE_TIMEOUT_S
+                    )
                 except Exception as err:
                     log.warning("could not tell a requester %s: %r", reason.name, err)
                     return

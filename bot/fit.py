@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.media import Probe, run_ffmpeg
+from bot.media import Probe, encoded_share, run_ffmpeg
 from bot.media import probe as probe_file
 from bot.model import FetchError, Reason
+from bot.progress import Reporter, Stage
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +147,17 @@ class FfmpegFitter:
     def __init__(self, ffmpeg_path: str) -> None:
         self._ffmpeg = ffmpeg_path
 
-    async def fit(self, source: Path, probe: Probe, budget_bytes: int, workdir: Path) -> Path:
-        """A playable mp4 of at most budget_bytes (and >= 85% of it when the source was larger)."""
+    async def fit(
+        self,
+        source: Path,
+        probe: Probe,
+        budget_bytes: int,
+        workdir: Path,
+        *,
+        progress: Reporter | None = None,
+    ) -> Path:
+        """A playable mp4 of at most budget_bytes (and >= 85% of it when the source was larger);
+        each encode reports how far it has come to `progress` (COMPRESSING)."""
         if probe.duration <= 0 or probe.width <= 0 or probe.height <= 0:
             raise FetchError(Reason.FAILED, f"cannot re-encode without size and duration: {probe}")
         source_bytes = probe.size
@@ -165,8 +176,13 @@ class FfmpegFitter:
                 Reason.TOO_LARGE, f"{probe.duration:.1f} s will not fit {budget_bytes} bytes"
             )
         target = workdir / "fitted.mp4"
+        on_time = (
+            encoded_share(progress, probe.duration, Stage.COMPRESSING, budget_bytes)
+            if progress is not None
+            else None
+        )
         for attempt in range(MAX_RETRIES + 1):
-            await self.encode(source, plan, target)
+            await self.encode(source, plan, target, on_time=on_time)
             size = (await asyncio.to_thread(target.stat)).st_size
             log.info("fit attempt %d: %s -> %d bytes of %d", attempt + 1, plan, size, budget_bytes)
             if size <= budget_bytes and (source_bytes <= budget_bytes or size >= MIN_FILL * goal):
@@ -183,13 +199,22 @@ class FfmpegFitter:
             raise FetchError(Reason.FAILED, f"re-encode not playable: {made}")
         return target
 
-    async def encode(self, source: Path, plan: EncodePlan, target: Path) -> None:
-        """One ffmpeg run of the plan: H.264 high yuv420p (tv range), AAC or no audio, faststart."""
+    async def encode(
+        self,
+        source: Path,
+        plan: EncodePlan,
+        target: Path,
+        *,
+        on_time: Callable[[float], None] | None = None,
+    ) -> None:
+        """One ffmpeg run of the plan: H.264 high yuv420p (tv range), AAC or no audio, faststart;
+        `on_time` hears the seconds encoded as they come."""
         await run_ffmpeg(
             self._ffmpeg,
             "-i", str(source), "-map", "0:v:0", "-map", "0:a:0?",
             *video_args(plan), *audio_args(plan),
             "-movflags", "+faststart", "-f", "mp4", str(target),
+            on_time=on_time,
         )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from bot.model import CachedMedia
+from bot.progress import JobProgress
 
 _T = TypeVar("_T")
 
@@ -35,6 +36,8 @@ class Flight(Generic[_T]):
     handle: CachedMedia | None = None
     users: int = 0
     first_answer: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    # How far the job's fetch has come, for the status its requesters see.
+    progress: JobProgress = dataclasses.field(default_factory=JobProgress)
 
     @property
     def workdir(self) -> Path:

@@ -22,9 +22,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.intake import Answer, Intake, Sender, select_links
+from bot.i18n import N_
+from bot.intake import Answer, Intake, select_links
 from bot.links import Link, LinkKind
-from bot.model import CachedMedia, FetchError, Origin, PlatformFile
+from bot.model import CachedMedia, FetchError, Origin, PlatformFile, Sender
 from bot.ports import ClipCache, LinkResolver, RateLimits, Verdict
 from bot.service import clip_key
 from bot.sites import SiteCatalog
@@ -35,10 +36,10 @@ log = logging.getLogger(__name__)
 # looked up: typing a link sends a query per keystroke, and only the last one matters.
 DEBOUNCE_S = 0.4
 
-NO_LINK_HINT = "Paste a TikTok link to send its video here"
-SLOW_DOWN_HINT = "That's a lot of links at once: please wait a minute"
-NOT_ENABLED_HINT = "New clips can't be sent inline here yet: send the link to the bot directly"
-FETCHING_TEXT = "⏳ Fetching the video…"
+NO_LINK_HINT = N_("Paste a TikTok link to send its video here")
+SLOW_DOWN_HINT = N_("That's a lot of links at once: please wait a minute")
+NOT_ENABLED_HINT = N_("New clips can't be sent inline here yet: send the link to the bot directly")
+FETCHING_TEXT = N_("⏳ Fetching the video…")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import logging
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
-from bot.model import Album, FetchError, Reason
+from bot.model import Album, Audio, ClipInfo, FetchError, Reason
+from bot.progress import Progress, Reporter, Stage
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +136,12 @@ class FfmpegMedia:
     def __init__(self, ffmpeg_path: str) -> None:
         self._ffmpeg = ffmpeg_path
 
-    async def playable(self, source: Path, found: Probe, workdir: Path) -> tuple[Path, Probe]:
+    async def playable(
+        self, source: Path, found: Probe, workdir: Path, *, progress: Reporter | None = None
+    ) -> tuple[Path, Probe]:
         """The source itself when it already plays everywhere, else a remux or re-encode;
-        `found` is the source's probe, which the caller has made already."""
+        `found` is the source's probe, which the caller has made already. A re-encode reports
+        how far it has come to `progress` (CONVERTING)."""
         if found.vcodec is None:
             raise FetchError(Reason.NOT_A_VIDEO, "no video stream")
         if found.playable:
@@ -161,9 +166,16 @@ class FfmpegMedia:
             found.acodec,
             "remux" if video_ok else "re-encode",
         )
-        await self._run(
+        on_time = (
+            None
+            if video_ok or progress is None
+            else encoded_share(progress, found.duration, Stage.CONVERTING)
+        )
+        await run_ffmpeg(
+            self._ffmpeg,
             "-i", str(source), "-map", "0:v:0", "-map", "0:a:0?", *video_args, *audio_args,
             "-movflags", "+faststart", "-f", "mp4", str(target),
+            on_time=on_time,
         )  # fmt: skip
         made = await asyncio.to_thread(probe, target)
         if not made.playable:
@@ -212,18 +224,90 @@ class FfmpegMedia:
         )  # fmt: skip
         return target
 
+    async def sound(self, source: Path, info: ClipInfo, workdir: Path) -> Audio:
+        """The source's audio alone in an .m4a: the AAC stream copied as served (re-encoded to
+        AAC only when it is something else), its metadata replaced by the sound's title and
+        artist."""
+        found = await asyncio.to_thread(probe, source)
+        if found.acodec is None:
+            raise FetchError(Reason.NO_SOUND, "no audio stream")
+        target = workdir / "sound.m4a"
+        codec = ["-c:a", "copy"] if found.acodec == "aac" else ["-c:a", "aac", "-b:a", "128k"]
+        tags = [
+            *(["-metadata", f"title={info.music_title}"] if info.music_title else []),
+            *(["-metadata", f"artist={info.music_author}"] if info.music_author else []),
+        ]
+        await self._run(
+            "-i", str(source), "-map", "0:a:0", "-vn", *codec,
+            "-map_metadata", "-1", "-map_metadata:s:a", "-1", *tags,
+            "-movflags", "+faststart", "-f", "ipod", str(target),
+        )  # fmt: skip
+        made = await asyncio.to_thread(probe, target)
+        return Audio(path=target, duration=made.duration, size=made.size, info=info)
+
     async def _run(self, *args: str) -> None:
         await run_ffmpeg(self._ffmpeg, *args)
 
 
-async def run_ffmpeg(ffmpeg: str, *args: str) -> None:
-    """Run ffmpeg to the end; kill it when the task is cancelled."""
+_AUDIO_SUFFIXES = frozenset({".m4a", ".mp3", ".ogg", ".opus", ".aac"})
+
+
+def audio_suffix(path: Path) -> str:
+    """The file name ending an audio file is uploaded with: its own when it names an audio
+    type, else told from its first bytes (a media store keeps files without one); .m4a when
+    nothing else fits."""
+    if path.suffix.lower() in _AUDIO_SUFFIXES:
+        return path.suffix.lower()
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head.startswith(b"ID3"):
+        return ".mp3"
+    if head.startswith(b"OggS"):
+        return ".ogg"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        # A frame sync: ADTS (layer bits 00) is raw AAC, the others MPEG audio.
+        return ".aac" if head[1] & 0x06 == 0 else ".mp3"
+    return ".m4a"
+
+
+def encoded_share(
+    progress: Reporter, duration: float, stage: Stage, budget_bytes: int | None = None
+) -> Callable[[float], None]:
+    """An `on_time` for run_ffmpeg: seconds encoded as the `stage`'s share of `duration`."""
+
+    def report(seconds: float) -> None:
+        share = min(1.0, seconds / duration) if duration > 0 else None
+        progress(Progress(stage, share, budget_bytes))
+
+    return report
+
+
+async def run_ffmpeg(
+    ffmpeg: str, *args: str, on_time: Callable[[float], None] | None = None
+) -> None:
+    """Run ffmpeg to the end; kill it when the task is cancelled. `on_time` hears how many
+    seconds of the output are done, from ffmpeg's `-progress` lines, as they come."""
+    watched = ["-progress", "pipe:1", "-nostats"] if on_time is not None else []
     process = await asyncio.create_subprocess_exec(
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *watched, *args,
+        stdout=asyncio.subprocess.PIPE if on_time else asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        _, stderr = await process.communicate()
+        if on_time is None or process.stdout is None or process.stderr is None:
+            _, stderr = await process.communicate()
+        else:
+            # Both pipes read at once: a full stderr pipe would stop ffmpeg, and its progress.
+            errors = asyncio.ensure_future(process.stderr.read())
+            try:
+                async for line in process.stdout:
+                    seconds = _out_time_s(line)
+                    if seconds is not None:
+                        on_time(seconds)
+                stderr = await errors
+                await process.wait()
+            finally:
+                errors.cancel()
     finally:
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -231,3 +315,15 @@ async def run_ffmpeg(ffmpeg: str, *args: str) -> None:
             await process.wait()
     if process.returncode != 0:
         raise FetchError(Reason.FAILED, f"ffmpeg: {stderr.decode(errors='replace')[-500:]}")
+
+
+def _out_time_s(line: bytes) -> float | None:
+    """The seconds of output done, from a `-progress` line `out_time_us=` (`out_time_ms=` is
+    microseconds too, an old ffmpeg slip kept for compatibility); None for other lines."""
+    key, _, value = line.strip().partition(b"=")
+    if key not in (b"out_time_us", b"out_time_ms"):
+        return None
+    try:
+        return max(0, int(value)) / 1_000_000
+    except ValueError:
+        return None  # "N/A" before the first frame

@@ -17,7 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 
 from bot.model import FailureKind, Reason
 
-Outcome = Literal["video", "album", "cached", "busy", "restarting"]
+Outcome = Literal["video", "album", "audio", "cached", "busy", "restarting"]
 """How a request was answered when it was not a failure (a failure is counted by its Reason)."""
 
 Stage = Literal["resolve", "download", "fit", "upload"]

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from bot.chat_settings import CaptionStyle, FailureStyle, OriginalMessage
+from bot.i18n import N_
 from bot.links import Link
+from bot.settings import SlideshowMode
 
 
 class Origin(Protocol):
@@ -19,23 +22,68 @@ class Origin(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Sender:
+    """Who sent a message and where, as the platform numbers them (rate limits, settings and the
+    chat's trending clips); `server` is the server a chat belongs to (Discord's guild), and
+    `language` the person's own language code as the platform gives it."""
+
+    user: int | str
+    chat: int | str
+    server: int | str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Manner:
+    """How one request is answered, from its chat's settings and its sender; None: as the
+    platform does by default.
+
+    `link_only`: the message held nothing but its links (so deleting it loses nothing);
+    `trending`: the chat keeps counts for /top.
+    """
+
+    caption: CaptionStyle | None = None
+    original: OriginalMessage | None = None
+    failures: FailureStyle | None = None
+    slideshow: SlideshowMode | None = None
+    language: str | None = None
+    link_only: bool = False
+    trending: bool = True
+
+
+class Want(enum.Enum):
+    """What a request asks for: the clip itself, or its sound alone (the "🎵 Sound" button,
+    /audio)."""
+
+    VIDEO = "video"
+    AUDIO = "audio"
+
+
+@dataclass(frozen=True, slots=True)
 class VideoRequest:
-    """The links of one message (or command), answered in order, to one place."""
+    """The links of one message (or command), answered in order, to one place, in its chat's
+    manner; `sender` is None for requests of no chat (the shell)."""
 
     links: tuple[Link, ...]
     origin: Origin
     budget_bytes: int
+    manner: Manner = Manner()
+    sender: Sender | None = None
+    want: Want = Want.VIDEO
 
 
 @dataclass(frozen=True, slots=True)
 class ClipInfo:
-    """What the post page says about a clip, used for the caption."""
+    """What the post page says about a clip, used for the caption; `music_title` and
+    `music_author` name its sound (the "🎵 Sound" answer's title and performer)."""
 
     clip_id: str
     author: str
     nickname: str
     description: str
     webpage_url: str
+    music_title: str = ""
+    music_author: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +113,17 @@ class Album:
 
     images: tuple[Path, ...]
     audio: Path | None
+    info: ClipInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Audio:
+    """A clip's sound alone: its AAC audio in an .m4a (no picture), or a photo post's music as
+    it is served."""
+
+    path: Path
+    duration: float
+    size: int
     info: ClipInfo
 
 
@@ -126,19 +185,22 @@ class CachedMedia:
 class Reason(enum.Enum):
     """The closed set of reasons a link is not answered with a video; values are user-facing."""
 
-    PRIVATE = "This video is private."
-    REMOVED = "This post was removed or isn't available here."
-    REGION_LOCKED = "TikTok doesn't show this post in the bot's region."
-    LOGIN_REQUIRED = "TikTok wants a login to show this post."
-    NOT_A_VIDEO = "That link doesn't lead to a video."
-    TIMED_OUT = "The download timed out, please try again."
-    TOO_LARGE = "This video is too large for this chat's upload limit."
-    TOO_LONG = "This video is too long for me to send."
-    BLOCKED = "TikTok is refusing downloads right now; try again later."
-    UNSUPPORTED_SITE = "I can't fetch links from that site."
-    UNSAFE_ADDRESS = "That link leads to a private or local network address, which I don't fetch."
-    FAILED = "Something went wrong fetching this video, please try again."
-    RESTARTING = "The bot is restarting, please send the link again in a minute."
+    PRIVATE = N_("This video is private.")
+    REMOVED = N_("This post was removed or isn't available here.")
+    REGION_LOCKED = N_("TikTok doesn't show this post in the bot's region.")
+    LOGIN_REQUIRED = N_("TikTok wants a login to show this post.")
+    NOT_A_VIDEO = N_("That link doesn't lead to a video.")
+    TIMED_OUT = N_("The download timed out, please try again.")
+    TOO_LARGE = N_("This video is too large for this chat's upload limit.")
+    TOO_LONG = N_("This video is too long for me to send.")
+    BLOCKED = N_("TikTok is refusing downloads right now; try again later.")
+    UNSUPPORTED_SITE = N_("I can't fetch links from that site.")
+    UNSAFE_ADDRESS = N_(
+        "That link leads to a private or local network address, which I don't fetch."
+    )
+    NO_SOUND = N_("This post has no sound.")
+    FAILED = N_("Something went wrong fetching this video, please try again.")
+    RESTARTING = N_("The bot is restarting, please send the link again in a minute.")
 
     @property
     def message(self) -> str:

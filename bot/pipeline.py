@@ -19,8 +19,9 @@ from bot.fit import FfmpegFitter
 from bot.links import Link, LinkKind
 from bot.media import FfmpegMedia, probe
 from bot.metrics import Metrics
-from bot.model import Album, ClipInfo, Download, FetchError, Media, Reason
+from bot.model import Album, Audio, ClipInfo, Download, FetchError, Media, Reason
 from bot.ports import Downloader, SecondPath, SlideshowFetcher
+from bot.progress import Reporter
 from bot.settings import SlideshowMode
 
 log = logging.getLogger(__name__)
@@ -68,23 +69,57 @@ class ClipPipeline:
         self._watch = watch
         self._second_path = second_path
 
-    @property
-    def variant(self) -> str:
-        return f"slideshow={self._slideshow_mode.value}"
+    def variant(self, slideshow: SlideshowMode | None = None) -> str:
+        return f"slideshow={(slideshow or self._slideshow_mode).value}"
 
-    async def prepare(self, link: Link, budget_bytes: int, workdir: Path) -> Media | Album:
-        """The clip ready to send; FetchError with the reason when it cannot be."""
-        fetched = await self._fetch(link, budget_bytes, workdir)
+    async def prepare(
+        self,
+        link: Link,
+        budget_bytes: int,
+        workdir: Path,
+        slideshow: SlideshowMode | None = None,
+        *,
+        progress: Reporter | None = None,
+    ) -> Media | Album:
+        """The clip ready to send (a photo post as `slideshow` says, else as the bot's default);
+        FetchError with the reason when it cannot be. The download and re-encodes report how
+        far they have come to `progress`."""
+        fetched = await self._fetch(link, budget_bytes, workdir, progress)
         if isinstance(fetched, Album):
-            return await self._from_album(fetched, budget_bytes, workdir)
+            return await self._from_album(
+                fetched, budget_bytes, workdir, slideshow or self._slideshow_mode
+            )
         with self._metrics.stage("fit"):
-            return await self._playable_within(fetched.path, fetched.info, budget_bytes, workdir)
+            return await self._playable_within(
+                fetched.path, fetched.info, budget_bytes, workdir, progress
+            )
 
-    async def _fetch(self, link: Link, budget_bytes: int, workdir: Path) -> Download | Album:
+    async def sound(
+        self,
+        link: Link,
+        budget_bytes: int,
+        workdir: Path,
+        *,
+        progress: Reporter | None = None,
+    ) -> Audio:
+        """The clip's sound alone (the "🎵 Sound" button, /audio): fetched as for the video,
+        its audio taken out without re-encoding; a photo post's music as it is."""
+        fetched = await self._fetch(link, budget_bytes, workdir, progress)
+        if isinstance(fetched, Album):
+            if fetched.audio is None:
+                raise FetchError(Reason.NO_SOUND, "a photo post without music")
+            found = await asyncio.to_thread(probe, fetched.audio)
+            return Audio(fetched.audio, found.duration, found.size, fetched.info)
+        async with self._encode_slots:
+            return await self._media.sound(fetched.path, fetched.info, workdir)
+
+    async def _fetch(
+        self, link: Link, budget_bytes: int, workdir: Path, progress: Reporter | None
+    ) -> Download | Album:
         """The first path, counted; the second when the first fails for a reason that is not
         the post's own; the honest reason when neither brings the clip."""
         try:
-            fetched = await self._first_path(link, budget_bytes, workdir)
+            fetched = await self._first_path(link, budget_bytes, workdir, progress)
         except FetchError as err:
             if self._watch is not None:
                 await self._watch.record(link.site, err)
@@ -96,13 +131,17 @@ class ClipPipeline:
             await self._watch.record(link.site, None)
         return fetched
 
-    async def _first_path(self, link: Link, budget_bytes: int, workdir: Path) -> Download | Album:
+    async def _first_path(
+        self, link: Link, budget_bytes: int, workdir: Path, progress: Reporter | None
+    ) -> Download | Album:
         if link.kind is LinkKind.PHOTO:
             return await self._slideshow(link, workdir)
         try:
             async with self._download_slots:
                 with self._metrics.stage("download"):
-                    return await self._downloader.fetch(link, workdir, budget_bytes)
+                    return await self._downloader.fetch(
+                        link, workdir, budget_bytes, progress=progress
+                    )
         except SlideshowPost:
             return await self._slideshow(link, workdir)
 
@@ -140,7 +179,12 @@ class ClipPipeline:
         return FetchError(Reason.BLOCKED, err.detail, err.kind)
 
     async def _playable_within(
-        self, source: Path, info: ClipInfo, budget_bytes: int, workdir: Path
+        self,
+        source: Path,
+        info: ClipInfo,
+        budget_bytes: int,
+        workdir: Path,
+        progress: Reporter | None = None,
     ) -> Media:
         """The source as it is when it plays everywhere and fits; else remuxed, re-encoded or
         fitted to the budget, from the source each time."""
@@ -148,10 +192,12 @@ class ClipPipeline:
         path = source
         if not found.playable and found.size <= budget_bytes:
             async with self._encode_slots:
-                path, found = await self._media.playable(source, found, workdir)
+                path, found = await self._media.playable(source, found, workdir, progress=progress)
         if found.size > budget_bytes:
             async with self._encode_slots:
-                path = await self._fitter.fit(source, original, budget_bytes, workdir)
+                path = await self._fitter.fit(
+                    source, original, budget_bytes, workdir, progress=progress
+                )
             found = await asyncio.to_thread(probe, path)
         if found.size > budget_bytes or not found.playable:
             raise FetchError(Reason.TOO_LARGE, f"{found.size} bytes, budget {budget_bytes}")
@@ -170,8 +216,10 @@ class ClipPipeline:
         async with self._download_slots:
             return await self._slideshows.fetch(link, workdir)
 
-    async def _from_album(self, album: Album, budget_bytes: int, workdir: Path) -> Album | Media:
-        if self._slideshow_mode is SlideshowMode.ALBUM:
+    async def _from_album(
+        self, album: Album, budget_bytes: int, workdir: Path, mode: SlideshowMode
+    ) -> Album | Media:
+        if mode is SlideshowMode.ALBUM:
             return album
         async with self._encode_slots:
             video = await self._media.slideshow_video(album, workdir)

@@ -17,16 +17,20 @@ from bot.chat_settings import ChatSettings
 from bot.links import Link
 from bot.model import (
     Album,
+    Audio,
     CachedMedia,
     CacheKey,
     Download,
     FailureKind,
+    Manner,
     Media,
     Origin,
     Reason,
     StoredFile,
     VideoRequest,
 )
+from bot.progress import Progress, Reporter
+from bot.settings import SlideshowMode
 
 # Tools: where bytes come from and how they are sent.
 
@@ -40,8 +44,11 @@ class LinkResolver(Protocol):
 class Downloader(Protocol):
     """Fetches a clip into a job directory."""
 
-    async def fetch(self, link: Link, workdir: Path, budget_bytes: int) -> Download:
-        """Raise FetchError before any media request when the clip cannot be sent."""
+    async def fetch(
+        self, link: Link, workdir: Path, budget_bytes: int, *, progress: Reporter | None = None
+    ) -> Download:
+        """Raise FetchError before any media request when the clip cannot be sent; the media's
+        arrival is reported to `progress` (DOWNLOADING)."""
 
 
 class SlideshowFetcher(Protocol):
@@ -60,32 +67,71 @@ class SecondPath(Protocol):
 class Pipeline(Protocol):
     """A link to what is sent: a playable video within the budget, or a photo post's album."""
 
-    @property
-    def variant(self) -> str:
-        """What, besides the budget, changes the bytes it sends (part of the cache key)."""
+    def variant(self, slideshow: SlideshowMode | None = None) -> str:
+        """What, besides the budget, changes the bytes it sends (part of the cache key), for a
+        chat that chose `slideshow` (None: the bot's default)."""
 
-    async def prepare(self, link: Link, budget_bytes: int, workdir: Path) -> Media | Album:
-        """Raise FetchError with the reason when the clip cannot be sent."""
+    async def prepare(
+        self,
+        link: Link,
+        budget_bytes: int,
+        workdir: Path,
+        slideshow: SlideshowMode | None = None,
+        *,
+        progress: Reporter | None = None,
+    ) -> Media | Album:
+        """Raise FetchError with the reason when the clip cannot be sent; the download and
+        any re-encode report how far they have come to `progress`."""
+
+    async def sound(
+        self,
+        link: Link,
+        budget_bytes: int,
+        workdir: Path,
+        *,
+        progress: Reporter | None = None,
+    ) -> Audio:
+        """The clip's sound alone (a photo post's music); FetchError with the reason when
+        there is none to send."""
 
 
 class Replier(Protocol):
-    """Answers on one platform; the adapter chooses how a video or a reason looks there."""
+    """Answers on one platform; the adapter chooses how a video or a reason looks there, in the
+    request's `manner` (its chat's caption, failure and original-message choices, its language)."""
 
     async def working(self, origin: Origin) -> None:
         """Show that a job runs (called again every few seconds while it does)."""
 
-    async def deliver(self, origin: Origin, media: Media) -> str | None:
+    async def deliver(self, origin: Origin, media: Media, manner: Manner) -> str | None:
         """Send the video; return the platform's file id to send it again without an upload
         (Telegram's file_id), or None. Raise FetchError(Reason.TOO_LARGE) when refused for size."""
 
-    async def resend(self, origin: Origin, cached: CachedMedia) -> None:
+    async def resend(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
         """Send a video by its PlatformFile handle; StaleHandle when it is refused."""
 
-    async def deliver_album(self, origin: Origin, album: Album) -> None:
+    async def deliver_audio(self, origin: Origin, audio: Audio, manner: Manner) -> str | None:
+        """Send a clip's sound as an audio file, titled from its music; return the platform's
+        file id to send it again without an upload, or None (as `deliver`)."""
+
+    async def resend_audio(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
+        """Send a sound by its PlatformFile handle; StaleHandle when it is refused."""
+
+    async def deliver_album(self, origin: Origin, album: Album, manner: Manner) -> None:
         """Send a photo post's images (in groups the platform allows) and then its music."""
 
-    async def fail(self, origin: Origin, reason: Reason) -> None:
+    async def fail(self, origin: Origin, reason: Reason, manner: Manner) -> None:
         """Tell the requester why a link got no video."""
+
+    async def status(self, origin: Origin, progress: Progress, manner: Manner) -> None:
+        """Show how far a long job has come (a status message, shown the first time and
+        changed afterwards); called at most every few seconds. Not an answer: a status that
+        cannot be shown now is skipped, never waited for."""
+
+    async def clear_status(self, origin: Origin, *, earlier: bool = False) -> None:
+        """Remove the status shown for `origin`, if any: called once after every request
+        handled, whatever became of its answers (a replier may keep state per request until
+        then); never raises. `earlier`: before a request is run again (its first run died), a
+        status that run may have left is removed where the platform lets it be found."""
 
 
 # State: what the service and the intake remember.
@@ -254,5 +300,35 @@ class ChatSettingsStore(Protocol):
         """The chat's settings; all defaults for a chat that never chose."""
 
     async def put(self, chat: str, settings: ChatSettings) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TrendingClip:
+    """A clip reshared in a chat: `times` reshares by `people` different people, and its
+    canonical link to show it."""
+
+    clip_id: str
+    link: str
+    times: int
+    people: int
+
+
+class Trending(Protocol):
+    """Each chat's recent reshares, by clip, for `/top`: clip ids, links, times and pseudonymous
+    people only (never message text, never a raw user id). Implementations forget reshares older
+    than their window by themselves and keep a bounded number per chat."""
+
+    async def count(self, chat: str, clip_id: str, link: str, user: str, at: float) -> None:
+        """One reshare of a clip (by its canonical id and link) in `chat` by `user` at unix time
+        `at`."""
+
+    async def top(self, chat: str, since: float, limit: int) -> list[TrendingClip]:
+        """The chat's clips reshared since `since`: most times first, then more people, then the
+        most recently reshared."""
+
+    async def forget(self, chat: str) -> None:
+        """Drop everything kept for the chat (its trending setting was turned off)."""
 
     async def close(self) -> None: ...

@@ -113,3 +113,29 @@ def _translating(
             raise translated from err
 
     return attempt
+
+
+async def remove_idempotently(
+    remove: Callable[[], Awaitable[object]],
+    what: str,
+    *,
+    final: tuple[type[BaseException], ...] = (),
+    attempts: int = 3,
+    pause_s: float = 0.5,
+) -> bool:
+    """Remove something (a status message), trying again after any failure: a removal that
+    took effect harms nothing when repeated. `final` errors (gone already, not allowed) end it
+    at once. True once removed; False when it is left in place."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await remove()
+            return True
+        except final as err:
+            log.info("%s: not removed (%r)", what, err)
+            return False
+        except Exception as err:
+            if attempt == attempts:
+                log.info("%s: left in place after %d tries (%r)", what, attempts, err)
+                return False
+            await asyncio.sleep(pause_s * attempt)
+    return False

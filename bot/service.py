@@ -4,6 +4,8 @@ canonical link -> cache hit? -> resend by the kept handle
                -> else one job per clip (bot.flights here, SingleFlight across processes)
                   -> Pipeline.prepare: fetch, make playable, fit the budget
                   -> Replier.deliver -> the handle kept in the cache -> job files removed
+A request for a clip's sound (`Want.AUDIO`) takes the same path under a key of its own:
+Pipeline.sound -> Replier.deliver_audio, resent by Replier.resend_audio.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from bot.links import Link, LinkKind
 from bot.metrics import Metrics
 from bot.model import (
     Album,
+    Audio,
     CachedMedia,
     CacheKey,
+    ClipInfo,
     FetchError,
     Media,
     Origin,
@@ -33,6 +37,7 @@ from bot.model import (
     StaleHandle,
     StoredFile,
     VideoRequest,
+    Want,
 )
 from bot.ports import (
     ClipCache,
@@ -43,17 +48,23 @@ from bot.ports import (
     Replier,
     SingleFlight,
 )
+from bot.progress import Progress, Reporter, Stage
 from bot.retry import Unconfirmed
+from bot.settings import SlideshowMode
+from bot.status import StatusLine
+from bot.trending import TrendingBoard
 
 log = logging.getLogger(__name__)
 
-Outcome = Media | Album | Reason
+Outcome = Media | Album | Audio | Reason
 
 # Telegram shows a chat action for 5 s: renewed before it ends (DESIGN.md section 10).
 WORKING_EVERY_S = 4.0
-# Failures that depend on the request (its budget) or on this run, not on the clip: not
-# answered from memory.
-_NOT_REMEMBERED = frozenset({Reason.TOO_LARGE, Reason.RESTARTING})
+# Failures that depend on the request (its budget, the video or its sound) or on this run, not
+# on the clip: not answered from memory.
+_NOT_REMEMBERED = frozenset({Reason.TOO_LARGE, Reason.RESTARTING, Reason.NO_SOUND})
+# The cache key variant of a clip's sound: the same bytes whatever the budget or the chat.
+SOUND_VARIANT = "audio"
 # The first requester's upload gives the others its handle; a job keeps its clip's hold across
 # processes until then, but not for ever.
 FIRST_ANSWER_WAIT_S = 600.0
@@ -84,6 +95,7 @@ class Service:
         work_root: Path | None = None,
         failed_links: FailedLinks | None = None,
         failed_link_cooldown_s: float = 0.0,
+        trending: TrendingBoard | None = None,
     ) -> None:
         self._resolver = resolver
         self._pipeline = pipeline
@@ -95,6 +107,7 @@ class Service:
         self._flights: Flights[Prepared] = Flights(work_root)
         self._failed_links = failed_links if failed_link_cooldown_s > 0 else None
         self._cooldown_s = failed_link_cooldown_s
+        self._trending = trending
 
     async def process(self, request: VideoRequest) -> None:
         replier = self._repliers[request.origin.platform]
@@ -104,30 +117,35 @@ class Service:
         async with contextlib.AsyncExitStack() as stack:
             platform = request.origin.platform
             jobs = [
-                await stack.enter_async_context(self._join(link, platform, request.budget_bytes))
+                await stack.enter_async_context(self._join(link, platform, request))
                 if isinstance(link, Link)
                 else link
                 for link in links
             ]
             flights = [job for job in jobs if isinstance(job, Flight)]
-            indicator = asyncio.create_task(self._show_working(replier, request.origin, flights))
+            status = StatusLine(replier, request.origin, request.manner)
+            indicator = asyncio.create_task(
+                self._show_working(replier, request.origin, flights, status)
+            )
+            # Last out: the status goes once the answer is out, whatever became of it.
+            stack.push_async_callback(status.clear)
             stack.push_async_callback(_cancel_and_wait, [indicator])
             for link, flight in zip(links, jobs, strict=True):
                 if not isinstance(link, Link) or not isinstance(flight, Flight):
                     reason = link if isinstance(link, Reason) else Reason.FAILED
-                    await self._answer(replier, request.origin, Prepared(reason, None))
+                    await self._answer(replier, request, Prepared(reason, None))
                     continue
                 # Shielded: another requester may share this job; leaving ends only our share.
                 prepared = await asyncio.shield(flight.outcome)
                 if isinstance(prepared.outcome, CachedMedia):
-                    if await self._resend(replier, request.origin, prepared.outcome, prepared.key):
+                    if await self._resend(replier, request, prepared.outcome, prepared.key):
                         continue
                     prepared = await self._without_cache(link, request, stack)
-                elif isinstance(prepared.outcome, Media) and await self._share_upload(
-                    flight, replier, request.origin, prepared
+                elif isinstance(prepared.outcome, Media | Audio) and await self._share_upload(
+                    flight, replier, request, prepared
                 ):
                     continue
-                await self._answer(replier, request.origin, prepared)
+                await self._answer(replier, request, prepared)
 
     async def _resolve(self, link: Link) -> Link | Reason:
         """The link with its clip id known, or why it has none."""
@@ -145,32 +163,50 @@ class Service:
         return resolved
 
     def _join(
-        self, link: Link, platform: str, budget_bytes: int
+        self, link: Link, platform: str, request: VideoRequest
     ) -> contextlib.AbstractAsyncContextManager[Flight[Prepared]]:
-        """Everyone asking for the same clip at the same moment shares one job."""
-        key = self._cache_key(link, platform, budget_bytes)
+        """Everyone asking for the same clip in the same form at the same moment shares one
+        job."""
+        key = self._cache_key(link, platform, request)
+        budget_bytes = request.budget_bytes
+        slideshow = request.manner.slideshow
+        want = request.want
 
         async def job(flight: Flight[Prepared]) -> None:
-            await self._job(link, key, budget_bytes, flight)
+            await self._job(link, key, budget_bytes, slideshow, want, flight)
 
         return self._flights.join(
-            key or (platform, link.url, budget_bytes), job, self._metrics.joined
+            key or (platform, link.url, budget_bytes, self._pipeline.variant(slideshow), want),
+            job,
+            self._metrics.joined,
         )
 
     async def _job(
-        self, link: Link, key: CacheKey | None, budget_bytes: int, flight: Flight[Prepared]
+        self,
+        link: Link,
+        key: CacheKey | None,
+        budget_bytes: int,
+        slideshow: SlideshowMode | None,
+        want: Want,
+        flight: Flight[Prepared],
     ) -> None:
         """Always publishes an outcome: a job task that ends without one cancels its outcome,
         and its requesters would take that for their own cancellation."""
         try:
-            await self._fetch_once(link, key, budget_bytes, flight)
+            await self._fetch_once(link, key, budget_bytes, slideshow, want, flight)
         except Exception:
             # E.g. a single-flight that is down: the link is told why, the worker goes on.
             log.exception("job for %s failed", link.url)
             flight.publish(Prepared(Reason.FAILED, key))
 
     async def _fetch_once(
-        self, link: Link, key: CacheKey | None, budget_bytes: int, flight: Flight[Prepared]
+        self,
+        link: Link,
+        key: CacheKey | None,
+        budget_bytes: int,
+        slideshow: SlideshowMode | None,
+        want: Want,
+        flight: Flight[Prepared],
     ) -> None:
         """A cache hit, or the clip fetched under the clip's hold across processes, which is
         kept until the first requester's upload has left its handle in the cache."""
@@ -185,11 +221,13 @@ class Service:
                 flight.publish(Prepared(known, key))
                 return
             flight.fetching.set()
-            outcome = await self._prepare(link, budget_bytes, flight.workdir)
+            outcome = await self._prepare(
+                link, budget_bytes, flight.workdir, slideshow, want, flight.progress.report
+            )
             if isinstance(outcome, Reason):
                 await self._remember_failure(key, outcome)
             flight.publish(Prepared(outcome, key))
-            if isinstance(outcome, Media):
+            if isinstance(outcome, Media | Audio):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(flight.first_answered.wait(), FIRST_ANSWER_WAIT_S)
 
@@ -237,9 +275,21 @@ class Service:
             self._metrics.cache_hit(key.platform)
         return hit
 
-    async def _prepare(self, link: Link, budget_bytes: int, workdir: Path) -> Outcome:
+    async def _prepare(
+        self,
+        link: Link,
+        budget_bytes: int,
+        workdir: Path,
+        slideshow: SlideshowMode | None,
+        want: Want,
+        progress: Reporter | None = None,
+    ) -> Outcome:
         try:
-            return await self._pipeline.prepare(link, budget_bytes, workdir)
+            if want is Want.AUDIO:
+                return await self._pipeline.sound(link, budget_bytes, workdir, progress=progress)
+            return await self._pipeline.prepare(
+                link, budget_bytes, workdir, slideshow, progress=progress
+            )
         except FetchError as err:
             log.info("link %s not fetched: %s", link.url, err)
             self._metrics.failure(err.reason)
@@ -249,18 +299,26 @@ class Service:
             self._metrics.failure(Reason.FAILED)
             return Reason.FAILED
 
-    def _cache_key(self, link: Link, platform: str, budget_bytes: int) -> CacheKey | None:
-        return clip_key(link, platform, budget_bytes, self._pipeline.variant)
+    def _cache_key(self, link: Link, platform: str, request: VideoRequest) -> CacheKey | None:
+        if request.want is Want.AUDIO:
+            key = clip_key(link, platform, 0, "")
+            return dataclasses.replace(key, variant=SOUND_VARIANT) if key is not None else None
+        variant = self._pipeline.variant(request.manner.slideshow)
+        return clip_key(link, platform, request.budget_bytes, variant)
 
     async def _share_upload(
-        self, flight: Flight[Prepared], replier: Replier, origin: Origin, prepared: Prepared
+        self,
+        flight: Flight[Prepared],
+        replier: Replier,
+        request: VideoRequest,
+        prepared: Prepared,
     ) -> bool:
         """The first of a job's requesters uploads; the others resend by the handle that
         upload returned. True when this requester has been answered."""
         async with flight.first_answer:
             if not flight.first_answered.is_set():
                 try:
-                    kept = await self._answer(replier, origin, prepared)
+                    kept = await self._answer(replier, request, prepared)
                 finally:
                     flight.first_answered.set()
                 if kept is not None and isinstance(kept.handle, PlatformFile):
@@ -269,18 +327,22 @@ class Service:
         handle = flight.handle
         if handle is None:
             return False
-        return await self._resend(replier, origin, handle, prepared.key)
+        return await self._resend(replier, request, handle, prepared.key)
 
     async def _resend(
-        self, replier: Replier, origin: Origin, hit: CachedMedia, key: CacheKey | None
+        self, replier: Replier, request: VideoRequest, hit: CachedMedia, key: CacheKey | None
     ) -> bool:
         """Send a clip fetched before without fetching it; False when its copy is gone."""
+        origin = request.origin
         try:
             if isinstance(hit.handle, StoredFile):
-                await self._upload_stored(replier, origin, hit, hit.handle)
+                await self._upload_stored(replier, request, hit, hit.handle)
+            elif request.want is Want.AUDIO:
+                await replier.resend_audio(origin, hit, request.manner)
             else:
-                await replier.resend(origin, hit)
+                await replier.resend(origin, hit, request.manner)
             self._metrics.request(origin.platform, "cached")
+            await self._reshared(request, key, hit.info)
         except Unconfirmed as err:
             log.warning("resend unconfirmed, not sent again: %s", err)
         except Exception as err:
@@ -295,7 +357,7 @@ class Service:
         return True
 
     async def _upload_stored(
-        self, replier: Replier, origin: Origin, hit: CachedMedia, stored: StoredFile
+        self, replier: Replier, request: VideoRequest, hit: CachedMedia, stored: StoredFile
     ) -> None:
         """Upload a copy from the media store (platforms without reusable handles)."""
         if self._media_store is None:
@@ -305,20 +367,28 @@ class Service:
             if path is None:
                 raise StaleHandle("no longer in the media store")
             with self._metrics.stage("upload"):
-                await replier.deliver(origin, _media_from(hit, path))
+                if request.want is Want.AUDIO:
+                    sound = Audio(path, hit.duration, hit.size, hit.info)
+                    await replier.deliver_audio(request.origin, sound, request.manner)
+                else:
+                    await replier.deliver(request.origin, _media_from(hit, path), request.manner)
 
     async def _without_cache(
         self, link: Link, request: VideoRequest, stack: contextlib.AsyncExitStack
     ) -> Prepared:
         """The clip fetched for this requester alone, its cached copy having been refused."""
         directory = Path(stack.enter_context(self._flights.job_dir()))
-        key = self._cache_key(link, request.origin.platform, request.budget_bytes)
-        return Prepared(await self._prepare(link, request.budget_bytes, directory), key)
+        key = self._cache_key(link, request.origin.platform, request)
+        outcome = await self._prepare(
+            link, request.budget_bytes, directory, request.manner.slideshow, request.want
+        )
+        return Prepared(outcome, key)
 
     async def _answer(
-        self, replier: Replier, origin: Origin, prepared: Prepared
+        self, replier: Replier, request: VideoRequest, prepared: Prepared
     ) -> CachedMedia | None:
         """Deliver the outcome or say why not; returns what was kept for next time, if anything."""
+        origin, manner = request.origin, request.manner
         outcome = prepared.outcome
         if isinstance(outcome, CachedMedia):
             raise TypeError("cached media is resent, not answered")
@@ -326,11 +396,16 @@ class Service:
             try:
                 with self._metrics.stage("upload"):
                     if isinstance(outcome, Album):
-                        await replier.deliver_album(origin, outcome)
+                        await replier.deliver_album(origin, outcome, manner)
                         self._metrics.request(origin.platform, "album")
+                        await self._reshared(request, prepared.key, outcome.info)
                         return None
-                    file_id = await replier.deliver(origin, outcome)
-                    self._metrics.request(origin.platform, "video")
+                    if isinstance(outcome, Audio):
+                        file_id = await replier.deliver_audio(origin, outcome, manner)
+                        self._metrics.request(origin.platform, "audio")
+                    else:
+                        file_id = await replier.deliver(origin, outcome, manner)
+                        self._metrics.request(origin.platform, "video")
             except FetchError as err:
                 outcome = err.reason
             except Unconfirmed as err:
@@ -342,9 +417,12 @@ class Service:
                 outcome = Reason.FAILED
             else:
                 # Delivered: keeping it for next time may fail, the answer stands.
-                return await self._remember(prepared.key, outcome, file_id)
+                kept = await self._remember(prepared.key, outcome, file_id)
+                # Counted once kept: the next request (an inline query) finds it cached.
+                await self._reshared(request, prepared.key, outcome.info)
+                return kept
         try:
-            await replier.fail(origin, outcome)
+            await replier.fail(origin, outcome, manner)
             self._metrics.request(origin.platform, outcome)
         except Unconfirmed as err:
             log.warning("reason unconfirmed, not sent again: %s", err)
@@ -352,8 +430,22 @@ class Service:
             log.exception("could not tell the requester: %s", outcome.name)
         return None
 
+    async def _reshared(self, request: VideoRequest, key: CacheKey | None, info: ClipInfo) -> None:
+        """Count a clip sent into a chat for its /top, unless the chat turned that off (the
+        sound of a clip is no reshare of it)."""
+        sender = request.sender
+        if (
+            self._trending is None
+            or sender is None
+            or not request.manner.trending
+            or request.want is not Want.VIDEO
+            or key is None
+        ):
+            return
+        await self._trending.count(request.origin.platform, sender, key.clip_id, info.webpage_url)
+
     async def _remember(
-        self, key: CacheKey | None, media: Media, file_id: str | None
+        self, key: CacheKey | None, media: Media | Audio, file_id: str | None
     ) -> CachedMedia | None:
         """Keep what lets the next request skip the download: the platform's own handle, or a
         copy in the media store for platforms that take only uploads."""
@@ -369,8 +461,8 @@ class Service:
             return None
         cached = CachedMedia(
             handle=handle,
-            width=media.width,
-            height=media.height,
+            width=media.width if isinstance(media, Media) else 0,
+            height=media.height if isinstance(media, Media) else 0,
             duration=media.duration,
             size=media.size,
             caption=json.dumps(dataclasses.asdict(media.info)),
@@ -389,10 +481,15 @@ class Service:
         await self._flights.drain()
 
     async def _show_working(
-        self, replier: Replier, origin: Origin, flights: Sequence[Flight[Prepared]]
+        self,
+        replier: Replier,
+        origin: Origin,
+        flights: Sequence[Flight[Prepared]],
+        status: StatusLine,
     ) -> None:
-        """ "Sending video…" from the moment a job has to fetch until every job is done; a
-        request answered from the cache shows nothing (and costs no extra API call)."""
+        """ "Sending video…" from the moment a job has to fetch until every job is done, and
+        the `status` of a long one (its progress, then "Uploading…"); a request answered from
+        the cache shows nothing (and costs no extra API call)."""
         jobs: list[asyncio.Future[Any]] = [flight.outcome for flight in flights]
         fetching: list[asyncio.Future[Any]] = [
             asyncio.create_task(flight.fetching.wait()) for flight in flights
@@ -403,14 +500,42 @@ class Service:
                 if not pending:
                     return
                 await asyncio.wait([*pending, *fetching], return_when=asyncio.FIRST_COMPLETED)
+            loop = asyncio.get_running_loop()
+            working_at = loop.time()
             while not all(job.done() for job in jobs):
-                try:
-                    await replier.working(origin)
-                except Exception as err:
-                    log.debug("working indicator failed: %r", err)
-                await asyncio.wait(jobs, timeout=WORKING_EVERY_S)
+                if loop.time() >= working_at:
+                    try:
+                        await replier.working(origin)
+                    except Exception as err:
+                        log.debug("working indicator failed: %r", err)
+                    working_at = loop.time() + WORKING_EVERY_S
+                await status.show(_progress_of(flights))
+                wake = min(working_at - loop.time(), status.next_look_in())
+                await asyncio.wait(jobs, timeout=max(0.0, wake))
+            if any(_uploads(flight) for flight in flights):
+                await asyncio.sleep(status.due_in())
+                await status.show(Progress(Stage.UPLOADING))
         finally:
             await _cancel_and_wait(fetching)
+
+
+def _progress_of(flights: Sequence[Flight[Prepared]]) -> Progress | None:
+    """How far the first job not yet done has come; None while it waits to fetch."""
+    for flight in flights:
+        if flight.outcome.done():
+            continue
+        if not flight.fetching.is_set():
+            return None
+        return flight.progress.latest or Progress(Stage.DOWNLOADING)
+    return None
+
+
+def _uploads(flight: Flight[Prepared]) -> bool:
+    """Whether the job's outcome is sent as an upload (not a reason, not a resend)."""
+    job = flight.outcome
+    if not job.done() or job.cancelled() or job.exception() is not None:
+        return False
+    return isinstance(job.result().outcome, Media | Album | Audio)
 
 
 def clip_key(link: Link, platform: str, budget_bytes: int, variant: str) -> CacheKey | None:

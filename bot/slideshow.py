@@ -183,6 +183,9 @@ def _album_info(files: list[Path], link: Link) -> ClipInfo:
                     or data.get("user")
                     or ""
                 )
+                music = data.get("music") or {}
+                if not isinstance(music, dict):
+                    music = {}
                 return ClipInfo(
                     clip_id=clip_id,
                     author=handle,
@@ -193,5 +196,7 @@ def _album_info(files: list[Path], link: Link) -> ClipInfo:
                     webpage_url=f"https://www.tiktok.com/@{handle}/photo/{clip_id}"
                     if handle
                     else link.url,
+                    music_title=str(music.get("title") or ""),
+                    music_author=str(music.get("authorName") or ""),
                 )
     return ClipInfo(link.clip_id or "", "", "", "", link.url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -169,13 +170,26 @@ async def until(condition: Callable[[], bool], within_s: float = 60.0) -> None:
             await asyncio.sleep(0.02)
 
 
+# A long job's status line (bot.progress, in English): shown while it works, deleted after.
+_STATUS = re.compile(
+    r"(Downloading…|Compressing to fit [0-9.]+ MB…|Converting…|Uploading…)( [0-9]+%)?"
+)
+
+
+def is_status(text: str | None) -> bool:
+    """Whether a message's text is a job's status line, not an answer."""
+    return text is not None and _STATUS.fullmatch(text) is not None
+
+
 def replies_to(api: FakeBotApi, message: dict[str, Any]) -> list[dict[str, Any]]:
-    """What the user sees in the chat as the bot's answers to their message."""
+    """What the user sees in the chat as the bot's answers to their message (a status line
+    while a job works is none)."""
     return [
         sent
         for sent in api.chat_history(message["chat"]["id"])
         if sent["from"]["is_bot"]
         and sent.get("reply_to_message", {}).get("message_id") == message["message_id"]
+        and not is_status(sent.get("text"))
     ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.discord.inbound import InteractionOrigin
-from bot.model import ClipInfo, FetchError, Media, Reason
+from bot.model import ClipInfo, FetchError, Manner, Media, Reason
 from tests.harness import assert_plays, link, running_bot
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord, RestCall
@@ -67,7 +67,13 @@ async def test_commands_are_synced_and_usable_in_a_dm(
 ) -> None:
     async with running_bot(tiktok, tmp_path / "data", discord=discord_api):
         names = {(c["name"], c["type"]) for c in discord_api.commands[None]}
-        assert names == {("download", 1), ("Download video", 3)}
+        assert names == {
+            ("download", 1),
+            ("Download video", 3),
+            ("audio", 1),
+            ("settings", 1),
+            ("top", 1),
+        }
         interaction = discord_api.inject_slash_command(
             "download", {"url": "https://vm.tiktok.com/ZMshort1/"}, guild_id=None
         )
@@ -197,7 +203,13 @@ async def test_commands_can_be_synced_to_one_guild(
     ):
         pass
     assert discord_api.commands.get(None, []) == []
-    assert {c["name"] for c in discord_api.commands[guild]} == {"download", "Download video"}
+    assert {c["name"] for c in discord_api.commands[guild]} == {
+        "download",
+        "Download video",
+        "audio",
+        "settings",
+        "top",
+    }
 
 
 async def test_auto_detect_budget_is_the_servers_upload_limit(
@@ -242,7 +254,7 @@ async def test_discords_413_becomes_the_size_reason(
             info=ClipInfo(POST, "dancer", "Dancer", "", link(POST)),
         )
         with pytest.raises(FetchError) as caught:
-            await bot.discord.replier.deliver(origin, media)
+            await bot.discord.replier.deliver(origin, media, Manner())
     assert caught.value.reason is Reason.TOO_LARGE
     [refused] = discord_api.requests_to("POST", webhook_path(discord_api, interaction))
     assert refused.status == 413

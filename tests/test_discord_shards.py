@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from adapters.discord import DiscordAdapter, DiscordSettings
 from adapters.discord.inbound import InteractionOrigin, MessageOrigin
 from bot.intake import Intake
-from bot.model import ClipInfo, Media, VideoRequest
+from bot.model import ClipInfo, Manner, Media, VideoRequest
 from bot.retry import Retrying, RetryPolicy
 from bot.sites import SiteCatalog
 from bot.stores.memory_limits import MemoryRateLimits
@@ -270,8 +270,8 @@ async def test_a_worker_answers_over_rest_without_the_gateway(tmp_path: Path) ->
         video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(2048))
         info = ClipInfo(POST, "dancer", "Dancer", "a small dance", LINK)
         media = Media(video, 360, 640, 2.0, video.stat().st_size, None, info)
-        await worker.adapter.replier.deliver(from_command.origin, media)
-        await worker.adapter.replier.deliver(from_message.origin, media)
+        await worker.adapter.replier.deliver(from_command.origin, media, Manner())
+        await worker.adapter.replier.deliver(from_message.origin, media, Manner())
 
         assert len(dc.gateway_connects) == 1  # the receiver's only
         followup = dc.interaction_responses(interaction["id"])[-1]

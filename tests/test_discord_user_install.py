@@ -79,7 +79,13 @@ async def test_both_commands_are_installable_to_servers_and_users_everywhere(
     async with running_bot(tiktok, tmp_path / "data", discord=discord_api):
         pass
     commands = {c["name"]: c for c in discord_api.commands[None]}
-    assert set(commands) == {"download", "Download video"}
+    # /settings is a server's (and, in the bot's DM, the person's own): not for user installs.
+    # So is /top: the server's own clips, counted where the bot is.
+    for name in ("settings", "top"):
+        command = commands.pop(name)
+        assert command["integration_types"] == [GUILD_INSTALL]
+        assert command["contexts"] == [CONTEXT_GUILD, CONTEXT_BOT_DM]
+    assert set(commands) == {"download", "Download video", "audio"}
     for command in commands.values():
         assert command["integration_types"] == [GUILD_INSTALL, USER_INSTALL]
         assert command["contexts"] == [CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL]

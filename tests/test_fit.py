@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -212,7 +213,14 @@ class Overshooting(FfmpegFitter):
         self.at_least = at_least
         self.plans: list[EncodePlan] = []
 
-    async def encode(self, source: Path, plan: EncodePlan, target: Path) -> None:
+    async def encode(
+        self,
+        source: Path,
+        plan: EncodePlan,
+        target: Path,
+        *,
+        on_time: Callable[[float], None] | None = None,
+    ) -> None:
         self.plans.append(plan)
         factor = self.factors[len(self.plans) - 1]
         to_bytes = 1000 / 8 * self.duration

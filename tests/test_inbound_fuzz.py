@@ -14,8 +14,8 @@ from telegram import Message, Update
 
 from adapters.discord import inbound as discord_inbound
 from adapters.telegram import inbound as telegram_inbound
-from bot.intake import Answer, Intake, Sender
-from bot.model import VideoRequest
+from bot.intake import Answer, Intake
+from bot.model import Sender, VideoRequest
 from bot.queue import AsyncioJobQueue
 from bot.sites import SiteCatalog
 from bot.stores.memory_limits import MemoryRateLimits

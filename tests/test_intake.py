@@ -8,10 +8,10 @@ from bot.intake import (
     SLOW_DOWN_TEXT,
     Answer,
     Intake,
-    Sender,
     select_links,
 )
 from bot.links import LinkKind
+from bot.model import Sender
 from bot.ports import Verdict
 from bot.queue import AsyncioJobQueue
 from bot.sites import SiteCatalog

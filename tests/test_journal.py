@@ -15,9 +15,9 @@ from adapters.discord.inbound import origin_codec as discord_origins
 from adapters.telegram.inbound import TelegramOrigin
 from adapters.telegram.inbound import origin_codec as telegram_origins
 from bot.codec import DataclassCodec, RequestCodec
-from bot.intake import Answer, Intake, Sender
+from bot.intake import Answer, Intake
 from bot.links import Link, LinkKind
-from bot.model import VideoRequest
+from bot.model import Sender, VideoRequest
 from bot.queue import AsyncioJobQueue
 from bot.sites import SiteCatalog
 from bot.stores.memory_limits import MemoryRateLimits

@@ -17,7 +17,8 @@ from adapters.telegram.inbound import origin_codec as telegram_origins
 from bot.answers import AnswerWatch
 from bot.codec import RequestCodec
 from bot.intake import RESTARTING_TEXT
-from bot.model import Album, CachedMedia, Media, Origin, Reason, VideoRequest
+from bot.model import Album, Audio, CachedMedia, Manner, Media, Origin, Reason, VideoRequest
+from bot.progress import Progress
 from bot.retry import Unconfirmed
 from bot.sites import SiteCatalog
 from bot.stores.sqlite_journal import SqliteJournal
@@ -147,17 +148,30 @@ class SlowReplier:
     async def working(self, origin: Origin) -> None:
         return None
 
-    async def deliver(self, origin: Origin, media: Media) -> str | None:
+    async def status(self, origin: Origin, progress: Progress, manner: Manner) -> None:
+        return None
+
+    async def clear_status(self, origin: Origin, *, earlier: bool = False) -> None:
+        return None
+
+    async def deliver(self, origin: Origin, media: Media, manner: Manner) -> str | None:
         await self.release.wait()
         return None
 
-    async def resend(self, origin: Origin, cached: CachedMedia) -> None:
+    async def resend(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
         await self.release.wait()
 
-    async def deliver_album(self, origin: Origin, album: Album) -> None:
+    async def deliver_audio(self, origin: Origin, audio: Audio, manner: Manner) -> str | None:
+        await self.release.wait()
+        return None
+
+    async def resend_audio(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
         await self.release.wait()
 
-    async def fail(self, origin: Origin, reason: Reason) -> None:
+    async def deliver_album(self, origin: Origin, album: Album, manner: Manner) -> None:
+        await self.release.wait()
+
+    async def fail(self, origin: Origin, reason: Reason, manner: Manner) -> None:
         await self.release.wait()
 
 
@@ -177,9 +191,9 @@ async def test_no_notice_after_an_answer_cut_off_mid_send_or_after_every_link_an
     replier = watch.watch(slow)
     links = tuple(SiteCatalog(["TikTok"]).find(f"{link(POSTS[0])} {link(POSTS[1])}"))
     cut, done, half = (TelegramOrigin(n, n) for n in (1, 2, 3))
-    sending = asyncio.create_task(replier.fail(cut, Reason.FAILED))
-    sent = [asyncio.create_task(replier.fail(done, Reason.FAILED)) for _ in links]
-    halfway = asyncio.create_task(replier.fail(half, Reason.FAILED))
+    sending = asyncio.create_task(replier.fail(cut, Reason.FAILED, Manner()))
+    sent = [asyncio.create_task(replier.fail(done, Reason.FAILED, Manner())) for _ in links]
+    halfway = asyncio.create_task(replier.fail(half, Reason.FAILED, Manner()))
     await asyncio.sleep(0)
     sending.cancel()
     slow.release.set()
@@ -195,7 +209,7 @@ async def test_no_notice_after_an_answer_cut_off_mid_send_or_after_every_link_an
 class UnconfirmedReplier(SlowReplier):
     """A Replier whose videos go out whole and whose answers are lost."""
 
-    async def deliver(self, origin: Origin, media: Media) -> str | None:
+    async def deliver(self, origin: Origin, media: Media, manner: Manner) -> str | None:
         raise Unconfirmed("read timeout")
 
 
@@ -207,7 +221,7 @@ async def test_an_unconfirmed_answer_counts_as_the_links_answer() -> None:
     links = tuple(SiteCatalog(["TikTok"]).find(link(POSTS[0])))
     origin = TelegramOrigin(1, 1)
     with pytest.raises(Unconfirmed):
-        await replier.deliver(origin, cast(Media, None))
+        await replier.deliver(origin, cast(Media, None), Manner())
     assert reported == [origin]
     assert watch.settle(VideoRequest(links, origin, 10))
 

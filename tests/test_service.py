@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,17 +13,22 @@ import pytest
 from bot.links import Link
 from bot.model import (
     Album,
+    Audio,
     CachedMedia,
     CacheKey,
     ClipInfo,
+    Manner,
     Media,
     Origin,
     PlatformFile,
     Reason,
     StaleHandle,
     VideoRequest,
+    Want,
 )
+from bot.progress import Progress, Reporter
 from bot.service import Service
+from bot.settings import SlideshowMode
 from bot.sites import SiteCatalog
 from bot.stores.sqlite_cache import SqliteCache
 
@@ -46,16 +52,38 @@ class SameLink:
 class OneClip:
     """A pipeline that writes a small file and counts its fetches."""
 
-    variant = "test"
-
     def __init__(self) -> None:
         self.fetches = 0
 
-    async def prepare(self, link: Link, budget_bytes: int, workdir: Path) -> Media | Album:
+    def variant(self, slideshow: SlideshowMode | None = None) -> str:
+        return "test"
+
+    async def prepare(
+        self,
+        link: Link,
+        budget_bytes: int,
+        workdir: Path,
+        slideshow: SlideshowMode | None = None,
+        *,
+        progress: Reporter | None = None,
+    ) -> Media | Album:
         self.fetches += 1
         path = workdir / "clip.mp4"
         path.write_bytes(b"v" * 10)
         return Media(path=path, width=2, height=2, duration=1.0, size=10, thumbnail=None, info=INFO)
+
+    async def sound(
+        self,
+        link: Link,
+        budget_bytes: int,
+        workdir: Path,
+        *,
+        progress: Reporter | None = None,
+    ) -> Audio:
+        self.fetches += 1
+        path = workdir / "sound.m4a"
+        path.write_bytes(b"a" * 5)
+        return Audio(path=path, duration=1.0, size=5, info=INFO)
 
 
 class Recording:
@@ -63,21 +91,36 @@ class Recording:
 
     def __init__(self) -> None:
         self.answers: list[tuple[str, object]] = []
+        self.statuses: list[Progress] = []
+        self.cleared = 0
 
     async def working(self, origin: Origin) -> None:
         return None
 
-    async def deliver(self, origin: Origin, media: Media) -> str | None:
+    async def status(self, origin: Origin, progress: Progress, manner: Manner) -> None:
+        self.statuses.append(progress)
+
+    async def clear_status(self, origin: Origin, *, earlier: bool = False) -> None:
+        self.cleared += 1
+
+    async def deliver(self, origin: Origin, media: Media, manner: Manner) -> str | None:
         self.answers.append(("deliver", media.info.clip_id))
         return "file-id"
 
-    async def resend(self, origin: Origin, cached: CachedMedia) -> None:
+    async def resend(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
         self.answers.append(("resend", cached.handle))
 
-    async def deliver_album(self, origin: Origin, album: Album) -> None:
+    async def deliver_audio(self, origin: Origin, audio: Audio, manner: Manner) -> str | None:
+        self.answers.append(("audio", audio.info.clip_id))
+        return "audio-file-id"
+
+    async def resend_audio(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
+        self.answers.append(("resend audio", cached.handle))
+
+    async def deliver_album(self, origin: Origin, album: Album, manner: Manner) -> None:
         self.answers.append(("album", album.info.clip_id))
 
-    async def fail(self, origin: Origin, reason: Reason) -> None:
+    async def fail(self, origin: Origin, reason: Reason, manner: Manner) -> None:
         self.answers.append(("fail", reason))
 
 
@@ -175,6 +218,34 @@ async def test_a_clip_delivered_once_is_resent_by_its_platform_file(tmp_path: Pa
     assert pipeline.fetches == 1
 
 
+async def test_the_sound_is_sent_once_then_by_its_file_and_kept_apart_from_the_video(
+    tmp_path: Path,
+) -> None:
+    replier = Recording()
+    pipeline = OneClip()
+    cache = await SqliteCache.open(tmp_path / "cache.sqlite3", max_age_s=60)
+    sound = dataclasses.replace(request(1), want=Want.AUDIO)
+    try:
+        service = Service(
+            resolver=SameLink(),
+            pipeline=pipeline,
+            repliers={"test": replier},
+            cache=cache,
+            work_root=tmp_path,
+        )
+        await service.process(sound)
+        await service.process(dataclasses.replace(sound, origin=ChatOrigin(2)))
+        await service.process(request(3))
+    finally:
+        await cache.close()
+    assert replier.answers == [
+        ("audio", INFO.clip_id),
+        ("resend audio", PlatformFile("audio-file-id")),
+        ("deliver", INFO.clip_id),
+    ]
+    assert pipeline.fetches == 2
+
+
 class StaleCache(BrokenCache):
     """A cache that finds a handle the platform no longer takes, and cannot drop it."""
 
@@ -192,7 +263,7 @@ class StaleCache(BrokenCache):
 
 
 class RefusesResends(Recording):
-    async def resend(self, origin: Origin, cached: CachedMedia) -> None:
+    async def resend(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
         raise StaleHandle("wrong file identifier")
 
 

@@ -20,6 +20,7 @@ from bot.model import Reason
 from tests.harness import (
     answers,
     assert_plays,
+    is_status,
     jobs_done,
     link,
     running_bot,
@@ -57,7 +58,12 @@ async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
 
 def replies(api: FakeBotApi) -> list[ApiCall]:
     """What the requester got: videos and messages, not the "sending video…" indicator."""
-    return [call for call in answers(api) if call.method != "sendChatAction"]
+    return [
+        call
+        for call in answers(api)
+        if call.method not in ("sendChatAction", "editMessageText", "deleteMessage")
+        and not is_status(call.params.get("text"))
+    ]
 
 
 async def answer_of(bot: Reshare, api: FakeBotApi, method: str) -> ApiCall:

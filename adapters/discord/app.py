@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import discord
@@ -21,8 +21,23 @@ from discord import app_commands
 from adapters.discord.inbound import interaction_origin, message_budget, message_origin, texts_of
 from adapters.discord.outbound import DiscordOperatorChannel, DiscordReplier
 from adapters.discord.settings import DiscordSettings
-from bot.intake import SLOW_DOWN_TEXT, Answer, Intake, Sender
+from adapters.discord.settings_ui import SETTINGS_DESCRIPTION, DiscordSettingsUi
+from bot.i18n import N_, Catalogues
+from bot.intake import SLOW_DOWN_TEXT, Answer, Intake
+from bot.model import Sender, Want
+from bot.ports import ChatSettingsStore
 from bot.retry import Retrying
+from bot.sound import SOUND_PREFIX, sound_link
+from bot.trending import (
+    AGAIN_PREFIX,
+    TOP_DESCRIPTION,
+    TOP_EMPTY_TEXT,
+    TOP_OFF_TEXT,
+    TrendingBoard,
+    again_data,
+    again_link,
+    listing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +83,12 @@ class DiscordAdapter:
         retry: Retrying,
         *,
         guild_ready_timeout: float = 2.0,
+        chat_settings: Callable[[], ChatSettingsStore | None] | None = None,
+        texts: Catalogues | None = None,
+        trending: TrendingBoard | None = None,
     ) -> None:
+        """`chat_settings` gives the store /settings edits (none: /settings says it is
+        unavailable); `texts` are the message catalogues."""
         if not settings.discord_bot_token:
             raise ValueError("DISCORD_BOT_TOKEN is not set")
         self._token = settings.discord_bot_token
@@ -92,7 +112,8 @@ class DiscordAdapter:
                 shard_ids=list(ids),
             )
         self.tree = app_commands.CommandTree(self.client)
-        self.replier = DiscordReplier(self.client, retry)
+        self._texts = texts or Catalogues.load()
+        self.replier = DiscordReplier(self.client, retry, self._texts)
         self.operator_channel = (
             DiscordOperatorChannel(self.client, settings.operator_discord_channel_id, retry)
             if settings.operator_discord_channel_id is not None
@@ -102,7 +123,12 @@ class DiscordAdapter:
         self._receiving = False
         self._started = False
         self._urls_pointed = False
+        self._trending = trending
+        self._settings_ui = DiscordSettingsUi(
+            chat_settings or (lambda: None), self._texts, trending
+        )
         self._register_commands()
+        self.client.event(self._component_listener())
         if settings.discord_message_content:
             self.client.event(self._auto_detect_listener())
 
@@ -110,9 +136,10 @@ class DiscordAdapter:
         """Both commands installable to a server and to a user's account, and usable in
         servers, the bot's DMs and other DMs and group DMs (a user install reaches those)."""
 
-        @self.tree.command(name="download", description="Send the video behind a TikTok link")
+        @self.tree.command(name="download", description=N_("Send the video behind a TikTok link"))
         @app_commands.describe(
-            url="A TikTok link, e.g. https://vm.tiktok.com/…", private="Only you see the video"
+            url=N_("A TikTok link, e.g. https://vm.tiktok.com/…"),
+            private=N_("Only you see the video"),
         )
         @app_commands.allowed_installs(guilds=True, users=True)
         @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
@@ -121,7 +148,7 @@ class DiscordAdapter:
         ) -> None:
             await self._take_command(interaction, [url], private=private)
 
-        @self.tree.context_menu(name="Download video")
+        @self.tree.context_menu(name=N_("Download video"))
         @app_commands.allowed_installs(guilds=True, users=True)
         @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
         async def download_video(
@@ -129,40 +156,143 @@ class DiscordAdapter:
         ) -> None:
             await self._take_command(interaction, texts_of(message))
 
+        @self.tree.command(name="top", description=TOP_DESCRIPTION)
+        @app_commands.allowed_installs(guilds=True, users=False)
+        @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+        async def top(interaction: discord.Interaction) -> None:
+            await self._show_top(interaction)
+
+        @self.tree.command(name="audio", description=N_("Send the sound of a TikTok video"))
+        @app_commands.describe(url=N_("A TikTok link, e.g. https://vm.tiktok.com/…"))
+        @app_commands.allowed_installs(guilds=True, users=True)
+        @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+        async def audio(interaction: discord.Interaction, url: str) -> None:
+            await self._take_command(interaction, [url], want=Want.AUDIO)
+
+        # Server-wide by default to those with Manage Server (a server may change that, so the
+        # permission is checked again on every use); in the bot's DM, the person's own.
+        @self.tree.command(name="settings", description=SETTINGS_DESCRIPTION)
+        @app_commands.default_permissions(manage_guild=True)
+        @app_commands.allowed_installs(guilds=True, users=False)
+        @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+        async def settings(interaction: discord.Interaction) -> None:
+            await self._settings_ui.open(interaction)
+
+    def _component_listener(self) -> Callable[[discord.Interaction], Coroutine[Any, Any, None]]:
+        """The client's one on_interaction, for presses on components by their custom id:
+        "🎵 Sound" under a video here, the rest to /settings (commands go to the tree)."""
+        settings = self._settings_ui.listener()
+
+        async def on_interaction(interaction: discord.Interaction) -> None:
+            data: Mapping[str, object] = interaction.data or {}
+            custom_id = data.get("custom_id")
+            if (
+                interaction.type is discord.InteractionType.component
+                and isinstance(custom_id, str)
+                and custom_id.startswith(SOUND_PREFIX)
+            ):
+                link = sound_link(custom_id)
+                if link is not None:
+                    await self._take_command(interaction, [link], want=Want.AUDIO)
+                return
+            if (
+                interaction.type is discord.InteractionType.component
+                and isinstance(custom_id, str)
+                and custom_id.startswith(AGAIN_PREFIX)
+            ):
+                again = again_link(custom_id)
+                if again is not None:
+                    await self._take_command(interaction, [again])
+                return
+            await settings(interaction)
+
+        return on_interaction
+
     def _auto_detect_listener(self) -> Callable[[discord.Message], Coroutine[Any, Any, None]]:
         async def on_message(message: discord.Message) -> None:
             if message.author.bot:
                 return
             private = message.guild is None
+            # A message tells no one's locale: the server's own is the best guess.
+            sender = Sender(
+                user=message.author.id,
+                chat=message.channel.id,
+                server=message.guild.id if message.guild else None,
+                language=str(message.guild.preferred_locale) if message.guild else None,
+            )
             answer = await self._intake.take(
                 texts_of(message),
                 message_origin(message),
                 message_budget(message),
                 private=private,
-                sender=Sender(user=message.author.id, chat=message.channel.id),
+                sender=sender,
             )
-            text = self._intake.say(answer)
-            if text is not None:
-                await message.reply(text, mention_author=False)
+            if self._intake.say(answer) is not None:
+                language = await self._intake.language("discord", sender)
+                await message.reply(self._intake.say(answer, language), mention_author=False)
 
         return on_message
 
+    async def _show_top(self, interaction: discord.Interaction) -> None:
+        """/top: the server's (or DM's) most reshared clips of the week, with buttons that send
+        each again; in the channel, for everyone."""
+        sender = Sender(
+            user=interaction.user.id,
+            chat=interaction.channel_id or interaction.user.id,
+            server=interaction.guild_id if interaction.is_guild_integration() else None,
+            language=str(interaction.locale),
+        )
+        chosen = await self._intake.settings_of("discord", sender)
+        language = chosen.language or sender.language
+        clips = (
+            await self._trending.top("discord", sender, chosen)
+            if self._trending is not None
+            else []
+        )
+        if clips is None:
+            text = self._texts.text(language, TOP_OFF_TEXT)
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        if not clips:
+            text = self._texts.text(language, TOP_EMPTY_TEXT)
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        view = discord.ui.View(timeout=None)
+        for rank, clip in enumerate(clips, start=1):
+            data = again_data(clip.clip_id)
+            if data is not None:
+                view.add_item(discord.ui.Button(label=f"▶️ {rank}", custom_id=data))
+        await interaction.response.send_message(
+            listing(clips, self._texts, language), view=view, suppress_embeds=True
+        )
+
     async def _take_command(
-        self, interaction: discord.Interaction, texts: Sequence[str], *, private: bool = False
+        self,
+        interaction: discord.Interaction,
+        texts: Sequence[str],
+        *,
+        private: bool = False,
+        want: Want = Want.VIDEO,
     ) -> None:
         """Answered only through the interaction (where only the invoker installed the app,
-        that is all the bot may use); `private` makes the answer ephemeral."""
+        that is all the bot may use); `private` makes the answer ephemeral; `want` is the
+        video or its sound (/audio, the "🎵 Sound" button)."""
         origin = interaction_origin(interaction, ephemeral=private)
         sender = Sender(
-            user=interaction.user.id, chat=interaction.channel_id or interaction.user.id
+            user=interaction.user.id,
+            chat=interaction.channel_id or interaction.user.id,
+            # Where the bot is a member only: the server's settings are not another's to apply.
+            server=interaction.guild_id if interaction.is_guild_integration() else None,
+            language=str(interaction.locale),
         )
         request = await self._intake.request(
-            texts, origin, interaction.filesize_limit, private=True, sender=sender
+            texts, origin, interaction.filesize_limit, private=True, sender=sender, want=want
         )
         if isinstance(request, Answer):
             # Only the invoker sees an ephemeral answer, so even a repeated refusal spams no one;
             # a command must be answered, so a quiet refusal says "slow down" too.
-            text = self._intake.say(request) or SLOW_DOWN_TEXT
+            language = await self._intake.language("discord", sender)
+            text = self._intake.say(request, language) or self._texts.text(language, SLOW_DOWN_TEXT)
             await interaction.response.send_message(text, ephemeral=True)
             return
         # Acknowledge first: Discord allows 3 s, and a worker may answer before this returns.
@@ -176,7 +306,7 @@ class DiscordAdapter:
                 return
             # Past the 3 s: the request is still taken; the answer goes to the channel.
             log.warning("interaction not acknowledged in time (%s)", err.code)
-        refused = self._intake.say(await self._intake.submit(request))
+        refused = self._intake.say(await self._intake.submit(request), request.manner.language)
         if refused is not None:
             await self.replier.tell_privately(origin, refused)
 

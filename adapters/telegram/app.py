@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -24,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 from telegram import (
+    BotCommand,
     ChatMember,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -32,7 +34,9 @@ from telegram import (
     InlineQueryResultCachedVideo,
     InlineQueryResultsButton,
     InputTextMessageContent,
+    LinkPreviewOptions,
     Message,
+    ReplyParameters,
     Update,
 )
 from telegram.error import RetryAfter, TelegramError
@@ -48,7 +52,9 @@ from telegram.ext import (
 )
 
 from adapters.telegram.inbound import (
+    ButtonOrigin,
     InlineOrigin,
+    asks_for_sound,
     asks_for_video,
     is_private,
     origin_of,
@@ -59,7 +65,16 @@ from adapters.telegram.limiter import SharedRateLimiter
 from adapters.telegram.outbound import TelegramOperatorChannel, TelegramReplier, retry_after_s
 from adapters.telegram.settings import TelegramSettings
 from bot.caption import make_caption
-from bot.chat_settings import OFFERED, ChatSettings, next_choice, shown
+from bot.chat_settings import (
+    OFFERED,
+    SETTING_BUTTON_TEXT,
+    ChatSettings,
+    OriginalMessage,
+    chat_key,
+    next_choice,
+    shown,
+)
+from bot.i18n import LANGUAGES, N_, SOURCE_LANGUAGE, Catalogues
 from bot.inline import (
     FETCHING_TEXT,
     InlineAnswer,
@@ -68,9 +83,20 @@ from bot.inline import (
     InlineQueries,
     InlineRefusal,
 )
-from bot.intake import HELP_TEXT, Answer, Intake, Sender, chat_key
+from bot.intake import HELP_TEXT, Answer, Intake
+from bot.model import Sender, Want
 from bot.ports import ChatSettingsStore, SendLimits
 from bot.retry import Retrying
+from bot.sound import SOUND_PREFIX, sound_link
+from bot.trending import (
+    AGAIN_PREFIX,
+    TOP_EMPTY_TEXT,
+    TOP_OFF_TEXT,
+    TrendingBoard,
+    again_data,
+    again_link,
+    listing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +129,20 @@ CACHED_RESULT_S = 300
 PLACEHOLDER_RESULT_S = 0
 # The deep link parameter of the inline hints' button (opens a private chat with the bot).
 HINT_START = "inline"
-SETTINGS_TEXT = "Settings for this chat (tap one to change it):"
-ADMINS_ONLY_TEXT = "Only this group's admins can change my settings."
-SETTINGS_SAVED_TEXT = "Saved."
+SETTINGS_TEXT = N_("Settings for this chat (tap one to change it):")
+ADMINS_ONLY_TEXT = N_("Only this group's admins can change my settings.")
+SETTINGS_SAVED_TEXT = N_("Saved.")
+# The command menu: each command and what it does (shown in the person's language).
+COMMANDS = (
+    ("download", N_("Send the video behind a TikTok link")),
+    ("audio", N_("Send the sound of a TikTok video")),
+    ("top", N_("The clips most reshared here this week")),
+    ("settings", N_("How I behave in this chat")),
+    ("help", N_("What I do")),
+)
+CANNOT_DELETE_TEXT = N_(
+    "I can't delete messages here: make me an admin who may delete messages, or I keep them."
+)
 _SETTING = "set:"
 _ADMINS = frozenset({ChatMember.OWNER, ChatMember.ADMINISTRATOR})
 
@@ -121,15 +158,19 @@ class TelegramAdapter:
         send_limits: SendLimits,
         inline: InlineQueries | None = None,
         chat_settings: Callable[[], ChatSettingsStore | None] | None = None,
+        trending: TrendingBoard | None = None,
+        texts: Catalogues | None = None,
     ) -> None:
         """`send_limits` counts Telegram's flood limits for the whole bot (every worker);
-        `inline` answers inline queries (none: the bot ignores them)."""
+        `inline` answers inline queries (none: the bot ignores them); `texts` are the message
+        catalogues (read from the package when not given)."""
         if not settings.telegram_bot_token:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
         # PTB 22 warns on every RetryAfter unless opted in to its timedelta durations.
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         root = settings.telegram_api_url.rstrip("/")
         self._intake = intake
+        self._texts = texts or Catalogues.load()
         self._budget_bytes = settings.upload_limit_bytes
         self.application = (
             Application.builder()
@@ -149,10 +190,11 @@ class TelegramAdapter:
             .build()
         )
         self.replier = TelegramReplier(
-            self.application.bot, retry, settings.telegram_storage_chat_id
+            self.application.bot, retry, self._texts, settings.telegram_storage_chat_id
         )
         self._inline = inline
         self._chat_settings = chat_settings or (lambda: None)
+        self._trending = trending
         self._new_inline_clips = settings.telegram_storage_chat_id is not None
         self.operator_channel = (
             TelegramOperatorChannel(self.application.bot, settings.operator_chat_id, retry)
@@ -177,11 +219,17 @@ class TelegramAdapter:
             "settings", self._on_settings, filters=filters.UpdateType.MESSAGE
         )
         self._setting_buttons = CallbackQueryHandler(self._on_setting_button, pattern=_SETTING)
+        self._top = CommandHandler("top", self._on_top, filters=filters.UpdateType.MESSAGE)
+        self._again_buttons = CallbackQueryHandler(self._on_press, pattern=AGAIN_PREFIX)
+        self._sound_buttons = CallbackQueryHandler(self._on_press, pattern=SOUND_PREFIX)
         self._inline_queries = InlineQueryHandler(self._on_inline_query)
         self._chosen = ChosenInlineResultHandler(self._on_chosen)
         self.application.add_handler(self._help)
         self.application.add_handler(self._settings)
         self.application.add_handler(self._setting_buttons)
+        self.application.add_handler(self._top)
+        self.application.add_handler(self._again_buttons)
+        self.application.add_handler(self._sound_buttons)
         self.application.add_handler(self._messages)
         self.application.add_handler(self._inline_queries)
         self.application.add_handler(self._chosen)
@@ -204,10 +252,27 @@ class TelegramAdapter:
         if self._webhook_url:
             await self._set_webhook()
             log.info("Telegram: updates come by webhook")
-            return
-        # Polling and a webhook exclude each other; updates waiting for us are kept.
-        await bot.delete_webhook()
-        self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+        else:
+            # Polling and a webhook exclude each other; updates waiting for us are kept.
+            await bot.delete_webhook()
+            self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+        await self._publish_commands()
+
+    async def _publish_commands(self) -> None:
+        """The command menu people see when they type "/", in each catalogue's language."""
+        bot = self.application.bot
+        for language in LANGUAGES:
+            commands = [
+                BotCommand(name, self._texts.text(language, description))
+                for name, description in COMMANDS
+            ]
+            try:
+                await bot.set_my_commands(
+                    commands, language_code=None if language == SOURCE_LANGUAGE else language
+                )
+            except TelegramError as err:
+                log.warning("could not publish the command menu (%s): %r", language, err)
+                return
 
     async def _set_webhook(self) -> None:
         """Telegram takes one setWebhook a second per bot: receivers starting together, or one
@@ -244,8 +309,14 @@ class TelegramAdapter:
             return web.Response(status=400, text="not an update")
         if self._help.check_update(update):
             self._help_reply(update)
-        elif self._settings.check_update(update) or self._setting_buttons.check_update(update):
+        elif any(
+            handler.check_update(update)
+            for handler in (self._settings, self._setting_buttons, self._top)
+        ):
             self.application.create_task(self.application.process_update(update), update=update)
+        elif self._sound_buttons.check_update(update) or self._again_buttons.check_update(update):
+            if await self._take_press(update) in _COME_BACK:
+                return web.Response(status=503, text="try again")
         elif self._messages.check_update(update):
             answer = await self._take(update)
             if answer in _COME_BACK:
@@ -334,8 +405,12 @@ class TelegramAdapter:
         taken = person_message(update)
         if taken is None:
             return
-        message, _ = taken
-        self._reply_soon(message.reply_text(HELP_TEXT, do_quote=False), update)
+        message, sender = taken
+        self._reply_soon(self._help_in_language(message, sender), update)
+
+    async def _help_in_language(self, message: Message, sender: Sender) -> Message:
+        language = await self._intake.language("telegram", sender)
+        return await message.reply_text(self._texts.text(language, HELP_TEXT), do_quote=False)
 
     async def _on_message(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._take(update)
@@ -347,19 +422,69 @@ class TelegramAdapter:
         if taken is None:
             return None
         message, sender = taken
+        sound = asks_for_sound(message)
         answer = await self._intake.take(
             texts_of(message),
             origin_of(message),
             self._budget_bytes,
             private=is_private(message),
             sender=sender,
-            explicit=asks_for_video(message),
+            explicit=asks_for_video(message) or sound,
+            want=Want.AUDIO if sound else Want.VIDEO,
         )
-        text = self._intake.say(answer)
         if answer in _COME_BACK and self._webhook_url:
             return answer
-        if text is not None:
+        if self._intake.say(answer) is not None:
+            language = await self._intake.language("telegram", sender)
+            text = self._intake.say(answer, language) or ""
             self._reply_soon(message.reply_text(text, do_quote=not is_private(message)), update)
+        return answer
+
+    async def _on_press(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._take_press(update)
+
+    async def _take_press(self, update: Update) -> Answer | None:
+        """A press on "🎵 Sound" under a video, or on a /top clip's button: the press answered
+        at once, then the clip's sound (or the clip) queued as a request of its own (the
+        press's id), replying to the message that holds the button."""
+        query = update.callback_query
+        if query is None:
+            return None
+        with contextlib.suppress(TelegramError):
+            await query.answer()
+        data = query.data or ""
+        want = Want.AUDIO if data.startswith(SOUND_PREFIX) else Want.VIDEO
+        link = sound_link(data) if want is Want.AUDIO else again_link(data)
+        message = query.message
+        if link is None or message is None:
+            return None
+        user = query.from_user
+        sender = Sender(user=user.id, chat=message.chat.id, language=user.language_code)
+        origin = ButtonOrigin(
+            chat_id=message.chat.id, message_id=message.message_id, query_id=query.id
+        )
+        answer = await self._intake.take(
+            [link],
+            origin,
+            self._budget_bytes,
+            private=True,
+            sender=sender,
+            explicit=True,
+            want=want,
+        )
+        if answer in _COME_BACK and self._webhook_url:
+            return answer
+        if self._intake.say(answer) is not None:
+            language = await self._intake.language("telegram", sender)
+            text = self._intake.say(answer, language) or ""
+            reply = self.application.bot.send_message(
+                message.chat.id,
+                text,
+                reply_parameters=ReplyParameters(
+                    message_id=message.message_id, allow_sending_without_reply=True
+                ),
+            )
+            self._reply_soon(reply, update)
         return answer
 
     async def _on_settings(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -371,14 +496,59 @@ class TelegramAdapter:
             return
         message, sender = taken
         if not await self._may_change(message.chat_id, sender.user, is_private(message)):
-            self._reply_soon(message.reply_text(ADMINS_ONLY_TEXT, do_quote=True), update)
+            self._reply_soon(
+                message.reply_text(
+                    self._texts.text(sender.language, ADMINS_ONLY_TEXT), do_quote=True
+                ),
+                update,
+            )
             return
         chosen = await store.get(chat_key("telegram", message.chat_id))
+        language = chosen.language or sender.language
+        text = await self._settings_text(message.chat_id, chosen, language, is_private(message))
         self._reply_soon(
             message.reply_text(
-                SETTINGS_TEXT, reply_markup=_settings_keyboard(chosen), do_quote=False
+                text, reply_markup=self._settings_keyboard(chosen, language), do_quote=False
             ),
             update,
+        )
+
+    async def _settings_text(
+        self, chat_id: int, chosen: ChatSettings, language: str | None, private: bool
+    ) -> str:
+        """The settings' heading, and a line when a choice needs a right the bot lacks."""
+        text = self._texts.text(language, SETTINGS_TEXT)
+        if private or chosen.original is not OriginalMessage.DELETE:
+            return text
+        bot = self.application.bot
+        try:
+            member = await bot.get_chat_member(chat_id, bot.id)
+        except TelegramError as err:
+            log.info("could not check the bot's rights (%r)", err)
+            return text
+        if getattr(member, "can_delete_messages", False):
+            return text
+        return f"{text}\n\n{self._texts.text(language, CANNOT_DELETE_TEXT)}"
+
+    def _settings_keyboard(
+        self, settings: ChatSettings, language: str | None
+    ) -> InlineKeyboardMarkup:
+        """One button per setting, showing its value; a press moves it to the next."""
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        self._texts.text(
+                            language,
+                            SETTING_BUTTON_TEXT,
+                            label=self._texts.text(language, label),
+                            value=self._texts.text(language, value),
+                        ),
+                        callback_data=f"{_SETTING}{name}",
+                    )
+                ]
+                for name, label, value in shown("telegram", settings)
+            ]
         )
 
     async def _on_setting_button(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -389,18 +559,58 @@ class TelegramAdapter:
             return
         name = (query.data or "").removeprefix(_SETTING)
         message = query.message
-        if name not in OFFERED or message is None:
+        if name not in OFFERED["telegram"] or message is None:
             await query.answer()
             return
         private = message.chat.type == message.chat.PRIVATE
-        if not await self._may_change(message.chat.id, query.from_user.id, private):
-            await query.answer(ADMINS_ONLY_TEXT)
-            return
         key = chat_key("telegram", message.chat.id)
-        changed = next_choice(await store.get(key), name)
+        before = await store.get(key)
+        language = before.language or query.from_user.language_code
+        if not await self._may_change(message.chat.id, query.from_user.id, private):
+            await query.answer(self._texts.text(language, ADMINS_ONLY_TEXT))
+            return
+        changed = next_choice("telegram", before, name)
         await store.put(key, changed)
-        await query.edit_message_reply_markup(_settings_keyboard(changed))
-        await query.answer(SETTINGS_SAVED_TEXT)
+        if name == "trending" and changed.trending is False:
+            await self._forget_trending(key)
+        language = changed.language or query.from_user.language_code
+        text = await self._settings_text(message.chat.id, changed, language, private)
+        await query.edit_message_text(text, reply_markup=self._settings_keyboard(changed, language))
+        await query.answer(self._texts.text(language, SETTINGS_SAVED_TEXT))
+
+    async def _forget_trending(self, chat: str) -> None:
+        """A chat that turns counting off is forgotten at once."""
+        store = self._chat_settings()
+        if store is not None and self._trending is not None:
+            await self._trending.settings_saved(chat, await store.get(chat))
+
+    async def _on_top(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/top: the chat's most reshared clips of the week, each with a button that sends it
+        again (from the cache)."""
+        taken = person_message(update)
+        if taken is None or self._trending is None:
+            return
+        message, sender = taken
+        chosen = await self._intake.settings_of("telegram", sender)
+        language = chosen.language or sender.language
+        clips = await self._trending.top("telegram", sender, chosen)
+        if clips is None:
+            reply = message.reply_text(self._texts.text(language, TOP_OFF_TEXT), do_quote=False)
+        elif not clips:
+            reply = message.reply_text(self._texts.text(language, TOP_EMPTY_TEXT), do_quote=False)
+        else:
+            buttons = [
+                InlineKeyboardButton(f"▶️ {rank}", callback_data=data)
+                for rank, clip in enumerate(clips, start=1)
+                if (data := again_data(clip.clip_id)) is not None
+            ]
+            reply = message.reply_text(
+                listing(clips, self._texts, language),
+                reply_markup=InlineKeyboardMarkup([buttons]),
+                do_quote=False,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        self._reply_soon(reply, update)
 
     async def _may_change(self, chat_id: int, user_id: int | str, private: bool) -> bool:
         """A private chat is the person's own; a group's settings are its admins'."""
@@ -433,8 +643,10 @@ class TelegramAdapter:
         )
         if offer is InlineRefusal.SUPERSEDED:
             return  # a newer query of the same person is answered instead
-        results, personal, cache_s = _results(offer)
+        language = query.from_user.language_code
+        results, personal, cache_s = self._results(offer, language)
         hint = offer.hint if isinstance(offer, InlineRefusal) else None
+        hint = self._texts.text(language, hint) if hint else None
         try:
             await query.answer(
                 results,
@@ -459,22 +671,32 @@ class TelegramAdapter:
         user = chosen.from_user.id
         origin = InlineOrigin(inline_message_id=chosen.inline_message_id, user_id=user)
         answer = await self._inline.chosen(
-            chosen.query, origin, self._budget_bytes, Sender(user=user, chat=f"inline:{user}")
+            chosen.query,
+            origin,
+            self._budget_bytes,
+            Sender(user=user, chat=f"inline:{user}", language=chosen.from_user.language_code),
         )
-        text = self._intake.say(answer)
+        text = self._intake.say(answer, chosen.from_user.language_code)
         if answer in _COME_BACK and self._webhook_url:
             return answer
         if text is not None:
             self.application.create_task(self.replier.tell_inline(origin, text), update=update)
         return answer
 
+    def _results(
+        self, offer: InlineAnswer, language: str | None
+    ) -> tuple[list[InlineQueryResult], bool, int]:
+        """An offer as inline results (in the person's language), whether they are personal,
+        and how long Telegram may keep them."""
+        return _results(offer, functools.partial(self._texts.text, language))
 
-def _results(offer: InlineAnswer) -> tuple[list[InlineQueryResult], bool, int]:
-    """An offer as inline results, whether they are personal, and how long Telegram may keep
-    them."""
+
+def _results(
+    offer: InlineAnswer, text: Callable[[str], str]
+) -> tuple[list[InlineQueryResult], bool, int]:
     if isinstance(offer, InlineCached):
         info = offer.media.info
-        title = f"@{info.author}" if info.author else "TikTok video"
+        title = f"@{info.author}" if info.author else text(N_("TikTok video"))
         video = InlineQueryResultCachedVideo(
             id=_result_id("v", offer.file_id),
             video_file_id=offer.file_id,
@@ -486,26 +708,18 @@ def _results(offer: InlineAnswer) -> tuple[list[InlineQueryResult], bool, int]:
     if isinstance(offer, InlinePlaceholder):
         placeholder = InlineQueryResultArticle(
             id=_result_id("p", offer.link.url),
-            title="Send the video",
+            title=text(N_("Send the video")),
             description=offer.link.original,
-            input_message_content=InputTextMessageContent(f"{FETCHING_TEXT}\n{offer.link.url}"),
+            input_message_content=InputTextMessageContent(
+                f"{text(FETCHING_TEXT)}\n{offer.link.url}"
+            ),
             # With a keyboard the sent message gets an inline_message_id, so it can be edited.
             reply_markup=InlineKeyboardMarkup(
-                [[InlineKeyboardButton("Open on TikTok", url=offer.link.url)]]
+                [[InlineKeyboardButton(text(N_("Open on TikTok")), url=offer.link.url)]]
             ),
         )
         return [placeholder], True, PLACEHOLDER_RESULT_S
     return [], True, PLACEHOLDER_RESULT_S
-
-
-def _settings_keyboard(settings: ChatSettings) -> InlineKeyboardMarkup:
-    """One button per setting, showing its value; a press moves it to the next."""
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(text, callback_data=f"{_SETTING}{name}")]
-            for name, text in shown(settings)
-        ]
-    )
 
 
 def _result_id(kind: str, value: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from telegram import Message, MessageEntity, Update
 
 from bot.codec import DataclassCodec
-from bot.intake import Sender
+from bot.model import Sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +17,14 @@ class TelegramOrigin:
     chat_id: int
     message_id: int
     platform: str = "telegram"
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonOrigin(TelegramOrigin):
+    """Where to answer a button press under a message of the bot's (send again, the sound):
+    that message is quoted; the press's query id keeps each press a request of its own."""
+
+    query_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +42,8 @@ def person_message(update: Update) -> tuple[Message, Sender] | None:
     message = update.message
     if message is None or message.from_user is None or message.from_user.is_bot:
         return None
-    return message, Sender(user=message.from_user.id, chat=message.chat_id)
+    user = message.from_user
+    return message, Sender(user=user.id, chat=message.chat_id, language=user.language_code)
 
 
 def origin_of(message: Message) -> TelegramOrigin:
@@ -55,12 +64,22 @@ def asks_for_video(message: Message) -> bool:
     """Whether the message is a /download command (/download@ThisBot too), which a group that
     has links answered only on request still answers; Telegram delivers commands to a bot in
     privacy mode."""
+    return _command_of(message) == "/download"
+
+
+def asks_for_sound(message: Message) -> bool:
+    """Whether the message is an /audio command: the sound of the clip it links, on request
+    (in groups too, as /download)."""
+    return _command_of(message) == "/audio"
+
+
+def _command_of(message: Message) -> str | None:
+    """The command the message starts with, lowercased and without its @bot part."""
     text = message.text or ""
     for entity in message.entities:
         if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
-            command = text[: entity.length].partition("@")[0]
-            return command.lower() == "/download"
-    return False
+            return text[: entity.length].partition("@")[0].lower()
+    return None
 
 
 def is_private(message: Message) -> bool:
@@ -71,4 +90,4 @@ def origin_codec(token: str) -> DataclassCodec:
     """How the request journal stores Telegram origins: message ids are the bot's own, so they
     are kept under the bot's id (the part of the token before the colon, not the secret)."""
     bot_id, _, _ = token.partition(":")
-    return DataclassCodec(TelegramOrigin, InlineOrigin, scope=f"bot{bot_id}")
+    return DataclassCodec(TelegramOrigin, ButtonOrigin, InlineOrigin, scope=f"bot{bot_id}")

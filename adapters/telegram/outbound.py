@@ -5,34 +5,56 @@ from __future__ import annotations
 import contextlib
 import datetime as dtm
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
-from telegram import Bot, InputMediaPhoto, InputMediaVideo, Message, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    InputMediaVideo,
+    Message,
+    ReplyParameters,
+)
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from adapters.telegram.inbound import InlineOrigin, TelegramOrigin
-from bot.caption import make_caption
+from bot.caption import caption_for, make_caption
+from bot.chat_settings import FailureStyle, OriginalMessage
+from bot.i18n import Catalogues
+from bot.media import audio_suffix
 from bot.model import (
     Album,
+    Audio,
     CachedMedia,
     ClipInfo,
     FetchError,
+    Manner,
     Media,
     Origin,
     PlatformFile,
     Reason,
     StaleHandle,
 )
-from bot.retry import Retrying, Unavailable, Unconfirmed
+from bot.progress import Progress, status_text
+from bot.retry import Retrying, Unavailable, Unconfirmed, remove_idempotently
+from bot.sound import SOUND_BUTTON_TEXT, sound_button_data
+
+log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
 # Uploads may take long on a slow link; the answer to one is waited for, never sent again.
 UPLOAD_TIMEOUT_S = 300.0
 MEDIA_GROUP_MAX = 10
+# A status call gives up sooner than an answer: a late status is worth nothing.
+STATUS_TIMEOUT_S = 10.0
+# The reaction of a chat that chose reactions over replies for failures (one Telegram allows).
+FAILED_REACTION = "🤷"
 T = TypeVar("T")
 # httpx errors raised before the request went out whole: the Bot API cannot have acted on it.
 _NOT_SENT = (
@@ -94,12 +116,21 @@ def core_error(err: Exception) -> Exception:
 class TelegramReplier:
     """Sends videos as replies that play inline, and reasons as short plain replies."""
 
-    def __init__(self, bot: Bot, retry: Retrying, storage_chat_id: int | None = None) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        retry: Retrying,
+        texts: Catalogues,
+        storage_chat_id: int | None = None,
+    ) -> None:
         """`storage_chat_id` takes the uploads of clips sent inline (an inline message takes
         a file id, never a new upload)."""
         self._bot = bot
         self._retry = retry
+        self._texts = texts
         self._storage_chat_id = storage_chat_id
+        # The status message of each request that has one, by its origin.
+        self._statuses: dict[TelegramOrigin, int] = {}
 
     async def _call(self, send: Callable[[], Awaitable[T]], what: str) -> T:
         """One Bot API call under the core's retry policy; `send` opens its files itself, as
@@ -111,16 +142,83 @@ class TelegramReplier:
             return  # the placeholder says it already: there is no chat to show an action in
         await self._bot.send_chat_action(_telegram(origin).chat_id, ChatAction.UPLOAD_VIDEO)
 
-    async def deliver(self, origin: Origin, media: Media) -> str | None:
+    async def status(self, origin: Origin, progress: Progress, manner: Manner) -> None:
+        """One message replying to the link, sent silently the first time and edited after.
+        Called straight, not through the retry loop: a 429 or any error skips this one (the
+        flood limiter still holds each call until there is room)."""
+        if isinstance(origin, InlineOrigin):
+            return  # the placeholder is the only message, and it becomes the video
+        where = _telegram(origin)
+        text = status_text(progress, self._texts, manner.language)
+        message_id = self._statuses.get(where)
+        try:
+            if message_id is None:
+                sent = await self._bot.send_message(
+                    where.chat_id,
+                    text,
+                    reply_parameters=_quote(where),
+                    disable_notification=True,
+                    read_timeout=STATUS_TIMEOUT_S,
+                    write_timeout=STATUS_TIMEOUT_S,
+                )
+                self._statuses[where] = sent.message_id
+            else:
+                await self._bot.edit_message_text(
+                    text,
+                    chat_id=where.chat_id,
+                    message_id=message_id,
+                    read_timeout=STATUS_TIMEOUT_S,
+                    write_timeout=STATUS_TIMEOUT_S,
+                )
+        except TelegramError as err:
+            log.info("status in chat %s skipped: %r", where.chat_id, err)
+
+    async def clear_status(self, origin: Origin, *, earlier: bool = False) -> None:
+        if not isinstance(origin, TelegramOrigin):
+            return
+        message_id = self._statuses.pop(origin, None)
+        if message_id is None:
+            return
+        await remove_idempotently(
+            lambda: self._bot.delete_message(origin.chat_id, message_id),
+            f"status message {message_id}",
+            final=(BadRequest,),
+        )
+
+    async def deliver(self, origin: Origin, media: Media, manner: Manner) -> str | None:
         """Upload the video; its file_id lets the same bot send it again without an upload."""
         if isinstance(origin, InlineOrigin):
             return await self._deliver_inline(origin, media)
         where = _telegram(origin)
-        sent = await self._upload_video(where.chat_id, media, "sendVideo", _quote(where))
+        caption = caption_for(media.info, manner.caption, limit=CAPTION_LIMIT)
+        sent = await self._upload_video(
+            where.chat_id,
+            media,
+            "sendVideo",
+            _quote(where),
+            caption,
+            self._sound_button(media.info, manner),
+        )
+        await self._tidy(where, manner)
         return sent.video.file_id if sent.video else None
 
+    def _sound_button(self, info: ClipInfo, manner: Manner) -> InlineKeyboardMarkup | None:
+        """The "🎵 Sound" button under a video in a chat (bot.sound); none for a clip whose
+        link does not fit in its data."""
+        data = sound_button_data(info)
+        if data is None:
+            return None
+        text = self._texts.text(manner.language, SOUND_BUTTON_TEXT)
+        return InlineKeyboardMarkup([[InlineKeyboardButton(text, callback_data=data)]])
+
     async def _upload_video(
-        self, chat_id: int, media: Media, what: str, quote: ReplyParameters | None
+        self,
+        chat_id: int,
+        media: Media,
+        what: str,
+        quote: ReplyParameters | None,
+        caption: str | None = None,
+        keyboard: InlineKeyboardMarkup | None = None,
     ) -> Message:
         """Upload the video to a chat (quoting a message, or silently to the storage chat)."""
 
@@ -138,9 +236,12 @@ class TelegramReplier:
                     duration=max(1, round(media.duration)),
                     supports_streaming=True,
                     thumbnail=thumbnail,
-                    caption=make_caption(media.info, limit=CAPTION_LIMIT),
+                    caption=make_caption(media.info, limit=CAPTION_LIMIT)
+                    if caption is None
+                    else caption or None,
                     filename=f"{media.info.clip_id or 'video'}.mp4",
                     reply_parameters=quote,
+                    reply_markup=keyboard,
                     disable_notification=True if quote is None else None,
                     write_timeout=UPLOAD_TIMEOUT_S,
                     read_timeout=UPLOAD_TIMEOUT_S,
@@ -185,7 +286,7 @@ class TelegramReplier:
             "editMessageMedia",
         )
 
-    async def resend(self, origin: Origin, cached: CachedMedia) -> None:
+    async def resend(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
         handle = cached.handle
         if not isinstance(handle, PlatformFile):
             raise StaleHandle(f"Telegram sends again by file_id only, not by {handle!r}")
@@ -205,7 +306,8 @@ class TelegramReplier:
                 raise
             return
         where = _telegram(origin)
-        info = cached.info
+        caption = caption_for(cached.info, manner.caption, limit=CAPTION_LIMIT)
+        keyboard = self._sound_button(cached.info, manner)
         try:
             await self._call(
                 lambda: self._bot.send_video(
@@ -215,8 +317,9 @@ class TelegramReplier:
                     height=cached.height,
                     duration=max(1, round(cached.duration)),
                     supports_streaming=True,
-                    caption=make_caption(info, limit=CAPTION_LIMIT),
+                    caption=caption or None,
                     reply_parameters=_quote(where),
+                    reply_markup=keyboard,
                 ),
                 "sendVideo by file_id",
             )
@@ -224,18 +327,65 @@ class TelegramReplier:
             if "file" in str(err).lower():
                 raise StaleHandle(str(err)) from None
             raise
+        await self._tidy(where, manner)
 
-    async def deliver_album(self, origin: Origin, album: Album) -> None:
+    async def deliver_audio(self, origin: Origin, audio: Audio, manner: Manner) -> str | None:
+        """Upload the sound as an audio file, titled from the post's music, replying to the
+        video (or the command) that asked; its file_id sends it again without an upload."""
+        where = _telegram(origin)
+        info = audio.info
+
+        async def send() -> Message:
+            with audio.path.open("rb") as sound:
+                return await self._bot.send_audio(
+                    where.chat_id,
+                    sound,
+                    duration=max(1, round(audio.duration)),
+                    title=info.music_title or None,
+                    performer=info.music_author or None,
+                    filename=f"{info.clip_id or 'sound'}{audio_suffix(audio.path)}",
+                    reply_parameters=_quote(where),
+                    write_timeout=UPLOAD_TIMEOUT_S,
+                    read_timeout=UPLOAD_TIMEOUT_S,
+                )
+
+        sent = await self._call(send, "sendAudio")
+        return sent.audio.file_id if sent.audio else None
+
+    async def resend_audio(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
+        handle = cached.handle
+        if not isinstance(handle, PlatformFile):
+            raise StaleHandle(f"Telegram sends again by file_id only, not by {handle!r}")
+        where = _telegram(origin)
+        info = cached.info
+        try:
+            await self._call(
+                lambda: self._bot.send_audio(
+                    where.chat_id,
+                    handle.file_id,
+                    duration=max(1, round(cached.duration)),
+                    title=info.music_title or None,
+                    performer=info.music_author or None,
+                    reply_parameters=_quote(where),
+                ),
+                "sendAudio by file_id",
+            )
+        except BadRequest as err:
+            if "file" in str(err).lower():
+                raise StaleHandle(str(err)) from None
+            raise
+
+    async def deliver_album(self, origin: Origin, album: Album, manner: Manner) -> None:
         """The photos as media groups of at most ten (caption on the first), then the music;
         each message is retried on its own, so a retry never repeats one already sent."""
         if isinstance(origin, InlineOrigin):
             await self._deliver_inline_album(origin, album)
             return
         where = _telegram(origin)
-        caption = make_caption(album.info, limit=CAPTION_LIMIT)
+        caption = caption_for(album.info, manner.caption, limit=CAPTION_LIMIT)
         for start in range(0, len(album.images), MEDIA_GROUP_MAX):
             chunk = album.images[start : start + MEDIA_GROUP_MAX]
-            first_caption = caption if start == 0 else None
+            first_caption = caption or None if start == 0 else None
             if len(chunk) == 1:
                 send = functools.partial(self._send_photo, where, chunk[0], first_caption)
                 await self._call(send, "sendPhoto")
@@ -245,6 +395,17 @@ class TelegramReplier:
         if album.audio is not None:
             send_audio = functools.partial(self._send_audio, where, album.audio, album.info)
             await self._call(send_audio, "sendAudio")
+        await self._tidy(where, manner)
+
+    async def _tidy(self, where: TelegramOrigin, manner: Manner) -> None:
+        """After the answer, the link's message as the chat chose: deleted when it held only
+        the link and the bot may delete it; else left (the answer stands either way)."""
+        if manner.original is not OriginalMessage.DELETE or not manner.link_only:
+            return
+        try:
+            await self._bot.delete_message(where.chat_id, where.message_id)
+        except Exception as err:
+            log.info("link message %s left in place: %r", where.message_id, err)
 
     async def _deliver_inline_album(self, origin: InlineOrigin, album: Album) -> None:
         """An inline message holds one medium: the first photo, captioned with the link to the
@@ -308,20 +469,34 @@ class TelegramReplier:
                 where.chat_id,
                 music,
                 filename=f"{info.clip_id or 'music'}{audio.suffix}",
+                title=info.music_title or None,
+                performer=info.music_author or None,
                 reply_parameters=_quote(where),
                 write_timeout=UPLOAD_TIMEOUT_S,
                 read_timeout=UPLOAD_TIMEOUT_S,
             )
 
-    async def fail(self, origin: Origin, reason: Reason) -> None:
+    async def fail(self, origin: Origin, reason: Reason, manner: Manner) -> None:
         if isinstance(origin, InlineOrigin):
-            await self.tell_inline(origin, reason.message)
+            await self.tell_inline(origin, self._texts.text(manner.language, reason.message))
             return
         where = _telegram(origin)
+        style = manner.failures or FailureStyle.REPLY
+        if style is FailureStyle.SILENT:
+            log.info("failure in chat %s left unsaid, as it chose: %s", where.chat_id, reason.name)
+            return
+        if style is FailureStyle.REACTION and reason is not Reason.RESTARTING:
+            # A reaction cannot ask for the link again: a restart is said in words.
+            await self._call(
+                lambda: self._bot.set_message_reaction(
+                    where.chat_id, where.message_id, FAILED_REACTION
+                ),
+                "setMessageReaction",
+            )
+            return
+        text = self._texts.text(manner.language, reason.message)
         await self._call(
-            lambda: self._bot.send_message(
-                where.chat_id, reason.message, reply_parameters=_quote(where)
-            ),
+            lambda: self._bot.send_message(where.chat_id, text, reply_parameters=_quote(where)),
             "sendMessage",
         )
 
