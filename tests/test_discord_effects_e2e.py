@@ -11,19 +11,25 @@ import pytest
 from adapters.runtime import Reshare
 from bot.chat_settings import CaptionStyle, ChatSettings, FailureStyle, OriginalMessage
 from bot.model import Reason
+from bot.settings import SlideshowMode
+from bot.trending import TOP_OFF_TEXT
 from tests.harness import jobs_done, link, running_bot
-from tests.standins.clips import Clip
+from tests.standins.clips import Clip, make_image
 from tests.standins.discord_api import DEFAULT_GUILD_ID, FakeDiscord
 from tests.standins.tiktok import TikTokStandIn
+from tests.test_discord_settings_e2e import open_settings, press
 
 POST = "7370000000000000001"
 OTHER = "7370000000000000002"
 PRIVATE_POST = "7370000000000000003"
+PHOTO_POST = "7370000000000000004"
 
 
 @pytest.fixture
-async def tiktok(h264_clip: Clip) -> AsyncIterator[TikTokStandIn]:
+async def tiktok(h264_clip: Clip, music: Path, tmp_path: Path) -> AsyncIterator[TikTokStandIn]:
+    slides = [make_image(tmp_path / f"s{n}.jpeg", width=720, height=960, seed=n) for n in (1, 2)]
     async with TikTokStandIn() as tt:
+        tt.add_photo_post(PHOTO_POST, slides, music, author="painter", desc="two slides")
         tt.add_video(POST, h264_clip, author="dancer")
         tt.add_video(OTHER, h264_clip, author="singer")
         tt.add_status(PRIVATE_POST, 10216)
@@ -121,6 +127,16 @@ async def test_top_lists_the_server_s_clips_and_its_button_sends_one_again(
         click = discord_api.inject_button_click(f"again:tiktok:{POST}", listed, user_id=20)
         await discord_api.wait_for_request("POST", f"/webhooks/.*/{click['token']}$")
         await jobs_done(bot)
+        # The server turns /top off in /settings: its counts are forgotten.
+        settings = await open_settings(discord_api)
+        await press(discord_api, settings, "set:trending", "off")
+        off = discord_api.inject_slash_command("top")
+        [said_off] = await discord_api.wait_for_request(
+            "POST", f"/interactions/{off['id']}/.*/callback"
+        )
+        trending = bot.engine.trending
+        assert trending is not None
+        kept = await trending.top(f"discord:server:{DEFAULT_GUILD_ID}", 0, 10)
     lines = answer.json["data"]["content"].splitlines()
     assert lines[1] == f"1. https://www.tiktok.com/@dancer/video/{POST} — 🔁 2 · 👤 2"
     assert lines[2].startswith(f"2. https://www.tiktok.com/@singer/video/{OTHER}")
@@ -132,6 +148,8 @@ async def test_top_lists_the_server_s_clips_and_its_button_sends_one_again(
     assert tiktok.media_requests == fetched
     *_, video = discord_api.interaction_responses(click["id"])
     assert video.files
+    assert said_off.json["data"]["content"] == TOP_OFF_TEXT
+    assert kept == []
 
 
 def answer_message_id(discord_api: FakeDiscord, interaction: dict[str, object]) -> str:
@@ -141,3 +159,21 @@ def answer_message_id(discord_api: FakeDiscord, interaction: dict[str, object]) 
         if (m.get("interaction_metadata") or {}).get("id") == interaction["id"]
     ]
     return str(message["id"])
+
+
+async def test_a_photo_post_as_one_video_where_the_server_chose_it(
+    tiktok: TikTokStandIn, discord_api: FakeDiscord, tmp_path: Path
+) -> None:
+    photo = f"https://www.tiktok.com/@painter/photo/{PHOTO_POST}"
+    async with running_bot(tiktok, tmp_path / "data", discord=discord_api) as bot:
+        as_photos = discord_api.inject_slash_command("download", {"url": photo})
+        await discord_api.wait_for_request("POST", f"/webhooks/.*/{as_photos['token']}$", count=2)
+        await jobs_done(bot)
+        await choose(bot, ChatSettings(slideshow=SlideshowMode.VIDEO))
+        as_video = discord_api.inject_slash_command("download", {"url": photo}, user_id=6)
+        await discord_api.wait_for_request("POST", f"/webhooks/.*/{as_video['token']}$", timeout=60)
+        await jobs_done(bot)
+    photos = [call for call in discord_api.interaction_responses(as_photos["id"]) if call.files]
+    [video] = [call for call in discord_api.interaction_responses(as_video["id"]) if call.files]
+    assert [file.filename.rsplit(".", 1)[1] for file in photos[0].files] == ["jpg", "jpg"]
+    assert [file.filename.rsplit(".", 1)[1] for file in video.files] == ["mp4"]
