@@ -45,6 +45,7 @@ from bot.ports import (
     RateLimits,
     Replier,
     SendLimits,
+    ShortLinks,
     SingleFlight,
     Trending,
     Unanswered,
@@ -68,11 +69,13 @@ from bot.stores.redis_journal import RedisJournal
 from bot.stores.redis_limits import RedisRateLimits
 from bot.stores.redis_media import RedisMediaStore
 from bot.stores.redis_settings import RedisChatSettings
+from bot.stores.redis_shortlinks import RedisShortLinks
 from bot.stores.redis_trending import RedisTrending
 from bot.stores.send_limits import memory_send_limits, redis_send_limits
 from bot.stores.sqlite_cache import SqliteCache
 from bot.stores.sqlite_journal import SqliteJournal
 from bot.stores.sqlite_settings import SqliteChatSettings
+from bot.stores.sqlite_shortlinks import SqliteShortLinks
 from bot.stores.sqlite_trending import SqliteTrending
 from bot.taskiq_jobs import LeasedStreamBroker, TaskiqJobQueue, TaskiqWorker
 from bot.trending import TrendingBoard
@@ -119,10 +122,13 @@ class Engine:
         if cookies is not None:
             check_cookies_file(cookies)
         self.proxies = ProxyPool(settings.proxies)
+        # Opened in `start`; until then short links are looked up every time.
+        self.short_links: ShortLinks | None = None
         self.resolver = HttpxLinkResolver(
             proxies=self.proxies,
             verify_tls=settings.download_verify_tls,
             timeout_s=min(settings.download_timeout_s, 30.0),
+            short_links=lambda: self.short_links,
         )
         max_download_bytes = round(settings.max_download_mb * 1_000_000)
         self.downloader = YtDlpDownloader(
@@ -319,6 +325,7 @@ class Engine:
             await chat_settings.start()
             self.chat_settings = chat_settings
             self.trending = RedisTrending(self.redis)
+            self.short_links = RedisShortLinks(self.redis)
         else:
             assert isinstance(self.journal, SqliteJournal)
             self.journal.open()
@@ -328,6 +335,7 @@ class Engine:
             self._media_store = FileMediaStore(data_dir / "media", max_bytes=max_media_bytes)
             self.chat_settings = await SqliteChatSettings.open(data_dir / "settings.sqlite3")
             self.trending = await SqliteTrending.open(data_dir / "trending.sqlite3")
+            self.short_links = await SqliteShortLinks.open(data_dir / "shortlinks.sqlite3")
         self._repliers = repliers
         if not self.work:
             return
@@ -439,6 +447,10 @@ class Engine:
             await self.chat_settings.close()
         if self.trending is not None:
             await self.trending.close()
+        if self.short_links is not None:
+            # Lookups from now on (an inline query still answered) go over the network.
+            short_links, self.short_links = self.short_links, None
+            await short_links.close()
         await self.journal.close()
         if self._warm_up is not None:
             self._warm_up.cancel()

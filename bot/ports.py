@@ -41,6 +41,19 @@ class LinkResolver(Protocol):
     async def resolve(self, link: Link) -> Link: ...
 
 
+class ShortLinks(Protocol):
+    """Where short links led, kept for good: a short code never changes its post, so each is
+    looked up over the network once. Keyed by the short link's canonical `Link.url`; only
+    lookups that found a post are kept (a 404 may be temporary)."""
+
+    async def get(self, short_url: str) -> str | None:
+        """The canonical post URL the short link led to, or None when it was never kept."""
+
+    async def put(self, short_url: str, post_url: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class Downloader(Protocol):
     """Fetches a clip into a job directory."""
 

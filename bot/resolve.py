@@ -1,12 +1,19 @@
-"""Short links (vm.tiktok.com/CODE) become post links through one redirect lookup."""
+"""Short links (vm.tiktok.com/CODE) become post links through one redirect lookup, made once
+per short link when a `ShortLinks` store keeps where it led."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
 
 import httpx
 
 from bot.links import Link, LinkKind, parse_link
 from bot.model import FetchError, Reason
+from bot.ports import ShortLinks
 from bot.proxies import ProxyPool
+
+log = logging.getLogger(__name__)
 
 # TikTok answers a preview crawler with a plain redirect instead of a script page.
 _CRAWLER_AGENT = "facebookexternalhit/1.1"
@@ -15,10 +22,21 @@ _MAX_HOPS = 5
 
 class HttpxLinkResolver:
     """Follows redirects by hand so that every hop stays on a TikTok host; through the first
-    proxy of `proxies.order()` (one client per proxy, made when first needed)."""
+    proxy of `proxies.order()` (one client per proxy, made when first needed).
 
-    def __init__(self, *, proxies: ProxyPool, verify_tls: bool, timeout_s: float) -> None:
+    `short_links` gives the store of earlier lookups (None while there is none, e.g. before the
+    engine opened it); a store that fails is passed by, never fails a lookup."""
+
+    def __init__(
+        self,
+        *,
+        proxies: ProxyPool,
+        verify_tls: bool,
+        timeout_s: float,
+        short_links: Callable[[], ShortLinks | None] = lambda: None,
+    ) -> None:
         self._proxies = proxies
+        self._short_links = short_links
         self._verify_tls = verify_tls
         self._timeout_s = timeout_s
         self._clients: dict[str | None, httpx.AsyncClient] = {}
@@ -46,6 +64,21 @@ class HttpxLinkResolver:
     async def resolve(self, link: Link) -> Link:
         if link.kind is not LinkKind.SHORT:
             return link
+        store = self._short_links()
+        if store is None:
+            return await self._look_up(link)
+        known = await _recall(store, link)
+        if known is not None:
+            return known
+        found = await self._look_up(link)
+        try:
+            await store.put(link.url, found.url)
+        except Exception as err:
+            log.warning("short link %s not kept: %r", link.url, err)
+        return found
+
+    async def _look_up(self, link: Link) -> Link:
+        """Follow the short link's redirects to the post (FetchError when there is none)."""
         url = link.url
         client = self._client()
         for _ in range(_MAX_HOPS):
@@ -80,3 +113,22 @@ class HttpxLinkResolver:
                 original=link.original,
             )
         raise FetchError(Reason.NOT_A_VIDEO, "too many redirects")
+
+
+async def _recall(store: ShortLinks, link: Link) -> Link | None:
+    """The post a short link led to before, or None (never kept, or the store failed)."""
+    try:
+        post_url = await store.get(link.url)
+    except Exception as err:
+        log.warning("short links unreadable, looking %s up: %r", link.url, err)
+        return None
+    found = parse_link(post_url) if post_url is not None else None
+    if found is None or found.kind not in (LinkKind.VIDEO, LinkKind.PHOTO):
+        return None
+    return Link(
+        site=found.site,
+        kind=found.kind,
+        url=found.url,
+        clip_id=found.clip_id,
+        original=link.original,
+    )

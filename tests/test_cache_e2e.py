@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import jobs_done, run_bot, running_bot, serving_env
+from tests.redis_server import RedisServer
 from tests.standins.clips import Clip
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -64,6 +65,39 @@ async def test_a_short_and_a_long_link_asked_at_once_share_one_download(
         first, second = await api.wait_for_call("sendVideo", count=2)
     assert tiktok.media_requests == 1
     assert {first.params["chat_id"], second.params["chat_id"]} == {1, 2}
+
+
+async def test_a_short_link_is_looked_up_once_even_across_a_restart(
+    tiktok: TikTokStandIn, api: FakeBotApi, tmp_path: Path
+) -> None:
+    """A short code leads to its post for good: asked again, in another spelling, or after a
+    restart on the same DATA_DIR, it is answered without asking TikTok where it leads."""
+    data_dir = tmp_path / "data"
+    async with running_bot(tiktok, data_dir, telegram=api) as bot:
+        api.inject_message("https://vm.tiktok.com/ZMshort1/", chat_id=1)
+        await api.wait_for_call("sendVideo")
+        await jobs_done(bot)
+        api.inject_message("look: http://VM.tiktok.com/ZMshort1?_t=x&_r=1", chat_id=2)
+        await api.wait_for_call("sendVideo", count=2)
+        await jobs_done(bot)
+    assert tiktok.count(host="vm.tiktok.com") == 1
+    async with running_bot(tiktok, data_dir, telegram=api) as bot:
+        api.inject_message("https://vm.tiktok.com/ZMshort1/", chat_id=3)
+        await api.wait_for_call("sendVideo", count=3)
+        await jobs_done(bot)
+    assert tiktok.count(host="vm.tiktok.com") == 1
+    assert tiktok.media_requests == 1
+
+
+async def test_a_short_link_looked_up_by_one_process_is_known_to_another_through_redis(
+    tiktok: TikTokStandIn, api: FakeBotApi, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    for round_, data_dir in enumerate((tmp_path / "one", tmp_path / "two"), start=1):
+        # The mapping is kept before the video is sent: sendVideo says it is there.
+        async with running_bot(tiktok, data_dir, telegram=api, redis_url=redis_server.url):
+            api.inject_message("https://vm.tiktok.com/ZMshort1/", chat_id=round_)
+            await api.wait_for_call("sendVideo", count=round_, timeout=60)
+    assert tiktok.count(host="vm.tiktok.com") == 1
 
 
 async def test_a_refused_file_id_falls_back_to_a_fresh_fetch(
