@@ -1,6 +1,6 @@
 """The whole bot end to end on Telegram: cold request, cache hits, a crowd, a burst, inline mode.
 
-Run: .venv/bin/python -m bench.e2e   (about half a minute on an idle 2-core machine)
+Run: .venv/bin/python -m bench.e2e   (about a minute on an idle 2-core machine)
 One process runs the real bot (tests.harness.running_bot, default core settings) against the
 TikTok and Telegram stand-ins on loopback; every chat is a private chat of its own user. In order:
 
@@ -21,6 +21,11 @@ TikTok and Telegram stand-ins on loopback; every chat is a private chat of its o
    Target: median <= 20 ms, no download. Then new clips sent inline: the placeholder chosen ->
    the video edited in (chosen_inline_result -> editMessageMedia), beside the same kind of clip
    asked for by a message (message -> sendVideo), 5 of each.
+6. at the process boundary (bench.boundary, also runnable alone): `python -m bot` as a real
+   process, the TikTok stand-in in a process of its own, times on the Bot API stand-in's clock
+   (update handed by getUpdates -> sendVideo arrived): a new ~1 MB clip warm (median of 5), 5
+   and 20 new clips at once, the bot process's peak RSS after the 20, cache hits by short
+   links, and a per-stage table (resolve, extract, download, probe, thumbnail, upload).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adapters.runtime import Reshare
+from bench import boundary
 from bench.cold import raw_upload, ytdlp_alone
 from tests.harness import jobs_done, running_bot
 from tests.standins.clips import Clip, make_clip
@@ -359,6 +365,8 @@ def main() -> None:
     print(", ".join(f"{name} {importlib.metadata.version(name)}" for name in LIBRARIES))
     started = time.perf_counter()
     asyncio.run(run())
+    print("\n6 at the process boundary: `python -m bot`, the stand-ins in processes of their own")
+    boundary.section()
     print(f"(whole run {time.perf_counter() - started:.0f} s)")
 
 

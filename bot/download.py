@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import math
@@ -30,6 +31,8 @@ _ATTEMPTS = 3
 # A partial mp4 is probed for its length once this much of it has arrived: enough for the
 # header of a faststart file (moov first), which says how long the whole clip is.
 _PROBE_AFTER_BYTES = 256 * 1024
+# How long a warmed thread waits for the others to be warm too (they take ~0.3 s).
+_WARM_UP_WAIT_S = 30.0
 # Refusals of the address a request came from: another proxy may get past them.
 _REFUSALS = frozenset({FailureKind.CHALLENGE, FailureKind.BLOCKED_IP})
 
@@ -66,6 +69,19 @@ class _ThreadJob:
         self.over_limit: FetchError | None = None
         # Where the job's media arrival is reported, if anywhere.
         self.progress: Reporter | None = None
+
+
+class _JobYoutubeDL(GuardedYoutubeDL):
+    """A GuardedYoutubeDL without the work of printing nothing: with no --print template
+    set, yt-dlp still renders every clip's formats, thumbnails and subtitles tables for
+    them, at each stage of each download (~7 ms of a thread's time, and the GIL's, a clip)."""
+
+    def _forceprint(self, key: str, info_dict: dict[str, Any] | None) -> dict[str, Any] | None:
+        if self.params["forceprint"].get(key) or self.params["print_to_file"].get(key):
+            forced: dict[str, Any] | None = super()._forceprint(key, info_dict)
+            return forced
+        # The caller reads the copy only for the force* options, which are never set here.
+        return info_dict
 
 
 class YtDlpDownloader:
@@ -107,7 +123,9 @@ class YtDlpDownloader:
         self._ffmpeg_path = ffmpeg_path
         self._max_duration_s = max_duration_s
         self._extractors = list(extractors)
+        self._threads = threads
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="yt-dlp")
+        self._warm_barrier: threading.Barrier | None = None
         self._local = threading.local()
         self._instances: list[GuardedYoutubeDL] = []
         self._instances_lock = threading.Lock()
@@ -152,16 +170,31 @@ class YtDlpDownloader:
             "overwrites": True,
             "cachedir": False,
             "progress_hooks": [stop_when_cancelled, stop_over_limits, report_arrival],
+            # yt-dlp formats a console progress line for every chunk even with noprogress;
+            # the first one only (our own hooks above hear every chunk all the same).
+            "progress_delta": 3600,
         }
 
     async def warm_up(self) -> None:
-        """Import the extractor and build a YoutubeDL now, off the request path (~0.3 s)."""
+        """Import the extractor and build a YoutubeDL in every worker thread now, off the
+        request path (~0.3 s), so a burst's downloads all start at once. Each warm-up task
+        waits for the others at a barrier, so each lands on a thread of its own."""
+        barrier = threading.Barrier(self._threads)
+        self._warm_barrier = barrier
 
         def load() -> None:
             ydl, _ = self._thread_instance()
             ydl.get_info_extractor("TikTok")
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=_WARM_UP_WAIT_S)
 
-        await asyncio.get_running_loop().run_in_executor(self._executor, load)
+        loop = asyncio.get_running_loop()
+        tasks = [loop.run_in_executor(self._executor, load) for _ in range(self._threads)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            # Cancelled (or one failed): no thread waits for the others any longer.
+            barrier.abort()
 
     async def fetch(
         self, link: Link, workdir: Path, budget_bytes: int, *, progress: Reporter | None = None
@@ -190,6 +223,8 @@ class YtDlpDownloader:
 
     def close(self) -> None:
         """Wait for running downloads to stop, then close every thread's YoutubeDL."""
+        if self._warm_barrier is not None:
+            self._warm_barrier.abort()
         self._executor.shutdown(wait=True, cancel_futures=True)
         with self._instances_lock:
             for ydl in self._instances:
@@ -201,7 +236,7 @@ class YtDlpDownloader:
         ydl: GuardedYoutubeDL | None = getattr(self._local, "ydl", None)
         if job is None or ydl is None:
             job = _ThreadJob()
-            ydl = GuardedYoutubeDL(self.options(job), guard=self._guard)
+            ydl = _JobYoutubeDL(self.options(job), guard=self._guard)
             if self._cookies is not None:
                 # Copies: the thread's jar takes the site's new cookies, the loaded ones stay.
                 for cookie in self._cookies:

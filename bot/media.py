@@ -69,31 +69,54 @@ def probe(path: Path) -> Probe:
     """Read codec, pixel format, size and duration with PyAV (no subprocess)."""
     try:
         with av.open(str(path)) as container:
-            video = next(iter(container.streams.video), None)
-            audio = next(iter(container.streams.audio), None)
-            duration = 0.0
-            if container.duration:
-                duration = container.duration / av.time_base
-            elif video is not None and video.duration and video.time_base:
-                duration = float(video.duration * video.time_base)
-            rate = (video.average_rate or video.guessed_rate) if video is not None else None
-            format_names = set(container.format.name.split(","))
-            return Probe(
-                is_mp4="mp4" in format_names and path.suffix == ".mp4",
-                vcodec=video.codec_context.name if video is not None else None,
-                pix_fmt=video.codec_context.format.name
-                if video is not None and video.codec_context.format is not None
-                else None,
-                width=video.codec_context.width if video is not None else 0,
-                height=video.codec_context.height if video is not None else 0,
-                duration=duration,
-                acodec=audio.codec_context.name if audio is not None else None,
-                faststart=_moov_before_mdat(path) if "mp4" in format_names else False,
-                size=path.stat().st_size,
-                fps=float(rate) if rate else 0.0,
-            )
+            return _probe_open(path, container)
     except (av.error.FFmpegError, OSError) as err:
         raise FetchError(Reason.NOT_A_VIDEO, f"probe failed: {err}") from None
+
+
+def probe_with_thumbnail(path: Path, target: Path, budget_bytes: int) -> tuple[Probe, Path | None]:
+    """The probe of `path` and, when the file is sent as it is (it plays everywhere and fits
+    `budget_bytes`), its thumbnail in `target`, both from one opening of the file: one thread
+    hop on the way to a clip's reply instead of two."""
+    try:
+        with av.open(str(path)) as container:
+            found = _probe_open(path, container)
+            if not (found.playable and found.size <= budget_bytes):
+                return found, None
+            try:
+                _thumbnail_from(container, target)
+            except _THUMBNAIL_ERRORS as err:
+                log.info("no thumbnail: %r", err)
+                return found, None
+    except (av.error.FFmpegError, OSError) as err:
+        raise FetchError(Reason.NOT_A_VIDEO, f"probe failed: {err}") from None
+    return found, target if target.stat().st_size < THUMBNAIL_MAX_BYTES else None
+
+
+def _probe_open(path: Path, container: av.container.InputContainer) -> Probe:
+    video = next(iter(container.streams.video), None)
+    audio = next(iter(container.streams.audio), None)
+    duration = 0.0
+    if container.duration:
+        duration = container.duration / av.time_base
+    elif video is not None and video.duration and video.time_base:
+        duration = float(video.duration * video.time_base)
+    rate = (video.average_rate or video.guessed_rate) if video is not None else None
+    format_names = set(container.format.name.split(","))
+    return Probe(
+        is_mp4="mp4" in format_names and path.suffix == ".mp4",
+        vcodec=video.codec_context.name if video is not None else None,
+        pix_fmt=video.codec_context.format.name
+        if video is not None and video.codec_context.format is not None
+        else None,
+        width=video.codec_context.width if video is not None else 0,
+        height=video.codec_context.height if video is not None else 0,
+        duration=duration,
+        acodec=audio.codec_context.name if audio is not None else None,
+        faststart=_moov_before_mdat(path) if "mp4" in format_names else False,
+        size=path.stat().st_size,
+        fps=float(rate) if rate else 0.0,
+    )
 
 
 SLIDE_MIN_S = 2.0
@@ -114,12 +137,19 @@ def _concat_quote(path: Path) -> str:
 THUMBNAIL_MAX_BYTES = 200_000
 
 
+_THUMBNAIL_ERRORS = (av.error.FFmpegError, OSError, StopIteration, ValueError, IndexError)
+
+
 def _write_thumbnail(video: Path, target: Path) -> None:
     """Decode one key frame and encode it as JPEG in-process (5 ms; spawning ffmpeg costs 50)."""
     with av.open(str(video)) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.skip_frame = "NONKEY"
-        frame = next(container.decode(stream))
+        _thumbnail_from(container, target)
+
+
+def _thumbnail_from(container: av.container.InputContainer, target: Path) -> None:
+    stream = container.streams.video[0]
+    stream.codec_context.skip_frame = "NONKEY"
+    frame = next(container.decode(stream))
     scale = min(1.0, THUMBNAIL_SIDE / max(frame.width, frame.height))
     width, height = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))
     encoder = av.CodecContext.create("mjpeg", "w")
@@ -182,12 +212,21 @@ class FfmpegMedia:
             raise FetchError(Reason.FAILED, f"still not playable after ffmpeg: {made}")
         return target, made
 
+    async def inspect(
+        self, source: Path, workdir: Path, budget_bytes: int
+    ) -> tuple[Probe, Path | None]:
+        """The source's probe, with its thumbnail when it is sent as it is (see
+        `probe_with_thumbnail`); else the thumbnail is for what is made of it."""
+        return await asyncio.to_thread(
+            probe_with_thumbnail, source, workdir / "thumb.jpg", budget_bytes
+        )
+
     async def thumbnail(self, video: Path, workdir: Path) -> Path | None:
         """A JPEG of the first key frame, at most 320 px a side; None when it cannot be made."""
         target = workdir / "thumb.jpg"
         try:
             await asyncio.to_thread(_write_thumbnail, video, target)
-        except (av.error.FFmpegError, OSError, StopIteration, ValueError) as err:
+        except _THUMBNAIL_ERRORS as err:
             log.info("no thumbnail: %r", err)
             return None
         return target if target.stat().st_size < THUMBNAIL_MAX_BYTES else None

@@ -20,7 +20,9 @@ from bot.model import FailureKind, Reason
 Outcome = Literal["video", "album", "audio", "cached", "busy", "restarting"]
 """How a request was answered when it was not a failure (a failure is counted by its Reason)."""
 
-Stage = Literal["resolve", "download", "fit", "upload"]
+# "probe" and "thumbnail" are parts of "fit" (a clip that plays and fits as it is spends its
+# "fit" in them).
+Stage = Literal["resolve", "download", "fit", "probe", "thumbnail", "upload"]
 
 STAGE_BUCKETS: Final = (
     0.005,

@@ -188,8 +188,9 @@ class ClipPipeline:
     ) -> Media:
         """The source as it is when it plays everywhere and fits; else remuxed, re-encoded or
         fitted to the budget, from the source each time."""
-        original = found = await asyncio.to_thread(probe, source)
-        path = source
+        with self._metrics.stage("probe"):
+            original, thumbnail = await self._media.inspect(source, workdir, budget_bytes)
+        found, path = original, source
         if not found.playable and found.size <= budget_bytes:
             async with self._encode_slots:
                 path, found = await self._media.playable(source, found, workdir, progress=progress)
@@ -201,7 +202,9 @@ class ClipPipeline:
             found = await asyncio.to_thread(probe, path)
         if found.size > budget_bytes or not found.playable:
             raise FetchError(Reason.TOO_LARGE, f"{found.size} bytes, budget {budget_bytes}")
-        thumbnail = await self._media.thumbnail(path, workdir)
+        if path != source:
+            with self._metrics.stage("thumbnail"):
+                thumbnail = await self._media.thumbnail(path, workdir)
         return Media(
             path=path,
             width=found.width,

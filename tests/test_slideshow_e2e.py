@@ -10,7 +10,7 @@ import pytest
 from bot.media import probe
 from bot.model import Reason
 from bot.settings import SlideshowMode
-from tests.harness import running_bot
+from tests.harness import is_status, running_bot, until
 from tests.standins.clips import make_image, make_music
 from tests.standins.discord_api import FakeDiscord
 from tests.standins.telegram_api import FakeBotApi
@@ -134,8 +134,10 @@ async def test_a_photo_post_over_the_byte_cap_is_stopped_while_it_arrives(
         running_bot(tiktok, tmp_path / "data", telegram=api, max_download_mb=cap_mb),
     ):
         api.inject_message(f"https://www.tiktok.com/@painter/photo/{BIG_POST}")
-        [reply] = await api.wait_for_call("sendMessage", timeout=60)
-    assert reply.params["text"] == Reason.TOO_LARGE.message
+        # A job this slow may show its status first ("Downloading…"): the reason follows it.
+        await until(lambda: bool(said(api)), 60)
+    [reply] = said(api)
+    assert reply == Reason.TOO_LARGE.message
     assert api.calls_to("sendMediaGroup") == []
     assert tiktok.image_requests < len(slides)
 
@@ -152,3 +154,9 @@ async def test_a_slide_announced_over_the_byte_cap_is_never_written(
             [reply] = await api.wait_for_call("sendMessage", timeout=60)
     assert reply.params["text"] == Reason.TOO_LARGE.message
     assert api.calls_to("sendPhoto") == []
+
+
+def said(api: FakeBotApi) -> list[str]:
+    """The bot's messages that are no status line."""
+    texts = [call.params["text"] for call in api.calls_to("sendMessage")]
+    return [text for text in texts if not is_status(text)]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.intake import BUSY_TEXT, RESTARTING_TEXT, SLOW_DOWN_TEXT
-from tests.harness import jobs_done, running_bot, tiktok_serving
+from tests.harness import is_status, jobs_done, running_bot, tiktok_serving, until
 from tests.harness import link as tiktok_link
 from tests.standins.clips import Clip
-from tests.standins.telegram_api import FakeBotApi
+from tests.standins.telegram_api import ApiCall, FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
 
 POSTS = [f"73012345678901234{n:02d}" for n in range(4)]
@@ -113,9 +113,15 @@ async def test_a_full_queue_answers_busy_at_once(
     async with running_bot(tiktok, tmp_path / "data", telegram=api, workers=1, queue_size=1):
         for n, post in enumerate(POSTS):
             api.inject_message(link(post), chat_id=5000 + n)
-        busy = await api.wait_for_call("sendMessage", count=2)
+        await until(lambda: len(said(api)) >= 2)
+        busy = said(api)
         assert tiktok.media_requests <= 1
         videos = await api.wait_for_call("sendVideo", count=2)
     assert {call.params["text"] for call in busy} == {BUSY_TEXT}
     answered = {call.params["chat_id"] for call in (*busy, *videos)}
     assert answered == {5000, 5001, 5002, 5003}
+
+
+def said(api: FakeBotApi) -> list[ApiCall]:
+    """The bot's messages that are no status line of a long job."""
+    return [call for call in api.calls_to("sendMessage") if not is_status(call.params["text"])]

@@ -1040,6 +1040,8 @@ class FakeBotApi(StandIn):
         self._updates: list[JsonObject] = []
         self._updates_changed = asyncio.Event()
         self._injected: dict[int, JsonObject] = {}
+        # update_id -> time.monotonic() when getUpdates first handed it to the bot (benchmarks).
+        self.handed_at: dict[int, float] = {}
         self._next_update_id = 10_000
         self._webhook: _Webhook | None = None
         self._webhook_closings: set[asyncio.Task[None]] = set()
@@ -1937,7 +1939,11 @@ class FakeBotApi(StandIn):
                 raise _ApiError(409, _CONFLICT_DESCRIPTION)
             if reason == "webhook":
                 raise _ApiError(409, _SET_WEBHOOK_CONFLICT_DESCRIPTION)
-        return copy.deepcopy(self._updates[:limit])
+        handed = self._updates[:limit]
+        now = time.monotonic()
+        for update in handed:
+            self.handed_at.setdefault(update["update_id"], now)
+        return copy.deepcopy(handed)
 
     async def _set_my_commands(self, call: ApiCall) -> bool:
         commands = call.params.get("commands")

@@ -68,7 +68,7 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -182,6 +182,8 @@ class RecordedRequest:
     query: str = ""
     proxy: str | None = None
     tls: ClientHello | None = None
+    # time.monotonic() when the request reached the stand-in (benchmarks time stages by it).
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def impersonated(self) -> bool:
@@ -348,6 +350,8 @@ class TikTokStandIn(StandIn):
         self._media_requested = asyncio.Event()
         # Media bytes handed to the connection, over every request (ranges and cut-offs too).
         self.media_bytes_sent = 0
+        # (post id, time.monotonic()) each time a whole media body was sent (for benchmarks).
+        self.media_sent_at: list[tuple[str, float]] = []
         self.served_faults: list[ServedFault] = []
         self._fault_rules: list[_FaultRule] = []
         self._chaos: _Chaos | None = None
@@ -1062,6 +1066,7 @@ class TikTokStandIn(StandIn):
             request.transport.abort()
         if fault is None:
             await response.write_eof()
+            self.media_sent_at.append((media.post_id, time.monotonic()))
         return response
 
     # -- proxy side ------------------------------------------------------------------------
