@@ -407,7 +407,11 @@ class TikTokStandIn(StandIn):
         """
         if self._runner is None:
             raise RuntimeError("TikTokStandIn is not started")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: the sockets accepted from it inherit this proto, and asyncio
+        # sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP. Without it, Nagle holds
+        # a TLS 1.3 response back behind the server's session tickets until the client's
+        # delayed ACK (~40 ms a request).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.bind(("127.0.0.1", 0))
             sock.listen(128)
