@@ -11,7 +11,8 @@ its sendVideo arrived (the upload read whole). Every chat is a private chat of i
    after another;
 2. 5 new clips at the same moment: until all 5 are answered; then 20;
 3. peak RSS of the bot process (VmHWM in /proc/<pid>/status) after the burst of 20;
-4. cache hits through short links (vm.tiktok.com/CODE, a new code each, all to the warm clip),
+4. cache hits through short links (vm.tiktok.com/CODE, all to the warm clip): codes seen before,
+   and for context a new code each (then one lookup on the network each),
    N=50, back to back and paced at 10/s (PTB lets the bot make 30 Bot API calls a second);
 5. where the time goes, per stage, for one clip (median of the 5 of part 1) and per clip in the
    bursts: resolve, probe, thumbnail, upload and the whole yt-dlp fetch from the bot's own
@@ -62,7 +63,9 @@ WARM_POST = post_id(0)
 NEW_POSTS = [post_id(1 + n) for n in range(NEW_RUNS)]
 BURST_POSTS = {size: [post_id(100 * (b + 1) + n) for n in range(size)] for b, size in
                enumerate(BURSTS)}  # fmt: skip
-SHORT_CODES = [f"ZMbound{n:03d}" for n in range(2 * HITS)]
+# The first KNOWN codes are asked for once before the hits (then they are "seen before").
+KNOWN = 5
+SHORT_CODES = [f"ZMbound{n:03d}" for n in range(2 * HITS + KNOWN)]
 
 
 def row(label: str, result: str, target: str = "") -> None:
@@ -254,23 +257,30 @@ async def run_parts(
     )
     row("    before the bursts", f"{rss_before / 1024:.0f} MiB")
 
-    # 4. cache hits by short links.
+    # 4. cache hits by short links: codes seen before (the clip's cache entry and the code's
+    # post, both kept), and for context codes never seen (one lookup on the network each).
     row(f"4 cache hits via vm.tiktok.com/CODE, N={HITS} each:", "")
-    codes = iter(SHORT_CODES)
-    for label, pace_s in (("back to back", 0.0), (f"paced {1 / HIT_PACE_S:.0f}/s", HIT_PACE_S)):
+    fresh = iter(SHORT_CODES[KNOWN:])
+    await drive.answered([drive.send(f"https://vm.tiktok.com/{c}/") for c in SHORT_CODES[:KNOWN]])
+    series = (
+        ("a code seen before, back to back", 0.0, "known", "median <= 5 ms, p95 <= 10 ms"),
+        (f"a code seen before, paced {1 / HIT_PACE_S:.0f}/s", HIT_PACE_S, "known", ""),
+        ("a new code each (one lookup each), back to back", 0.0, "new", "(context)"),
+        (f"a new code each, paced {1 / HIT_PACE_S:.0f}/s", HIT_PACE_S, "new", "(context)"),
+    )
+    for label, pace_s, kind, target in series:
         await asyncio.sleep(LIMITER_DRAIN_S)
         hits: list[float] = []
-        for _ in range(HITS):
+        for n in range(HITS):
+            code = SHORT_CODES[n % KNOWN] if kind == "known" else next(fresh)
             started = time.monotonic()
-            [(took, _)] = await drive.answered(
-                [drive.send(f"https://vm.tiktok.com/{next(codes)}/")]
-            )
+            [(took, _)] = await drive.answered([drive.send(f"https://vm.tiktok.com/{code}/")])
             hits.append(took)
             await asyncio.sleep(max(0.0, pace_s - (time.monotonic() - started)))
         row(
             f"  {label}",
             f"median {statistics.median(hits) * 1000:.1f} ms, p95 {p95(hits) * 1000:.1f} ms",
-            "median <= 5 ms, p95 <= 10 ms",
+            target or "median <= 5 ms, p95 <= 10 ms",
         )
 
     # 5. per stage.

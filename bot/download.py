@@ -33,6 +33,8 @@ _ATTEMPTS = 3
 _PROBE_AFTER_BYTES = 256 * 1024
 # How long a warmed thread waits for the others to be warm too (they take ~0.3 s).
 _WARM_UP_WAIT_S = 30.0
+# Format selectors a thread keeps, one per upload budget (a few: one per platform).
+_SELECTORS_KEPT = 8
 # Refusals of the address a request came from: another proxy may get past them.
 _REFUSALS = frozenset({FailureKind.CHALLENGE, FailureKind.BLOCKED_IP})
 
@@ -313,8 +315,15 @@ class YtDlpDownloader:
         if not isinstance(info, dict):
             raise FetchError(Reason.NOT_A_VIDEO, "no info")
         self._check_before_download(info, budget_bytes)
-        # YoutubeDL builds its selector once from params["format"]: a per-job one goes here.
-        ydl.format_selector = ydl.build_format_selector(format_for_budget(budget_bytes))
+        # YoutubeDL builds its selector once from params["format"]: a per-job one goes here,
+        # parsed once per thread and budget (a selector keeps no state between clips).
+        selectors: dict[str, Any] = self._local.__dict__.setdefault("selectors", {})
+        spec = format_for_budget(budget_bytes)
+        if (selector := selectors.get(spec)) is None:
+            if len(selectors) >= _SELECTORS_KEPT:
+                selectors.clear()
+            selector = selectors[spec] = ydl.build_format_selector(spec)
+        ydl.format_selector = selector
         processed: dict[str, Any] = ydl.process_ie_result(info, download=True)
         return processed
 

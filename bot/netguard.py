@@ -27,6 +27,7 @@ answer changes between check and connect (rebinding) gains nothing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import socket
@@ -38,9 +39,13 @@ import urllib3
 import urllib3.connection
 import urllib3.util
 import yt_dlp
+from curl_cffi.curl import CurlError, CurlShare
+from curl_cffi.requests import Session as CurlSession
 from urllib3.exceptions import NameResolutionError
 
-# yt-dlp exports no public name for its handler classes; requests comes with yt-dlp[default].
+# yt-dlp exports no public name for its handler classes; requests comes with yt-dlp[default],
+# curl_cffi with yt-dlp[curl-cffi].
+from yt_dlp.networking._curlcffi import CurlCFFIRH
 from yt_dlp.networking._requests import RequestsRH
 from yt_dlp.networking.common import RequestDirector
 from yt_dlp.networking.exceptions import RequestError
@@ -234,6 +239,40 @@ def _pinned_pools(guard: HostGuard) -> dict[str, type[urllib3.HTTPConnectionPool
     return {"http": PinnedHTTPPool, "https": PinnedHTTPSPool}
 
 
+class _PooledCurlCFFIRH(CurlCFFIRH):  # type: ignore[misc]
+    """yt-dlp's curl_cffi handler (the impersonating one: TikTok's pages), keeping its
+    connections between requests. yt-dlp streams every response, and curl_cffi streams on a
+    copy of the session's handle that is thrown away after the response, taking its connection
+    (CONNECT through the proxy, then a TLS handshake: ~3 ms a page, more in a burst) with it;
+    a share handle holds the connection cache for the copies. The share's connections serve one
+    thread's requests one after another (a YoutubeDL is used by one thread), as libcurl
+    requires; a connection is only reused for the same proxy and TLS (impersonation) setup."""
+
+    RH_KEY = CurlCFFIRH.RH_KEY
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sessions: list[tuple[CurlSession[Any], CurlShare]] = []
+
+    def _create_instance(self, cookiejar: Any = None) -> CurlSession[Any]:
+        share = CurlShare(connect=True)
+        session: CurlSession[Any] = CurlSession(
+            cookies=cookiejar, curl_share=share, use_thread_local_curl=False
+        )
+        self._sessions.append((session, share))
+        return session
+
+    def close(self) -> None:
+        super().close()
+        self._clear_instances()
+        for session, share in self._sessions:
+            session.close()
+            # A response still being read holds the share; it closes with its last handle.
+            with contextlib.suppress(CurlError):
+                share.close()
+        self._sessions.clear()
+
+
 class _GuardedDirector(RequestDirector):  # type: ignore[misc]
     """yt-dlp's director, plus a vetted path for the requests of jobs that are not TikTok's."""
 
@@ -273,6 +312,7 @@ class GuardedYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
         super().__init__(params)
 
     def build_request_director(self, handlers: Any, preferences: Any = None) -> Any:
+        handlers = [_PooledCurlCFFIRH if h is CurlCFFIRH else h for h in handlers]
         plain = super().build_request_director(handlers, preferences)
         vetted = super().build_request_director(
             [functools.partial(_VettingRequestsRH, guard=self.guard)], preferences

@@ -31,10 +31,11 @@ COMPRESSING = re.compile(r"Compressing to fit 2 MB… (\d+)%")
 
 @pytest.fixture(scope="module")
 def fat_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
-    """8 s of 720x1280 at 3 Mbit/s (~3 MB): a re-encode to fit 2 MB takes a few seconds."""
+    """36 s of 720x1280 at 3 Mbit/s (~13 MB): a re-encode to fit 2 MB takes well over the 3 s
+    before a status shows, also on a fast idle machine."""
     return make_clip(
         tmp_path_factory.mktemp("clips") / "fat.mp4",
-        duration=8.0,
+        duration=36.0,
         width=720,
         height=1280,
         bitrate="3M",

@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -41,8 +42,16 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+# Entries of the memory front (about 1 kB each): the clips most recently asked for.
+REMEMBERED = 10_000
+
+
 class SqliteCache:
-    """Handles in one SQLite file (WAL); one connection, which aiosqlite serialises."""
+    """Handles in one SQLite file (WAL); one connection, which aiosqlite serialises.
+
+    A bounded memory front holds the entries this process put or read last, so a hit costs no
+    hop to the database thread; what it holds is what the file holds (this process is the one
+    writing), and an entry past max_age_s is not served from it either."""
 
     def __init__(
         self,
@@ -50,6 +59,7 @@ class SqliteCache:
         *,
         max_age_s: float,
         clock: Callable[[], float] = time.time,
+        remembered: int = REMEMBERED,
     ) -> None:
         """Use `open`; this only wraps a connection whose schema is already current."""
         if max_age_s <= 0:
@@ -57,6 +67,16 @@ class SqliteCache:
         self._db = db
         self._max_age_s = max_age_s
         self._clock = clock
+        self._remembered = remembered
+        self._recent: OrderedDict[CacheKey, CachedMedia] = OrderedDict()
+        # Counts puts and forgets: a read that one overtook does not fill the front.
+        self._changes = 0
+
+    def _remember(self, key: CacheKey, media: CachedMedia) -> None:
+        self._recent[key] = media
+        self._recent.move_to_end(key)
+        if len(self._recent) > self._remembered:
+            self._recent.popitem(last=False)
 
     @classmethod
     async def open(
@@ -84,6 +104,11 @@ class SqliteCache:
 
     async def get(self, key: CacheKey) -> CachedMedia | None:
         """The stored media, or None when missing or older than max_age_s (then it is deleted)."""
+        known = self._recent.pop(key, None)
+        if known is not None and known.stored_at >= self._clock() - self._max_age_s:
+            self._recent[key] = known
+            return known
+        changes = self._changes
         async with self._db.execute(
             "SELECT handle_kind, handle, width, height, duration, size, caption, stored_at"
             " FROM cached_media WHERE platform = ? AND clip_id = ? AND variant = ?",
@@ -103,6 +128,8 @@ class SqliteCache:
         )
         cutoff = self._clock() - self._max_age_s
         if media.stored_at >= cutoff:
+            if changes == self._changes:
+                self._remember(key, media)
             return media
         # The age condition spares a fresh entry put by another coroutine since the select.
         await self._db.execute(
@@ -114,6 +141,7 @@ class SqliteCache:
 
     async def put(self, key: CacheKey, media: CachedMedia) -> None:
         """Store the media for the key, replacing what was there."""
+        self._changes += 1
         await self._db.execute(
             "INSERT INTO cached_media"
             " (platform, clip_id, variant, handle_kind, handle, width, height, duration, size,"
@@ -136,9 +164,12 @@ class SqliteCache:
                 media.stored_at,
             ),
         )
+        self._remember(key, media)
 
     async def forget(self, key: CacheKey) -> None:
         """Drop the entry, e.g. when the platform refused its stored file_id."""
+        self._changes += 1
+        self._recent.pop(key, None)
         await self._db.execute(
             "DELETE FROM cached_media WHERE platform = ? AND clip_id = ? AND variant = ?",
             (key.platform, key.clip_id, key.variant),
@@ -153,6 +184,7 @@ class SqliteCache:
 
     async def close(self) -> None:
         """Close the connection; safe to call twice."""
+        self._recent.clear()
         await self._db.close()
 
 

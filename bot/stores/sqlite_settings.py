@@ -21,12 +21,16 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 class SqliteChatSettings:
-    """Implements `ChatSettingsStore` for one process: every read after the first is memory."""
+    """Implements `ChatSettingsStore` for one process: every chat that chose settings is read
+    into memory at open (few chats change them), so a read never waits for the disk, not even a
+    new chat's, which has the defaults."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, known: dict[str, ChatSettings] | None = None
+    ) -> None:
         """Use `open`."""
         self._db = db
-        self._known: dict[str, ChatSettings] = {}
+        self._known: dict[str, ChatSettings] = known or {}
 
     @classmethod
     async def open(cls, path: Path) -> SqliteChatSettings:
@@ -35,32 +39,27 @@ class SqliteChatSettings:
         try:
             await db.execute("PRAGMA journal_mode = WAL")
             await migrate(db, MIGRATIONS)
+            async with db.execute("SELECT chat, settings FROM chat_settings") as cursor:
+                rows = await cursor.fetchall()
         except BaseException:
             await db.close()
             raise
-        return cls(db)
+        return cls(db, {str(chat): ChatSettings.from_json(text) for chat, text in rows})
 
     async def get(self, chat: str) -> ChatSettings:
         known = self._known.get(chat)
-        if known is not None:
-            return known
-        async with self._db.execute(
-            "SELECT settings FROM chat_settings WHERE chat = ?", (chat,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        found = ChatSettings.from_json(row[0]) if row is not None else ChatSettings()
-        self._known[chat] = found
-        return found
+        return known if known is not None else ChatSettings()
 
     async def put(self, chat: str, settings: ChatSettings) -> None:
         if settings == ChatSettings():
             await self._db.execute("DELETE FROM chat_settings WHERE chat = ?", (chat,))
-        else:
-            await self._db.execute(
-                "INSERT INTO chat_settings (chat, settings) VALUES (?, ?)"
-                " ON CONFLICT (chat) DO UPDATE SET settings = excluded.settings",
-                (chat, settings.to_json()),
-            )
+            self._known.pop(chat, None)
+            return
+        await self._db.execute(
+            "INSERT INTO chat_settings (chat, settings) VALUES (?, ?)"
+            " ON CONFLICT (chat) DO UPDATE SET settings = excluded.settings",
+            (chat, settings.to_json()),
+        )
         self._known[chat] = settings
 
     async def close(self) -> None:
