@@ -37,9 +37,33 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         rate_limit_args: int | None,
     ) -> bool | JSONDict | list[JSONDict]:
         chat_id = data.get("chat_id")
-        if chat_id is not None:
+        if chat_id is not None and endpoint in MESSAGE_ENDPOINTS:
             await self._limits.admit(_group(chat_id))
         return await callback(*args, **kwargs)
+
+
+# The calls that put a message in a chat or change one: what Telegram's flood limits count
+# (about 30 messages a second, 20 a minute in a group). A chat action, a reaction, a deletion or
+# a question about a member is no message: it neither waits for room nor takes any, so twenty
+# new clips at once do not queue their videos behind twenty "sending video…" actions.
+MESSAGE_ENDPOINTS = frozenset(
+    {
+        "sendMessage",
+        "sendVideo",
+        "sendAudio",
+        "sendPhoto",
+        "sendMediaGroup",
+        "sendDocument",
+        "sendAnimation",
+        "sendVoice",
+        "sendSticker",
+        "copyMessage",
+        "forwardMessage",
+        "editMessageText",
+        "editMessageMedia",
+        "editMessageCaption",
+    }
+)
 
 
 def _group(chat_id: object) -> str | None:
