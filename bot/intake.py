@@ -185,6 +185,13 @@ class Intake:
             return msgid.format(sites=self.no_link_sites) if answer is Answer.NO_LINK else msgid
         return self._texts.text(language, msgid, sites=self.no_link_sites)
 
+    async def say_to(self, answer: Answer, platform: str, sender: Sender) -> str | None:
+        """`say` in the sender's language (`language`), read only when there is something to
+        say."""
+        if self.say(answer) is None:
+            return None
+        return self.say(answer, await self.language(platform, sender))
+
     async def language(self, platform: str, sender: Sender) -> str | None:
         """The language to speak to a sender in: the chat's choice, else the person's own."""
         return (await self.settings_of(platform, sender)).language or sender.language

@@ -342,7 +342,6 @@ class Service:
             else:
                 await replier.resend(origin, hit, request.manner)
             self._metrics.request(origin.platform, "cached")
-            await self._reshared(request, key, hit.info)
         except Unconfirmed as err:
             log.warning("resend unconfirmed, not sent again: %s", err)
         except Exception as err:
@@ -354,6 +353,9 @@ class Service:
                 except Exception:
                     log.exception("could not drop the refused cache entry")
             return False
+        else:
+            # Outside the try: counting it must never pass the answer off as a refused copy.
+            await self._reshared(request, key, hit.info)
         return True
 
     async def _upload_stored(
@@ -395,12 +397,11 @@ class Service:
         if not isinstance(outcome, Reason):
             try:
                 with self._metrics.stage("upload"):
+                    file_id: str | None = None
                     if isinstance(outcome, Album):
                         await replier.deliver_album(origin, outcome, manner)
                         self._metrics.request(origin.platform, "album")
-                        await self._reshared(request, prepared.key, outcome.info)
-                        return None
-                    if isinstance(outcome, Audio):
+                    elif isinstance(outcome, Audio):
                         file_id = await replier.deliver_audio(origin, outcome, manner)
                         self._metrics.request(origin.platform, "audio")
                     else:
@@ -416,8 +417,13 @@ class Service:
                 log.exception("delivery failed")
                 outcome = Reason.FAILED
             else:
-                # Delivered: keeping it for next time may fail, the answer stands.
-                kept = await self._remember(prepared.key, outcome, file_id)
+                # Delivered: keeping it for next time may fail, the answer stands (an album is
+                # not kept).
+                kept = (
+                    None
+                    if isinstance(outcome, Album)
+                    else await self._remember(prepared.key, outcome, file_id)
+                )
                 # Counted once kept: the next request (an inline query) finds it cached.
                 await self._reshared(request, prepared.key, outcome.info)
                 return kept

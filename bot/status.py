@@ -21,8 +21,8 @@ STATUS_AFTER_S = 3.0
 STATUS_EVERY_S = 3.0
 # Between calls, how often the job's progress is looked at for a change worth showing.
 LOOK_EVERY_S = 0.5
-# A status call under way when the answer is out is let end (for this long at most), so that
-# removing the status never races a status message still being sent.
+# A status call under way when the answer is out is let end (for this long at most, then
+# cancelled), so that removing the status never races a status message still being sent.
 SETTLE_S = 10.0
 
 
@@ -56,7 +56,10 @@ class StatusLine:
             self._shown = progress
         except asyncio.CancelledError:
             await asyncio.wait([call], timeout=SETTLE_S)
-            if call.done() and not call.cancelled():
+            if not call.done():
+                # Not let outlive `clear`: a status landing after it would stay for good.
+                call.cancel()
+            elif not call.cancelled():
                 call.exception()  # seen: it failed after the answer, nothing to do
             raise
         except Exception as err:

@@ -74,6 +74,17 @@ async def test_commands_are_synced_and_usable_in_a_dm(
             ("settings", 1),
             ("top", 1),
         }
+        # Shown in each catalogue language by the person's locale (English elsewhere).
+        by_name = {c["name"]: c for c in discord_api.commands[None]}
+        download = by_name["download"]
+        assert (
+            download["description_localizations"]["de"]
+            == "Schickt das Video hinter einem TikTok-Link"
+        )
+        assert download["description_localizations"]["pt-BR"].startswith("Envi")
+        assert "en-US" not in download["description_localizations"]
+        assert by_name["Download video"]["name_localizations"]["ru"] == "Скачать видео"
+        assert by_name["download"]["name_localizations"] is None
         interaction = discord_api.inject_slash_command(
             "download", {"url": "https://vm.tiktok.com/ZMshort1/"}, guild_id=None
         )

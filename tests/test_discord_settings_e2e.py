@@ -13,11 +13,16 @@ from adapters.discord.settings_ui import (
     MANAGERS_ONLY_TEXT,
     OWN_SETTINGS_TEXT,
     SERVER_SETTINGS_TEXT,
-    channel_key,
-    server_key,
 )
 from adapters.runtime import Reshare
-from bot.chat_settings import AutoDetect, CaptionStyle, ChatSettings, OriginalMessage
+from bot.chat_settings import (
+    AutoDetect,
+    CaptionStyle,
+    ChatSettings,
+    OriginalMessage,
+    chat_key,
+    server_key,
+)
 from bot.settings import SlideshowMode
 from tests.harness import jobs_done, link, running_bot, tiktok_serving
 from tests.standins.clips import Clip
@@ -111,8 +116,8 @@ async def test_a_member_without_manage_server_can_neither_open_nor_change_settin
         assert answer["data"]["flags"] & EPHEMERAL
         answer = await press(dc, shown, "set:auto:channel:on_request", user_id=MANAGER)
         assert answer["data"]["content"] == MANAGERS_ONLY_TEXT
-        assert await stored(bot, server_key(guild)) == ChatSettings()
-        assert await stored(bot, channel_key(dc.channel_id)) == ChatSettings()
+        assert await stored(bot, server_key("discord", guild)) == ChatSettings()
+        assert await stored(bot, chat_key("discord", dc.channel_id)) == ChatSettings()
         assert picked(dc.message(shown["id"]), "set:caption") == ["default"]
 
 
@@ -135,20 +140,22 @@ async def test_a_managers_choices_are_saved_and_shown_in_the_same_message(
 
         answer = await press(dc, shown, "set:caption", "link", user_id=MANAGER)
         assert answer["type"] == 7
-        assert (await stored(bot, server_key(guild))).caption is CaptionStyle.LINK
+        assert (await stored(bot, server_key("discord", guild))).caption is CaptionStyle.LINK
         assert picked(dc.message(shown["id"]), "set:caption") == ["link"]
 
         # Deleting the link's message needs Manage Messages, which the bot lacks here.
         await press(dc, shown, "set:original", "delete", user_id=MANAGER)
         now = dc.message(shown["id"])
-        assert (await stored(bot, server_key(guild))).original is OriginalMessage.DELETE
+        assert (await stored(bot, server_key("discord", guild))).original is OriginalMessage.DELETE
         assert picked(now, "set:original") == ["delete"]
         assert heading(now) == f"{SERVER_SETTINGS_TEXT}\n{CANNOT_DELETE_TEXT}"
 
         await press(dc, shown, "set:auto:channel:on_request", user_id=MANAGER)
         now = dc.message(shown["id"])
-        assert (await stored(bot, channel_key(channel))).auto_detect is AutoDetect.ON_REQUEST
-        assert (await stored(bot, server_key(guild))).auto_detect is None
+        assert (
+            await stored(bot, chat_key("discord", channel))
+        ).auto_detect is AutoDetect.ON_REQUEST
+        assert (await stored(bot, server_key("discord", guild))).auto_detect is None
         assert highlighted(now, "set:auto:channel:") == ["set:auto:channel:on_request"]
         assert picked(now, "set:caption") == ["link"]
         # Only the manager ever saw it.
@@ -168,7 +175,7 @@ async def test_in_a_dm_anyone_changes_their_own_settings(
         assert find_component(shown["components"], "set:original") is None
         assert find_component(shown["components"], "set:auto:server:default") is None
         await press(dc, shown, "set:slideshow", "video", user_id=MEMBER)
-        dm = channel_key(dc.dm_channel_id(MEMBER))
+        dm = chat_key("discord", dc.dm_channel_id(MEMBER))
         assert (await stored(bot, dm)).slideshow is SlideshowMode.VIDEO
         assert picked(dc.message(shown["id"]), "set:slideshow") == ["video"]
 

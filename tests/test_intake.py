@@ -2,6 +2,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from bot.chat_settings import ChatSettings
+from bot.i18n import Catalogues
 from bot.intake import (
     BUSY_TEXT,
     RESTARTING_TEXT,
@@ -171,3 +173,40 @@ def test_what_to_say_at_once_is_decided_in_the_core() -> None:
     assert said[Answer.BUSY] == BUSY_TEXT
     assert said[Answer.SLOW_DOWN] == SLOW_DOWN_TEXT
     assert said[Answer.RESTARTING] == RESTARTING_TEXT
+
+
+class _OneChatsSettings:
+    """Every chat's settings are the same `settings` (a ChatSettingsStore for one test)."""
+
+    def __init__(self, settings: ChatSettings) -> None:
+        self.settings = settings
+        self.reads = 0
+
+    async def get(self, chat: str) -> ChatSettings:
+        self.reads += 1
+        return self.settings
+
+    async def put(self, chat: str, settings: ChatSettings) -> None:
+        self.settings = settings
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_what_is_said_at_once_is_in_the_chats_language_else_the_senders() -> None:
+    store = _OneChatsSettings(ChatSettings())
+    intake = Intake(
+        AsyncioJobQueue(workers=1, maxsize=1),
+        TIKTOK_ONLY,
+        generous(),
+        chat_settings=lambda: store,
+        texts=Catalogues.load(),
+    )
+    sender = Sender(user=1, chat=1, language="de-AT")
+    assert await intake.say_to(Answer.QUEUED, "telegram", sender) is None
+    assert store.reads == 0, "nothing to say: no settings read"
+    german = await intake.say_to(Answer.BUSY, "telegram", sender)
+    assert german == Catalogues.load().text("de", BUSY_TEXT) != BUSY_TEXT
+    store.settings = ChatSettings(language="es")
+    spanish = await intake.say_to(Answer.BUSY, "telegram", sender)
+    assert spanish == Catalogues.load().text("es", BUSY_TEXT) != BUSY_TEXT

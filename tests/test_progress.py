@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import cast
 
 import imageio_ffmpeg
 import pytest
 
+from adapters.telegram.inbound import TelegramOrigin
+from bot import status
 from bot.download import arrival
 from bot.i18n import Catalogues
 from bot.media import run_ffmpeg
+from bot.model import Manner, Origin
+from bot.ports import Replier
 from bot.progress import JobProgress, Progress, Stage, shown_alike, status_text
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -62,3 +68,39 @@ async def test_ffmpeg_reports_the_seconds_encoded_as_it_goes(tmp_path: Path) -> 
     assert heard == sorted(heard)
     assert heard[-1] == pytest.approx(3.0, abs=0.1)
     assert (tmp_path / "out.mp4").stat().st_size > 0
+
+
+class _StuckStatus:
+    """The status half of a Replier whose status call never returns (a flood wait)."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.cancelled = False
+
+    async def status(self, origin: Origin, progress: Progress, manner: Manner) -> None:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+    async def clear_status(self, origin: Origin, *, earlier: bool = False) -> None:
+        return None
+
+
+async def test_a_status_call_still_under_way_after_the_settling_time_is_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Else it could land after `clear` and stay for good.
+    monkeypatch.setattr(status, "STATUS_AFTER_S", 0.0)
+    monkeypatch.setattr(status, "SETTLE_S", 0.05)
+    replier = _StuckStatus()
+    line = status.StatusLine(cast(Replier, replier), TelegramOrigin(1, 1), Manner())
+    showing = asyncio.create_task(line.show(Progress(Stage.DOWNLOADING)))
+    await replier.started.wait()
+    showing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await showing
+    await asyncio.sleep(0)
+    assert replier.cancelled

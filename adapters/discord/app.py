@@ -22,7 +22,7 @@ from adapters.discord.inbound import interaction_origin, message_budget, message
 from adapters.discord.outbound import DiscordOperatorChannel, DiscordReplier
 from adapters.discord.settings import DiscordSettings
 from adapters.discord.settings_ui import SETTINGS_DESCRIPTION, DiscordSettingsUi
-from bot.i18n import N_, Catalogues
+from bot.i18n import N_, Catalogues, language_of
 from bot.intake import SLOW_DOWN_TEXT, Answer, Intake
 from bot.model import Sender, Want
 from bot.ports import ChatSettingsStore
@@ -71,6 +71,23 @@ class _LibraryUrls:
         if cls.users == 0 and cls.saved is not None:
             discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = cls.saved
             cls.saved = None
+
+
+class CatalogueTranslator(app_commands.Translator):
+    """The commands' descriptions (and the context menu's name) in each catalogue language, as
+    Discord shows them by the person's locale; None (Discord shows the English) elsewhere."""
+
+    def __init__(self, texts: Catalogues) -> None:
+        self._texts = texts
+
+    async def translate(
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: app_commands.TranslationContextTypes,
+    ) -> str | None:
+        translations = self._texts.translations.get(language_of(locale.value), {})
+        return translations.get(string.message)
 
 
 class DiscordAdapter:
@@ -227,9 +244,9 @@ class DiscordAdapter:
                 private=private,
                 sender=sender,
             )
-            if self._intake.say(answer) is not None:
-                language = await self._intake.language("discord", sender)
-                await message.reply(self._intake.say(answer, language), mention_author=False)
+            text = await self._intake.say_to(answer, "discord", sender)
+            if text is not None:
+                await message.reply(text, mention_author=False)
 
         return on_message
 
@@ -322,6 +339,7 @@ class DiscordAdapter:
             log.info("Discord: logged in for REST only (no gateway)")
             return
         self._receiving = True
+        await self.tree.set_translator(CatalogueTranslator(self._texts))
         await self._sync_commands()
         if self.client.shard_count is None:
             # Asked here, not by discord.py: it would make its first connection to the URL this

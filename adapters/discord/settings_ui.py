@@ -26,8 +26,10 @@ from bot.chat_settings import (
     ChatSettings,
     Choice,
     OriginalMessage,
+    chat_key,
     chosen,
     current,
+    server_key,
 )
 from bot.i18n import N_, Catalogues
 from bot.ports import ChatSettingsStore
@@ -61,14 +63,6 @@ _SELECTED = ("caption", "original", "failures", "slideshow", "language", "trendi
 _NOT_IN_DMS = frozenset({"original"})
 
 
-def server_key(guild_id: int) -> str:
-    return f"discord:server:{guild_id}"
-
-
-def channel_key(channel_id: int) -> str:
-    return f"discord:chat:{channel_id}"
-
-
 @dataclass(frozen=True, slots=True)
 class _Place:
     """Where /settings was opened: a server's channel, or a DM (guild None)."""
@@ -80,8 +74,8 @@ class _Place:
     def key(self) -> str:
         """Where the server's settings live; in a DM, the person's own."""
         if self.guild_id is None:
-            return channel_key(self.channel_id)
-        return server_key(self.guild_id)
+            return chat_key(PLATFORM, self.channel_id)
+        return server_key(PLATFORM, self.guild_id)
 
 
 class DiscordSettingsUi:
@@ -151,7 +145,7 @@ class DiscordSettingsUi:
             offered = OFFERED[PLATFORM][name]
         elif custom_id.startswith(_AUTO_CHANNEL) and place.guild_id is not None:
             wire, name = custom_id.removeprefix(_AUTO_CHANNEL), "auto_detect"
-            key, offered = channel_key(place.channel_id), CHANNEL_AUTO_DETECT
+            key, offered = chat_key(PLATFORM, place.channel_id), CHANNEL_AUTO_DETECT
         else:
             name = custom_id.removeprefix(_PREFIX)
             if name not in _shown_selects(place) or len(values) != 1:
@@ -182,7 +176,7 @@ class DiscordSettingsUi:
         for name in _shown_selects(place):
             view.add_item(discord.ui.ActionRow(self._select(name, settings, language)))
         if place.guild_id is not None:
-            override = await store.get(channel_key(place.channel_id))
+            override = await store.get(chat_key(PLATFORM, place.channel_id))
             view.add_item(discord.ui.TextDisplay(self._texts.text(language, LABELS["auto_detect"])))
             server_now = current(PLATFORM, settings, "auto_detect")
             view.add_item(

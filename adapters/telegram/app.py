@@ -434,9 +434,8 @@ class TelegramAdapter:
         )
         if answer in _COME_BACK and self._webhook_url:
             return answer
-        if self._intake.say(answer) is not None:
-            language = await self._intake.language("telegram", sender)
-            text = self._intake.say(answer, language) or ""
+        text = await self._intake.say_to(answer, "telegram", sender)
+        if text is not None:
             self._reply_soon(message.reply_text(text, do_quote=not is_private(message)), update)
         return answer
 
@@ -474,9 +473,8 @@ class TelegramAdapter:
         )
         if answer in _COME_BACK and self._webhook_url:
             return answer
-        if self._intake.say(answer) is not None:
-            language = await self._intake.language("telegram", sender)
-            text = self._intake.say(answer, language) or ""
+        text = await self._intake.say_to(answer, "telegram", sender)
+        if text is not None:
             reply = self.application.bot.send_message(
                 message.chat.id,
                 text,
@@ -495,16 +493,14 @@ class TelegramAdapter:
         if taken is None or store is None:
             return
         message, sender = taken
+        chosen = await store.get(chat_key("telegram", message.chat_id))
+        language = chosen.language or sender.language
         if not await self._may_change(message.chat_id, sender.user, is_private(message)):
             self._reply_soon(
-                message.reply_text(
-                    self._texts.text(sender.language, ADMINS_ONLY_TEXT), do_quote=True
-                ),
+                message.reply_text(self._texts.text(language, ADMINS_ONLY_TEXT), do_quote=True),
                 update,
             )
             return
-        chosen = await store.get(chat_key("telegram", message.chat_id))
-        language = chosen.language or sender.language
         text = await self._settings_text(message.chat_id, chosen, language, is_private(message))
         self._reply_soon(
             message.reply_text(
@@ -571,18 +567,12 @@ class TelegramAdapter:
             return
         changed = next_choice("telegram", before, name)
         await store.put(key, changed)
-        if name == "trending" and changed.trending is False:
-            await self._forget_trending(key)
+        if self._trending is not None:
+            await self._trending.settings_saved(key, changed)
         language = changed.language or query.from_user.language_code
         text = await self._settings_text(message.chat.id, changed, language, private)
         await query.edit_message_text(text, reply_markup=self._settings_keyboard(changed, language))
         await query.answer(self._texts.text(language, SETTINGS_SAVED_TEXT))
-
-    async def _forget_trending(self, chat: str) -> None:
-        """A chat that turns counting off is forgotten at once."""
-        store = self._chat_settings()
-        if store is not None and self._trending is not None:
-            await self._trending.settings_saved(chat, await store.get(chat))
 
     async def _on_top(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         """/top: the chat's most reshared clips of the week, each with a button that sends it

@@ -2457,8 +2457,9 @@ class FakeDiscord(StandIn):
             nsfw=bool(command.get("nsfw")),
             contexts=command.get("contexts"),
             integration_types=command.get("integration_types") or [0],
-            name_localizations=None,
-            description_localizations=None,
+            # Kept as given, as Discord does (null when none), by locale.
+            name_localizations=command.get("name_localizations") or None,
+            description_localizations=command.get("description_localizations") or None,
         )
         if options:
             command["options"] = options
