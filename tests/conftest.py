@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from adapters.runtime import Reshare
 from tests.harness import running_bot
@@ -119,3 +120,32 @@ async def cobalt() -> AsyncIterator[CobaltStandIn]:
     """A cobalt instance stand-in that asks for no API key."""
     async with CobaltStandIn() as server:
         yield server
+
+
+# Contract suites run each store twice: embedded (SQLite, memory) and against a real
+# redis-server; a test asks for `mode`, and for `redis` (None in the embedded mode).
+@pytest.fixture(params=["embedded", "redis"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def server(mode: str, tmp_path: Path) -> AsyncIterator[RedisServer | None]:
+    """A real redis-server in the redis mode; None in the embedded mode."""
+    if mode != "redis":
+        yield None
+        return
+    async with RedisServer(tmp_path / "redis") as started:
+        yield started
+
+
+@pytest.fixture
+async def redis(server: RedisServer | None) -> AsyncIterator[Redis | None]:
+    if server is None:
+        yield None
+        return
+    client = Redis.from_url(server.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()

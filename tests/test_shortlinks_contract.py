@@ -13,40 +13,12 @@ from redis.asyncio import Redis
 from bot.ports import ShortLinks
 from bot.stores.redis_shortlinks import RedisShortLinks
 from bot.stores.sqlite_shortlinks import REMEMBERED, SqliteShortLinks
-from tests.redis_server import RedisServer
 
 SHORT = "https://vm.tiktok.com/ZMshort1/"
 OTHER_SHORT = "https://vt.tiktok.com/ZMshort1/"
 SITE_SHORT = "https://www.tiktok.com/t/ZPshort3/"
 POST = "https://www.tiktok.com/@_/video/7301234567890123456"
 OTHER_POST = "https://www.tiktok.com/@_/photo/7301234567890123457"
-
-
-@pytest.fixture(params=["embedded", "redis"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server(mode: str, tmp_path: Path) -> AsyncIterator[RedisServer | None]:
-    """A real redis-server in the redis mode; None in the embedded mode."""
-    if mode != "redis":
-        yield None
-        return
-    async with RedisServer(tmp_path / "redis") as started:
-        yield started
-
-
-@pytest.fixture
-async def redis(server: RedisServer | None) -> AsyncIterator[Redis | None]:
-    if server is None:
-        yield None
-        return
-    client = Redis.from_url(server.url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 Opener = Callable[..., Awaitable[ShortLinks]]

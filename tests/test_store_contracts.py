@@ -110,33 +110,6 @@ def request(message_id: int, links: int = 1) -> VideoRequest:
     )
 
 
-@pytest.fixture(params=["embedded", "redis"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server(mode: str, tmp_path: Path) -> AsyncIterator[RedisServer | None]:
-    """A real redis-server in the redis mode; None in the embedded mode."""
-    if mode != "redis":
-        yield None
-        return
-    async with RedisServer(tmp_path / "redis") as started:
-        yield started
-
-
-@pytest.fixture
-async def redis(server: RedisServer | None) -> AsyncIterator[Redis | None]:
-    if server is None:
-        yield None
-        return
-    client = Redis.from_url(server.url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

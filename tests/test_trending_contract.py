@@ -16,7 +16,6 @@ from bot.ports import Trending, TrendingClip
 from bot.stores.redis_trending import RedisTrending
 from bot.stores.redis_values import raw, text
 from bot.stores.sqlite_trending import SqliteTrending
-from tests.redis_server import RedisServer
 from tests.test_store_contracts import FakeClock
 
 DAY = 24 * 3600.0
@@ -31,33 +30,6 @@ CAROL = "telegram:user:102938475"
 
 def link(clip: str) -> str:
     return f"https://www.tiktok.com/@author/video/{clip}"
-
-
-@pytest.fixture(params=["embedded", "redis"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server(mode: str, tmp_path: Path) -> AsyncIterator[RedisServer | None]:
-    """A real redis-server in the redis mode; None in the embedded mode."""
-    if mode != "redis":
-        yield None
-        return
-    async with RedisServer(tmp_path / "redis") as started:
-        yield started
-
-
-@pytest.fixture
-async def redis(server: RedisServer | None) -> AsyncIterator[Redis | None]:
-    if server is None:
-        yield None
-        return
-    client = Redis.from_url(server.url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture
