@@ -18,13 +18,20 @@ import discord
 import yarl
 from discord import app_commands
 
-from adapters.discord.inbound import interaction_origin, message_budget, message_origin, texts_of
+from adapters.discord.inbound import (
+    interaction_origin,
+    interaction_sender,
+    message_budget,
+    message_origin,
+    message_sender,
+    texts_of,
+)
 from adapters.discord.outbound import DiscordOperatorChannel, DiscordReplier
 from adapters.discord.settings import DiscordSettings
 from adapters.discord.settings_ui import SETTINGS_DESCRIPTION, DiscordSettingsUi
 from bot.i18n import N_, Catalogues, language_of
 from bot.intake import SLOW_DOWN_TEXT, Answer, Intake
-from bot.model import Sender, Want
+from bot.model import Want
 from bot.ports import ChatSettingsStore
 from bot.retry import Retrying
 from bot.sound import SOUND_PREFIX, sound_link
@@ -230,13 +237,7 @@ class DiscordAdapter:
             if message.author.bot:
                 return
             private = message.guild is None
-            # A message tells no one's locale: the server's own is the best guess.
-            sender = Sender(
-                user=message.author.id,
-                chat=message.channel.id,
-                server=message.guild.id if message.guild else None,
-                language=str(message.guild.preferred_locale) if message.guild else None,
-            )
+            sender = message_sender(message)
             answer = await self._intake.take(
                 texts_of(message),
                 message_origin(message),
@@ -253,12 +254,7 @@ class DiscordAdapter:
     async def _show_top(self, interaction: discord.Interaction) -> None:
         """/top: the server's (or DM's) most reshared clips of the week, with buttons that send
         each again; in the channel, for everyone."""
-        sender = Sender(
-            user=interaction.user.id,
-            chat=interaction.channel_id or interaction.user.id,
-            server=interaction.guild_id if interaction.is_guild_integration() else None,
-            language=str(interaction.locale),
-        )
+        sender = interaction_sender(interaction)
         chosen = await self._intake.settings_of("discord", sender)
         language = chosen.language or sender.language
         clips = (
@@ -295,13 +291,7 @@ class DiscordAdapter:
         that is all the bot may use); `private` makes the answer ephemeral; `want` is the
         video or its sound (/audio, the "🎵 Sound" button)."""
         origin = interaction_origin(interaction, ephemeral=private)
-        sender = Sender(
-            user=interaction.user.id,
-            chat=interaction.channel_id or interaction.user.id,
-            # Where the bot is a member only: the server's settings are not another's to apply.
-            server=interaction.guild_id if interaction.is_guild_integration() else None,
-            language=str(interaction.locale),
-        )
+        sender = interaction_sender(interaction)
         request = await self._intake.request(
             texts, origin, interaction.filesize_limit, private=True, sender=sender, want=want
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.codec import DataclassCodec
+from bot.model import Sender
 
 # What Discord allows a bot to upload where the server has no boost (DESIGN.md section 7).
 DEFAULT_UPLOAD_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
@@ -100,4 +101,27 @@ def origin_codec() -> DataclassCodec:
     """How the request journal stores Discord origins; expired interactions are dropped."""
     return DataclassCodec(
         InteractionOrigin, MessageOrigin, max_age_s={InteractionOrigin: INTERACTION_REPLAY_S}
+    )
+
+
+def message_sender(message: discord.Message) -> Sender:
+    """Who sent a message and where; a message tells no one's locale, so the server's own is
+    the best guess at their language."""
+    guild = message.guild
+    return Sender(
+        user=message.author.id,
+        chat=message.channel.id,
+        server=guild.id if guild else None,
+        language=str(guild.preferred_locale) if guild else None,
+    )
+
+
+def interaction_sender(interaction: discord.Interaction) -> Sender:
+    """Who ran a command or pressed a button, and where; the server counts only where the bot
+    is a member (another server's settings are not the installer's to apply)."""
+    return Sender(
+        user=interaction.user.id,
+        chat=interaction.channel_id or interaction.user.id,
+        server=interaction.guild_id if interaction.is_guild_integration() else None,
+        language=str(interaction.locale),
     )

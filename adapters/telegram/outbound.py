@@ -6,7 +6,7 @@ import contextlib
 import datetime as dtm
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -70,6 +70,24 @@ def _telegram(origin: Origin) -> TelegramOrigin:
     if not isinstance(origin, TelegramOrigin):
         raise TypeError(f"not a Telegram origin: {origin!r}")
     return origin
+
+
+def _file_id(cached: CachedMedia) -> str:
+    handle = cached.handle
+    if not isinstance(handle, PlatformFile):
+        raise StaleHandle(f"Telegram sends again by file_id only, not by {handle!r}")
+    return handle.file_id
+
+
+@contextlib.contextmanager
+def _stale_when_file_refused() -> Iterator[None]:
+    """A send by file id that Telegram refuses for its file: the kept handle is stale."""
+    try:
+        yield
+    except BadRequest as err:
+        if "file" in str(err).lower():
+            raise StaleHandle(str(err)) from None
+        raise
 
 
 def _quote(origin: TelegramOrigin) -> ReplyParameters:
@@ -287,32 +305,26 @@ class TelegramReplier:
         )
 
     async def resend(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
-        handle = cached.handle
-        if not isinstance(handle, PlatformFile):
-            raise StaleHandle(f"Telegram sends again by file_id only, not by {handle!r}")
+        file_id = _file_id(cached)
         if isinstance(origin, InlineOrigin):
-            try:
+            with _stale_when_file_refused():
                 await self._edit_inline_video(
                     origin,
-                    handle.file_id,
+                    file_id,
                     cached.width,
                     cached.height,
                     cached.duration,
                     cached.info,
                 )
-            except BadRequest as err:
-                if "file" in str(err).lower():
-                    raise StaleHandle(str(err)) from None
-                raise
             return
         where = _telegram(origin)
         caption = caption_for(cached.info, manner.caption, limit=CAPTION_LIMIT)
         keyboard = self._sound_button(cached.info, manner)
-        try:
+        with _stale_when_file_refused():
             await self._call(
                 lambda: self._bot.send_video(
                     where.chat_id,
-                    handle.file_id,
+                    file_id,
                     width=cached.width,
                     height=cached.height,
                     duration=max(1, round(cached.duration)),
@@ -323,10 +335,6 @@ class TelegramReplier:
                 ),
                 "sendVideo by file_id",
             )
-        except BadRequest as err:
-            if "file" in str(err).lower():
-                raise StaleHandle(str(err)) from None
-            raise
         await self._tidy(where, manner)
 
     async def deliver_audio(self, origin: Origin, audio: Audio, manner: Manner) -> str | None:
@@ -353,16 +361,14 @@ class TelegramReplier:
         return sent.audio.file_id if sent.audio else None
 
     async def resend_audio(self, origin: Origin, cached: CachedMedia, manner: Manner) -> None:
-        handle = cached.handle
-        if not isinstance(handle, PlatformFile):
-            raise StaleHandle(f"Telegram sends again by file_id only, not by {handle!r}")
+        file_id = _file_id(cached)
         where = _telegram(origin)
         info = cached.info
-        try:
+        with _stale_when_file_refused():
             await self._call(
                 lambda: self._bot.send_audio(
                     where.chat_id,
-                    handle.file_id,
+                    file_id,
                     duration=max(1, round(cached.duration)),
                     title=info.music_title or None,
                     performer=info.music_author or None,
@@ -370,10 +376,6 @@ class TelegramReplier:
                 ),
                 "sendAudio by file_id",
             )
-        except BadRequest as err:
-            if "file" in str(err).lower():
-                raise StaleHandle(str(err)) from None
-            raise
 
     async def deliver_album(self, origin: Origin, album: Album, manner: Manner) -> None:
         """The photos as media groups of at most ten (caption on the first), then the music;
