@@ -27,7 +27,9 @@ class Flight(Generic[_T]):
     """One job in progress: its outcome once published, and how many requests wait for it."""
 
     outcome: asyncio.Future[_T]
-    directory: tempfile.TemporaryDirectory[str]
+    # Makes the job's private directory; called only when the job needs one (a cache hit
+    # never does, and saves the mkdir and the rmtree).
+    make_directory: Callable[[], tempfile.TemporaryDirectory[str]]
     # Set once the job has to fetch (a cache hit never sets it).
     fetching: asyncio.Event
     # Set once the first requester has been answered (its upload gave the others a handle).
@@ -38,10 +40,17 @@ class Flight(Generic[_T]):
     first_answer: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     # How far the job's fetch has come, for the status its requesters see.
     progress: JobProgress = dataclasses.field(default_factory=JobProgress)
+    directory: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def workdir(self) -> Path:
+        if self.directory is None:
+            self.directory = self.make_directory()
         return Path(self.directory.name)
+
+    def remove_directory(self) -> None:
+        if self.directory is not None:
+            self.directory.cleanup()
 
     def publish(self, outcome: _T) -> None:
         if not self.outcome.done():
@@ -74,7 +83,7 @@ class Flights(Generic[_T]):
             outcome: asyncio.Future[_T] = loop.create_future()
             flight = Flight(
                 outcome=outcome,
-                directory=self.job_dir(),
+                make_directory=self.job_dir,
                 fetching=asyncio.Event(),
                 first_answered=asyncio.Event(),
             )
@@ -103,13 +112,13 @@ class Flights(Generic[_T]):
         """Remove the job's directory once its task has ended, never before; no await here,
         so a second cancellation of the caller cannot skip the clean-up."""
         if task.done():
-            flight.directory.cleanup()
+            flight.remove_directory()
             return
         task.cancel()
         self._landing.add(task)
 
         def cleanup(task: asyncio.Task[None]) -> None:
-            flight.directory.cleanup()
+            flight.remove_directory()
             self._landing.discard(task)
 
         task.add_done_callback(cleanup)

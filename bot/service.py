@@ -113,39 +113,50 @@ class Service:
         replier = self._repliers[request.origin.platform]
         # Short links are looked up first: jobs are shared by the clip, whatever link form.
         with self._metrics.stage("resolve"):
-            links = await asyncio.gather(*(self._resolve(link) for link in request.links))
+            if len(request.links) == 1:
+                # Most messages hold one link: no task for it (a cache hit then needs no
+                # turn of the event loop before its answer goes out).
+                links = [await self._resolve(request.links[0])]
+            else:
+                links = await asyncio.gather(*(self._resolve(link) for link in request.links))
         async with contextlib.AsyncExitStack() as stack:
-            platform = request.origin.platform
-            jobs = [
-                await stack.enter_async_context(self._join(link, platform, request))
-                if isinstance(link, Link)
-                else link
-                for link in links
-            ]
+            jobs = [await self._start(link, request, stack) for link in links]
             flights = [job for job in jobs if isinstance(job, Flight)]
-            status = StatusLine(replier, request.origin, request.manner)
-            indicator = asyncio.create_task(
-                self._show_working(replier, request.origin, flights, status)
-            )
-            # Last out: the status goes once the answer is out, whatever became of it.
-            stack.push_async_callback(status.clear)
-            stack.push_async_callback(_cancel_and_wait, [indicator])
-            for link, flight in zip(links, jobs, strict=True):
-                if not isinstance(link, Link) or not isinstance(flight, Flight):
-                    reason = link if isinstance(link, Reason) else Reason.FAILED
-                    await self._answer(replier, request, Prepared(reason, None))
-                    continue
+            if flights:
+                status = StatusLine(replier, request.origin, request.manner)
+                indicator = asyncio.create_task(
+                    self._show_working(replier, request.origin, flights, status)
+                )
+                # Last out: the status goes once the answer is out, whatever became of it.
+                stack.push_async_callback(status.clear)
+                stack.push_async_callback(_cancel_and_wait, [indicator])
+            for link, job in zip(links, jobs, strict=True):
                 # Shielded: another requester may share this job; leaving ends only our share.
-                prepared = await asyncio.shield(flight.outcome)
-                if isinstance(prepared.outcome, CachedMedia):
+                prepared = job if isinstance(job, Prepared) else await asyncio.shield(job.outcome)
+                if isinstance(prepared.outcome, CachedMedia) and isinstance(link, Link):
                     if await self._resend(replier, request, prepared.outcome, prepared.key):
                         continue
                     prepared = await self._without_cache(link, request, stack)
-                elif isinstance(prepared.outcome, Media | Audio) and await self._share_upload(
-                    flight, replier, request, prepared
+                elif (
+                    isinstance(job, Flight)
+                    and isinstance(prepared.outcome, Media | Audio)
+                    and await self._share_upload(job, replier, request, prepared)
                 ):
                     continue
                 await self._answer(replier, request, prepared)
+
+    async def _start(
+        self, link: Link | Reason, request: VideoRequest, stack: contextlib.AsyncExitStack
+    ) -> Prepared | Flight[Prepared]:
+        """What is known at once (why there is no link, a cache hit, a failure a moment ago),
+        else the clip's job, joined for as long as `stack` is open."""
+        if not isinstance(link, Link):
+            return Prepared(link, None)
+        key = self._cache_key(link, request.origin.platform, request)
+        known = await self._known(key)
+        if known is not None:
+            return Prepared(known, key)
+        return await stack.enter_async_context(self._join(link, request.origin.platform, request))
 
     async def _resolve(self, link: Link) -> Link | Reason:
         """The link with its clip id known, or why it has none."""
@@ -208,15 +219,12 @@ class Service:
         want: Want,
         flight: Flight[Prepared],
     ) -> None:
-        """A cache hit, or the clip fetched under the clip's hold across processes, which is
-        kept until the first requester's upload has left its handle in the cache."""
-        known = await self._known(key)
-        if known is not None:
-            flight.publish(Prepared(known, key))
-            return
+        """The clip fetched under the clip's hold across processes, which is kept until the
+        first requester's upload has left its handle in the cache (the requester found no
+        cache entry before it started the job)."""
         async with self._clip_hold(key):
             # Another process may have fetched it (or failed) while we waited for the hold.
-            known = await self._known(key)
+            known = await self._known(key) if self._single_flight is not None else None
             if known is not None:
                 flight.publish(Prepared(known, key))
                 return

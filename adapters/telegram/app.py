@@ -106,6 +106,10 @@ POOL_TIMEOUT_S = 30.0
 
 # Seconds one getUpdates call waits for updates (long polling).
 POLL_TIMEOUT_S = 10
+# After a batch of updates, the next long poll waits this long: building it takes the event
+# loop about a millisecond, which otherwise lands between a cached clip's sendVideo steps. An
+# update that comes meanwhile waits at Telegram and is in the next batch.
+NEXT_POLL_PAUSE_S = 0.003
 # Backoff between failed getUpdates calls: doubling from the first to the last.
 POLL_RETRY_FIRST_S = 0.5
 POLL_RETRY_MAX_S = 30.0
@@ -377,6 +381,8 @@ class TelegramAdapter:
                     offset = update.update_id + 1
                     # Let idle workers take the request before the next one meets a full queue.
                     await asyncio.sleep(0)
+                if updates:
+                    await asyncio.sleep(NEXT_POLL_PAUSE_S)
             if offset is not None:
                 await self._confirm(offset)
         finally:
