@@ -149,6 +149,8 @@ def _write_thumbnail(video: Path, target: Path) -> None:
 def _thumbnail_from(container: av.container.InputContainer, target: Path) -> None:
     stream = container.streams.video[0]
     stream.codec_context.skip_frame = "NONKEY"
+    # One key frame: threads would only add their start-up and their frame buffers.
+    stream.codec_context.thread_count = 1
     frame = next(container.decode(stream))
     scale = min(1.0, THUMBNAIL_SIDE / max(frame.width, frame.height))
     width, height = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))

@@ -15,6 +15,7 @@ from telegram import (
     Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     InputMediaPhoto,
     InputMediaVideo,
     Message,
@@ -242,7 +243,13 @@ class TelegramReplier:
 
         async def send() -> Message:
             with contextlib.ExitStack() as files:
-                video = files.enter_context(media.path.open("rb"))
+                # Read while it is sent, not into memory first: a burst of uploads would
+                # otherwise hold every clip in memory at once.
+                video = InputFile(
+                    files.enter_context(media.path.open("rb")),
+                    filename=f"{media.info.clip_id or 'video'}.mp4",
+                    read_file_handle=False,
+                )
                 thumbnail = (
                     files.enter_context(media.thumbnail.open("rb")) if media.thumbnail else None
                 )
@@ -257,7 +264,6 @@ class TelegramReplier:
                     caption=make_caption(media.info, limit=CAPTION_LIMIT)
                     if caption is None
                     else caption or None,
-                    filename=f"{media.info.clip_id or 'video'}.mp4",
                     reply_parameters=quote,
                     reply_markup=keyboard,
                     disable_notification=True if quote is None else None,
