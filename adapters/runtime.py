@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from typing import TYPE_CHECKING
 
-from adapters.discord import DiscordAdapter, DiscordSettings
-from adapters.discord.inbound import origin_codec as discord_origins
+from adapters.discord import DiscordSettings
 from adapters.telegram import TelegramAdapter, TelegramSettings
 from adapters.telegram.inbound import origin_codec as telegram_origins
 from bot.codec import OriginCodec
@@ -16,6 +16,9 @@ from bot.netguard import Resolver
 from bot.ports import Replier
 from bot.settings import CoreSettings
 from bot.webserver import Health, OpsServer
+
+if TYPE_CHECKING:
+    from adapters.discord.app import DiscordAdapter
 
 
 class Role(enum.Enum):
@@ -43,6 +46,9 @@ class Reshare:
         if telegram.telegram_bot_token:
             codecs["telegram"] = telegram_origins(telegram.telegram_bot_token.get_secret_value())
         if discord.discord_bot_token:
+            # Imported here: a process without a Discord token does not carry discord.py's memory.
+            from adapters.discord.inbound import origin_codec as discord_origins
+
             codecs["discord"] = discord_origins()
         self.role = role
         self.engine = Engine(core, codecs, resolver=resolver, work=role is not Role.RECEIVE)
@@ -60,8 +66,11 @@ class Reshare:
             if telegram.telegram_bot_token
             else None
         )
-        self.discord = (
-            DiscordAdapter(
+        self.discord: DiscordAdapter | None = None
+        if discord.discord_bot_token:
+            from adapters.discord.app import DiscordAdapter  # memory: see the codec above
+
+            self.discord = DiscordAdapter(
                 discord,
                 self.engine.intake,
                 self.engine.retry,
@@ -70,9 +79,6 @@ class Reshare:
                 texts=self.engine.texts,
                 trending=self.engine.trending_board,
             )
-            if discord.discord_bot_token
-            else None
-        )
         for adapter in (self.telegram, self.discord):
             if adapter is not None and adapter.operator_channel is not None:
                 self.engine.watch.tell(adapter.operator_channel)

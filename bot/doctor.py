@@ -30,10 +30,6 @@ from typing import Any
 import httpx
 import imageio_ffmpeg
 import yt_dlp
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from bot.cookies import CookiesFileError, check_cookies_file
 from bot.engine import Engine
@@ -435,6 +431,12 @@ async def check_redis(url: str | None, timeout_s: float) -> Check:
     name = "redis"
     if not url:
         return skip(name, "not used (no REDIS_URL: the embedded mode)")
+    # Imported here: a process without REDIS_URL does not carry redis' memory.
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import RedisError
+
     shown = _without_password(url)
     try:
         client = Redis.from_url(

@@ -14,9 +14,9 @@ import random
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import imageio_ffmpeg
-from redis.asyncio import Redis
 
 from bot.answers import AnswerWatch, noted
 from bot.breakage import BreakageWatch
@@ -62,23 +62,19 @@ from bot.stores.media_files import FileMediaStore
 from bot.stores.memory_flights import MemoryFlights
 from bot.stores.memory_health import MemoryFailedLinks, MemoryFetchHealth
 from bot.stores.memory_limits import MemoryRateLimits
-from bot.stores.redis_cache import RedisClipCache
-from bot.stores.redis_flights import RedisFlights
-from bot.stores.redis_health import RedisFailedLinks, RedisFetchHealth
-from bot.stores.redis_journal import RedisJournal
-from bot.stores.redis_limits import RedisRateLimits
-from bot.stores.redis_media import RedisMediaStore
-from bot.stores.redis_settings import RedisChatSettings
-from bot.stores.redis_shortlinks import RedisShortLinks
-from bot.stores.redis_trending import RedisTrending
-from bot.stores.send_limits import memory_send_limits, redis_send_limits
+from bot.stores.send_limits import memory_send_limits
 from bot.stores.sqlite_cache import SqliteCache
 from bot.stores.sqlite_journal import SqliteJournal
 from bot.stores.sqlite_settings import SqliteChatSettings
 from bot.stores.sqlite_shortlinks import SqliteShortLinks
 from bot.stores.sqlite_trending import SqliteTrending
-from bot.taskiq_jobs import LeasedStreamBroker, TaskiqJobQueue, TaskiqWorker
 from bot.trending import TrendingBoard
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from bot.distributed import Distributed
+    from bot.taskiq_jobs import TaskiqWorker
 
 log = logging.getLogger(__name__)
 
@@ -154,32 +150,31 @@ class Engine:
         self.metrics = Metrics()
         self.codec = RequestCodec(codecs or {})
         self.redis: Redis | None = None
-        self._broker: LeasedStreamBroker | None = None
+        self._distributed: Distributed | None = None
         self._worker: TaskiqWorker | None = None
         self.queue: JobQueue
         self.journal: Journal
         limits: RateLimits
         self.single_flight: SingleFlight
         if settings.redis_url:
-            self.redis = Redis.from_url(settings.redis_url)
-            self._broker = LeasedStreamBroker(settings.redis_url, lease_s=settings.job_lease_s)
-            self.queue = TaskiqJobQueue(self._broker, self.codec)
-            self.journal = RedisJournal(self.redis, self.codec)
-            limits = RedisRateLimits(
-                self.redis,
+            # Imported here: an embedded process does not carry redis' and taskiq's memory.
+            from bot.distributed import Distributed
+
+            shared = self._distributed = Distributed.connect(
+                settings,
                 settings.redis_url,
-                user_per_minute=settings.rate_limit_user_per_min,
-                chat_per_minute=settings.rate_limit_chat_per_min,
-            )
-            self.single_flight = RedisFlights(self.redis, lease_s=settings.job_lease_s)
-            health: FetchHealth = RedisFetchHealth(self.redis)
-            self.failed_links: FailedLinks = RedisFailedLinks(self.redis)
-            self.send_limits: SendLimits = redis_send_limits(
-                self.redis,
-                settings.redis_url,
+                self.codec,
                 per_second=TELEGRAM_PER_SECOND,
                 per_group_minute=TELEGRAM_PER_GROUP_MINUTE,
             )
+            self.redis = shared.redis
+            self.queue = shared.queue
+            self.journal = shared.journal
+            limits = shared.limits
+            self.single_flight = shared.single_flight
+            health: FetchHealth = shared.health
+            self.failed_links: FailedLinks = shared.failed_links
+            self.send_limits: SendLimits = shared.send_limits
             self._local_queue: AsyncioJobQueue | None = None
         else:
             self._local_queue = AsyncioJobQueue(
@@ -287,12 +282,13 @@ class Engine:
 
     async def _observe(self) -> None:
         """The shared queue's depth and the workers alive, read for /metrics now and then."""
-        assert isinstance(self.queue, TaskiqJobQueue)
+        assert self._distributed is not None
+        queue = self._distributed.queue
         self.metrics.watch_queue(lambda: self._queue_depth)
         while True:
             try:
-                self._queue_depth = await self.queue.depth()
-                self.metrics.set_workers_alive(await self.queue.workers_alive())
+                self._queue_depth = await queue.depth()
+                self.metrics.set_workers_alive(await queue.workers_alive())
             except Exception as err:
                 log.debug("could not read the queue's state: %r", err)
             await asyncio.sleep(OBSERVE_EVERY_S)
@@ -316,16 +312,18 @@ class Engine:
         self.prepare_dirs()
         data_dir = self.settings.data_dir
         max_media_bytes = self.settings.media_cache_mb * 1_000_000
-        if self.redis is not None and self._broker is not None:
-            await self._broker.startup()
+        if self._distributed is not None:
+            await self._distributed.broker.startup()
             self._observing = asyncio.create_task(self._observe(), name="observe-queue")
-            self._cache = RedisClipCache(self.redis, max_age_s=self.settings.cache_max_age_s)
-            self._media_store = RedisMediaStore(self.redis, max_bytes=max_media_bytes)
-            chat_settings = RedisChatSettings(self.redis)
-            await chat_settings.start()
-            self.chat_settings = chat_settings
-            self.trending = RedisTrending(self.redis)
-            self.short_links = RedisShortLinks(self.redis)
+            stores = self._distributed.stores(
+                cache_max_age_s=self.settings.cache_max_age_s, max_media_bytes=max_media_bytes
+            )
+            self._cache = stores.cache
+            self._media_store = stores.media_store
+            await stores.chat_settings.start()
+            self.chat_settings = stores.chat_settings
+            self.trending = stores.trending
+            self.short_links = stores.short_links
         else:
             assert isinstance(self.journal, SqliteJournal)
             self.journal.open()
@@ -347,9 +345,9 @@ class Engine:
             cache=self._cache,
             media_store=self._media_store,
         )
-        if self._broker is not None:
-            self._worker = TaskiqWorker(
-                self._broker, self.codec, self._run_job, concurrency=self.settings.workers
+        if self._distributed is not None:
+            self._worker = self._distributed.worker(
+                self.codec, self._run_job, concurrency=self.settings.workers
             )
             self._worker.start()
             return
@@ -463,8 +461,8 @@ class Engine:
             self._observing.cancel()
             with contextlib.suppress(BaseException):
                 await self._observing
-        if self._broker is not None:
-            await self._broker.shutdown()
+        if self._distributed is not None:
+            await self._distributed.broker.shutdown()
         if self.redis is not None:
             await self.redis.aclose()
         if not downloads_stuck:

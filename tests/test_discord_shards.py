@@ -21,7 +21,8 @@ import pytest
 import yarl
 from pydantic import SecretStr
 
-from adapters.discord import DiscordAdapter, DiscordSettings
+from adapters.discord import DiscordSettings
+from adapters.discord.app import DiscordAdapter
 from adapters.discord.inbound import InteractionOrigin, MessageOrigin
 from bot.intake import Intake
 from bot.model import ClipInfo, Manner, Media, VideoRequest

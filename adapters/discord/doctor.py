@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
-import discord
-
 from adapters.discord.settings import DiscordSettings
 from bot.doctor import Check, error_text, fail, ok, one_line, skip
 
 DEFAULT_API_URL = "https://discord.com/api/v10"
-# What a bot may upload in a server without boosts (DESIGN.md section 7): the canaries' budget.
-DEFAULT_UPLOAD_BYTES = 10 * 1024 * 1024
 
 
 async def discord_checks(settings: DiscordSettings, timeout_s: float) -> list[Check]:
@@ -21,6 +16,10 @@ async def discord_checks(settings: DiscordSettings, timeout_s: float) -> list[Ch
     token = settings.discord_bot_token
     if token is None:
         return [skip(name, "not configured (no DISCORD_BOT_TOKEN)")]
+    # Imported here: a process without a Discord token does not carry discord.py's memory.
+    import aiohttp
+    import discord
+
     root = settings.discord_api_url.rstrip("/")
     via = "" if root == DEFAULT_API_URL else f" via {root}"
     # discord.py builds every REST URL from this class attribute (DESIGN.md section 7).

@@ -7,6 +7,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# What a bot may upload in a server without boosts (DESIGN.md section 7): the canaries' budget.
+DEFAULT_UPLOAD_BYTES = 10 * 1024 * 1024
+
 
 class DiscordSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)

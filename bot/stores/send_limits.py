@@ -7,12 +7,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
-from redis.asyncio import Redis
+
+if TYPE_CHECKING:
+    # For annotations only: the embedded mode does not carry redis' memory (limits' storages
+    # import their client library when one is made).
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 

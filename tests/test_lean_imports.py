@@ -1,0 +1,76 @@
+"""The heavy libraries of a mode are imported only when that mode is configured: an embedded,
+Telegram-only process carries neither discord.py nor redis, taskiq and taskiq_redis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.harness import bot_env
+
+HEAVY = ("discord", "redis", "taskiq", "taskiq_redis")
+
+# What `python -m bot` builds before it goes to the network (main, then serve up to `start`),
+# and the doctor's checks of what is not configured; prints the heavy packages then imported.
+BUILD = f"""
+import asyncio, json, sys
+
+import bot.__main__
+from adapters.discord import DiscordSettings, discord_checks
+from adapters.runtime import Reshare
+from adapters.telegram import TelegramSettings
+from bot.doctor import NETWORK_TIMEOUT_S, Status, check_redis
+from bot.settings import CoreSettings
+
+
+async def build() -> None:
+    core, telegram, discord = CoreSettings(), TelegramSettings(), DiscordSettings()
+    Reshare(core, telegram, discord)
+    if discord.discord_bot_token is None:
+        [check] = await discord_checks(discord, NETWORK_TIMEOUT_S)
+        assert check.status is Status.SKIP, check
+    if core.redis_url is None:
+        assert (await check_redis(None, NETWORK_TIMEOUT_S)).status is Status.SKIP
+
+
+asyncio.run(build())
+print(json.dumps(sorted({{name.split(".")[0] for name in sys.modules}} & set({HEAVY!r}))))
+"""
+
+
+def heavy_imported(tmp_path: Path, **settings: str) -> list[str]:
+    """The heavy packages a fresh process imports to build the bot with `settings`."""
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD],
+        cwd=tmp_path,
+        env=bot_env(tmp_path, TELEGRAM_BOT_TOKEN="123456:TEST-lean-token", **settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    imported: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return imported
+
+
+def test_an_embedded_telegram_only_bot_imports_no_discord_and_no_redis(tmp_path: Path) -> None:
+    assert heavy_imported(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"DISCORD_BOT_TOKEN": "TEST.discord.token"}, ["discord"]),
+        ({"REDIS_URL": "redis://127.0.0.1:1/0"}, ["redis", "taskiq", "taskiq_redis"]),
+    ],
+)
+def test_a_configured_mode_imports_its_libraries(
+    tmp_path: Path, settings: dict[str, str], expected: list[str]
+) -> None:
+    """The converse: the token or REDIS_URL brings the library in (and the bot is built)."""
+    assert heavy_imported(tmp_path, **settings) == expected
