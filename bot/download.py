@@ -19,6 +19,7 @@ from yt_dlp.utils import DownloadCancelled, DownloadError
 from bot.cookies import load_cookie_jar
 from bot.fit import plan_encode
 from bot.links import Link, LinkKind
+from bot.media import mp4_header
 from bot.model import ClipInfo, Download, FailureKind, FetchError, Reason
 from bot.netguard import GuardedYoutubeDL, HostGuard, RequestRefused
 from bot.progress import Progress, Reporter, Stage
@@ -395,7 +396,15 @@ def _size(fmt: Mapping[str, Any]) -> int:
 
 def _duration_of(path: Path) -> float | None:
     """The length a media file's header states, also of a file still arriving; None when
-    the header is not there (yet)."""
+    the header is not there (yet). An mp4's movie header is read directly (microseconds);
+    other files, and an mp4 whose header states no length, are opened with PyAV
+    (milliseconds: it reads the streams' first packets too)."""
+    try:
+        header = mp4_header(path)
+    except OSError:
+        return None
+    if header is not None and (header.duration is not None or not header.found):
+        return header.duration
     try:
         with av.open(str(path)) as container:
             if container.duration:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import struct
 import subprocess
 from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
 
-from bot.media import FfmpegMedia, probe
+from bot.media import FfmpegMedia, Mp4Header, mp4_header, probe
 from bot.model import FetchError, Reason
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -109,3 +110,76 @@ async def test_thumbnail_is_a_small_jpeg(tmp_path: Path) -> None:
     assert len(data) < 200_000
     found = probe(thumbnail)
     assert max(found.width, found.height) == 320
+
+
+def box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+FTYP = box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2avc1mp41")
+
+
+def mvhd(version: int, timescale: int, duration: int) -> bytes:
+    """A movie header box with the fields ISO 14496-12 puts before the ones read."""
+    if version == 1:
+        times = struct.pack(">QQIQ", 0, 0, timescale, duration)
+    else:
+        times = struct.pack(">IIII", 0, 0, timescale, duration)
+    return box(b"mvhd", bytes([version, 0, 0, 0]) + times + bytes(80))
+
+
+@pytest.mark.parametrize(
+    ("movie", "expected"),
+    [
+        pytest.param(mvhd(0, 1000, 12_500), 12.5, id="version_0"),
+        pytest.param(mvhd(1, 90_000, 90_000 * 3600), 3600.0, id="version_1"),
+        pytest.param(mvhd(0, 1000, 0xFFFFFFFF), None, id="unknown_length"),
+        pytest.param(mvhd(0, 0, 5), None, id="no_timescale"),
+    ],
+)
+def test_the_movie_header_states_the_length(
+    tmp_path: Path, movie: bytes, expected: float | None
+) -> None:
+    path = tmp_path / "made.mp4"
+    path.write_bytes(FTYP + box(b"moov", movie) + box(b"mdat", bytes(64)))
+    assert mp4_header(path) == Mp4Header(found=True, duration=expected)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"\x00\x00\x00\x01ftyp\x00\x00", id="cut_in_a_large_size"),
+        pytest.param(FTYP + b"\x00\x00\x00\x04moov", id="size_under_the_header"),
+        pytest.param(FTYP + box(b"moov", b"\x00\x00\x00\x10mvhd\x01"), id="cut_in_mvhd"),
+    ],
+)
+def test_a_broken_or_cut_file_gives_no_length(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(data)
+    found = mp4_header(path)
+    assert found is None or found.duration is None
+
+
+def test_the_length_of_real_files_agrees_with_pyav(tmp_path: Path) -> None:
+    """ffmpeg's files: faststart, also the first 64 KiB of it while it arrives; index last,
+    whole and cut; fragmented (no length stated); webm (no mp4)."""
+    faststart = render(tmp_path / "fast.mp4", [*X264, "-movflags", "+faststart"], AAC)
+    index_last = render(tmp_path / "last.mp4", X264, AAC)
+    fragmented = render(
+        tmp_path / "frag.mp4", [*X264, "-movflags", "frag_keyframe+empty_moov"], AAC
+    )
+    webm = render(tmp_path / "clip.webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime"], None)
+    head = tmp_path / "head.mp4"
+    head.write_bytes(faststart.read_bytes()[: 64 * 1024])
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(index_last.read_bytes()[: index_last.stat().st_size // 2])
+
+    for path in (faststart, head, index_last):
+        found = mp4_header(path)
+        assert found is not None
+        assert found.found
+        assert found.duration == pytest.approx(probe(faststart).duration, abs=0.05)
+    assert mp4_header(cut) == Mp4Header(found=False, duration=None)
+    assert mp4_header(fragmented) == Mp4Header(found=True, duration=None)
+    assert mp4_header(webm) is None
