@@ -95,6 +95,29 @@ def vm_kib(pid: int, field: str) -> int:
     raise LookupError(field)
 
 
+def cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds a process has used (this one when `pid` is None)."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Cpu:
+    """CPU seconds used by the bot, the TikTok stand-in and this process (the driver and the
+    Telegram stand-in), per clip between two reads."""
+
+    def __init__(self, bot: int, tiktok: int | None) -> None:
+        self._pids = (bot, tiktok, None)
+
+    def read(self) -> tuple[float, ...]:
+        return tuple(cpu_s(pid) for pid in self._pids)
+
+    @staticmethod
+    def per_clip(before: tuple[float, ...], after: tuple[float, ...], clips: int) -> list[float]:
+        return [(b - a) / clips for a, b in zip(before, after, strict=True)]
+
+
 class Stages:
     """The bot's reshare_job_stage_seconds sums and counts, read from its /metrics."""
 
@@ -223,12 +246,15 @@ async def run_parts(
     # 1. new clips one after another, /metrics read around each.
     new: list[float] = []
     one_clip: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    cpu = Cpu(pid, tiktok.pid)
+    cpu_before = cpu.read()
     for post in NEW_POSTS:
         before = await stages.read()
         [(took, _)] = await drive.answered([drive.send(post_url(post))])
         new.append(took)
         for stage, value in per_clip(before, await stages.read(), 1).items():
             one_clip[stage].append(value)
+    cpu_used = {1: Cpu.per_clip(cpu_before, cpu.read(), NEW_RUNS)}
     row(
         f"1 new {clip_mb:.1f} MB H.264 clip, warm, median of {NEW_RUNS}",
         f"{ms(statistics.median(new))} ({min(new) * 1000:.0f}-{max(new) * 1000:.0f})",
@@ -243,8 +269,10 @@ async def run_parts(
     for size, burst_posts in BURST_POSTS.items():
         await asyncio.sleep(LIMITER_DRAIN_S)
         before = await stages.read()
+        cpu_before = cpu.read()
         asked = [drive.send(post_url(post)) for post in burst_posts]
         answers = await drive.answered(asked)
+        cpu_used[size] = Cpu.per_clip(cpu_before, cpu.read(), size)
         handed = min(api.handed_at[update] for _, update in asked)
         wall = max(call.at for _, call in answers) - handed
         burst_whole[size] = [took for took, _ in answers]
@@ -351,6 +379,8 @@ async def run_parts(
         outside(twenty, whole[2]),
     )
     line("whole: handed by getUpdates -> sendVideo arrived", *whole)
+    for n, name in enumerate(("bot", "TikTok stand-in", "Telegram stand-in and driver")):
+        line(f"CPU used per clip: {name}", *(cpu_used[size][n] for size in (1, *BURSTS)))
 
 
 async def run() -> None:

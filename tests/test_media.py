@@ -10,7 +10,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
-from bot.media import FfmpegMedia, Mp4Header, mp4_header, probe
+from bot.media import FfmpegMedia, Mp4Header, mp4_header, probe, probe_with_thumbnail
 from bot.model import FetchError, Reason
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -183,3 +183,24 @@ def test_the_length_of_real_files_agrees_with_pyav(tmp_path: Path) -> None:
     assert mp4_header(cut) == Mp4Header(found=False, duration=None)
     assert mp4_header(fragmented) == Mp4Header(found=True, duration=None)
     assert mp4_header(webm) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "video", "audio"),
+    [
+        ("h264.mp4", [*X264, "-pix_fmt", "yuv420p", "-movflags", "+faststart"], AAC),
+        ("jpeg-range.mp4", [*X264, "-pix_fmt", "yuvj420p"], AAC),
+        ("yuv444.mp4", [*X264, "-pix_fmt", "yuv444p"], AAC),
+        ("hevc.mp4", ["-c:v", "libx265", "-preset", "ultrafast"], AAC),
+        ("index-last.mp4", [*X264, "-pix_fmt", "yuv420p"], None),
+        ("vp9.webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime"], ["-c:a", "libopus"]),
+    ],
+)
+def test_the_probe_read_from_the_header_is_the_full_probe(
+    tmp_path: Path, name: str, video: list[str], audio: list[str] | None
+) -> None:
+    """An mp4's probe comes from its header and first key frame, not PyAV's stream analysis:
+    it must say what the full analysis says."""
+    source = render(tmp_path / name, video, audio)
+    quick, _ = probe_with_thumbnail(source, tmp_path / "thumb.jpg", 10**9)
+    assert quick == probe(source)
