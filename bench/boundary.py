@@ -17,7 +17,10 @@ its sendVideo arrived (the upload read whole). Every chat is a private chat of i
 5. where the time goes, per stage, for one clip (median of the 5 of part 1) and per clip in the
    bursts: resolve, probe, thumbnail, upload and the whole yt-dlp fetch from the bot's own
    reshare_job_stage_seconds (/metrics, read between the runs); extract (page request -> media
-   request) and download (media request -> its last byte sent) on the TikTok stand-in's clock.
+   request) and download (media request -> its last byte sent) on the TikTok stand-in's clock;
+   then the CPU time (user + system, /proc/<pid>/stat) each process used per clip: the bot, the
+   TikTok stand-in, and this process (the driver and the Bot API stand-in). On 2 cores these
+   bound a burst: a burst of 20 cannot end sooner than 20 x their sum / 2.
 """
 
 from __future__ import annotations

@@ -299,7 +299,7 @@ class YtDlpDownloader:
                 leftover.unlink(missing_ok=True)
         downloads = info.get("requested_downloads") or []
         path = Path(downloads[0]["filepath"]) if downloads else None
-        if path is None or not path.is_file() or path.parent.resolve() != workdir.resolve():
+        if path is None or not path.is_file() or not path.parent.samefile(workdir):
             raise FetchError(Reason.NOT_A_VIDEO, "no file written")
         return Download(path=path, info=clip_info(info))
 

@@ -209,7 +209,8 @@ class Intake:
                 return Answer.IGNORED  # seen and answered before
             # Seen but not answered yet: queued again, and the worker answers it once.
             if await self._queue.submit(request):
-                log.info("job %s queued", self._job_key(request))
+                if log.isEnabledFor(logging.INFO):  # the key is a hash: not made for nothing
+                    log.info("job %s queued", self._job_key(request))
                 return Answer.QUEUED
             if self._journal is not None:
                 await self._journal.answered(request.origin)  # "busy" is its answer
