@@ -151,6 +151,21 @@ async def test_keeps_at_most_its_number_of_reshares_per_chat_newest(opener: Open
     ]
 
 
+async def test_counts_are_kept_for_another_process_and_after_a_restart(opener: Opener) -> None:
+    first = await opener()
+    await first.count(CHAT, "1", link("1"), ALICE, NOW - 60)
+    second = await opener()
+    await second.count(CHAT, "1", link("1"), BOB, NOW - 30)
+    assert await first.top(CHAT, since=0, limit=10) == [
+        TrendingClip("1", link("1"), times=2, people=2)
+    ]
+    await first.close()
+    await second.close()
+    assert await (await opener()).top(CHAT, since=0, limit=10) == [
+        TrendingClip("1", link("1"), times=2, people=2)
+    ]
+
+
 async def test_keeps_chats_apart_and_forgets_only_the_chat_asked(trending: Trending) -> None:
     await trending.count(CHAT, "1", link("1"), ALICE, NOW - 60)
     await trending.count(CHAT, "1", link("1"), BOB, NOW - 60)

@@ -1,16 +1,19 @@
-"""The embedded clip cache: a clip (per platform and variant) to its handle, in SQLite."""
+"""The embedded clip cache: a clip (per platform and variant) to its handle, in SQLite.
+
+Read and written synchronously on the event loop, as the journal and the short links are: a
+lookup by primary key or one small upsert without an fsync (WAL with synchronous=NORMAL) takes
+microseconds, less than the hop to a database thread and back; the methods are async only to fit
+the port, and none of them suspends.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import aiosqlite
 
 from bot.model import CachedMedia, CacheKey, Handle, PlatformFile, StoredFile
 
@@ -47,15 +50,16 @@ REMEMBERED = 10_000
 
 
 class SqliteCache:
-    """Handles in one SQLite file (WAL); one connection, which aiosqlite serialises.
+    """Handles in one SQLite file (WAL), through one connection used on the event loop.
 
     A bounded memory front holds the entries this process put or read last, so a hit costs no
-    hop to the database thread; what it holds is what the file holds (this process is the one
-    writing), and an entry past max_age_s is not served from it either."""
+    database read; what it holds is what the file holds (this process is the one writing), and
+    an entry past max_age_s is not served from it either. No method suspends, so nothing can
+    come between a read and the memory front it fills."""
 
     def __init__(
         self,
-        db: aiosqlite.Connection,
+        db: sqlite3.Connection,
         *,
         max_age_s: float,
         clock: Callable[[], float] = time.time,
@@ -69,8 +73,6 @@ class SqliteCache:
         self._clock = clock
         self._remembered = remembered
         self._recent: OrderedDict[CacheKey, CachedMedia] = OrderedDict()
-        # Counts puts and forgets: a read that one overtook does not fill the front.
-        self._changes = 0
 
     def _remember(self, key: CacheKey, media: CachedMedia) -> None:
         self._recent[key] = media
@@ -88,17 +90,17 @@ class SqliteCache:
         migrations: Sequence[str] = MIGRATIONS,
     ) -> SqliteCache:
         """Open (or create, private to this user) the database and bring its schema up to date."""
-        await asyncio.to_thread(create_private_file, path)
-        db = await aiosqlite.connect(path, isolation_level=None)
+        create_private_file(path)
+        db = sqlite3.connect(path, isolation_level=None)
         try:
-            await db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA journal_mode = WAL")
             # WAL with NORMAL cannot corrupt; a power cut may lose the last entries of a cache.
-            await db.execute("PRAGMA synchronous = NORMAL")
-            await migrate(db, migrations)
+            db.execute("PRAGMA synchronous = NORMAL")
+            migrate(db, migrations)
             cache = cls(db, max_age_s=max_age_s, clock=clock)
             await cache.prune()
         except BaseException:
-            await db.close()
+            db.close()
             raise
         return cache
 
@@ -108,13 +110,11 @@ class SqliteCache:
         if known is not None and known.stored_at >= self._clock() - self._max_age_s:
             self._recent[key] = known
             return known
-        changes = self._changes
-        async with self._db.execute(
+        row = self._db.execute(
             "SELECT handle_kind, handle, width, height, duration, size, caption, stored_at"
             " FROM cached_media WHERE platform = ? AND clip_id = ? AND variant = ?",
             (key.platform, key.clip_id, key.variant),
-        ) as cursor:
-            row = await cursor.fetchone()
+        ).fetchone()
         if row is None:
             return None
         media = CachedMedia(
@@ -128,11 +128,10 @@ class SqliteCache:
         )
         cutoff = self._clock() - self._max_age_s
         if media.stored_at >= cutoff:
-            if changes == self._changes:
-                self._remember(key, media)
+            self._remember(key, media)
             return media
-        # The age condition spares a fresh entry put by another coroutine since the select.
-        await self._db.execute(
+        # The age condition spares a fresh entry another process may have put since the select.
+        self._db.execute(
             "DELETE FROM cached_media"
             " WHERE platform = ? AND clip_id = ? AND variant = ? AND stored_at < ?",
             (key.platform, key.clip_id, key.variant, cutoff),
@@ -141,8 +140,7 @@ class SqliteCache:
 
     async def put(self, key: CacheKey, media: CachedMedia) -> None:
         """Store the media for the key, replacing what was there."""
-        self._changes += 1
-        await self._db.execute(
+        self._db.execute(
             "INSERT INTO cached_media"
             " (platform, clip_id, variant, handle_kind, handle, width, height, duration, size,"
             " caption, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -168,38 +166,37 @@ class SqliteCache:
 
     async def forget(self, key: CacheKey) -> None:
         """Drop the entry, e.g. when the platform refused its stored file_id."""
-        self._changes += 1
         self._recent.pop(key, None)
-        await self._db.execute(
+        self._db.execute(
             "DELETE FROM cached_media WHERE platform = ? AND clip_id = ? AND variant = ?",
             (key.platform, key.clip_id, key.variant),
         )
 
     async def prune(self) -> int:
         """Delete every expired entry and return how many; `get` alone never sees unasked keys."""
-        async with self._db.execute(
+        cursor = self._db.execute(
             "DELETE FROM cached_media WHERE stored_at < ?", (self._clock() - self._max_age_s,)
-        ) as cursor:
-            return cursor.rowcount
+        )
+        return cursor.rowcount
 
     async def close(self) -> None:
         """Close the connection; safe to call twice."""
         self._recent.clear()
-        await self._db.close()
+        self._db.close()
 
 
-async def migrate(db: aiosqlite.Connection, migrations: Sequence[str]) -> None:
+def migrate(db: sqlite3.Connection, migrations: Sequence[str]) -> None:
     """Run the scripts the database has not seen, each in its own transaction with its version.
 
     The version is read again under the write lock, so two processes opening one new file do
     not both run a script.
     """
-    if await _user_version(db) == len(migrations):
+    if _user_version(db) == len(migrations):
         return
     for version, script in enumerate(migrations, start=1):
-        await db.execute("BEGIN IMMEDIATE")
+        db.execute("BEGIN IMMEDIATE")
         try:
-            current = await _user_version(db)
+            current = _user_version(db)
             if current > len(migrations):
                 raise RuntimeError(
                     f"cache database schema is version {current}, newer than this code knows"
@@ -207,17 +204,16 @@ async def migrate(db: aiosqlite.Connection, migrations: Sequence[str]) -> None:
                 )
             if current < version:
                 for statement in _statements(script):
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version = {version:d}")
-            await db.execute("COMMIT")
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version:d}")
+            db.execute("COMMIT")
         except BaseException:
-            await db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
 
 
-async def _user_version(db: aiosqlite.Connection) -> int:
-    async with db.execute("PRAGMA user_version") as cursor:
-        row = await cursor.fetchone()
+def _user_version(db: sqlite3.Connection) -> int:
+    row = db.execute("PRAGMA user_version").fetchone()
     assert row is not None
     return int(row[0])
 

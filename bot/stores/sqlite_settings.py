@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import aiosqlite
@@ -34,11 +36,9 @@ class SqliteChatSettings:
 
     @classmethod
     async def open(cls, path: Path) -> SqliteChatSettings:
-        await asyncio.to_thread(create_private_file, path)
+        await asyncio.to_thread(_prepare, path)
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
-            await db.execute("PRAGMA journal_mode = WAL")
-            await migrate(db, MIGRATIONS)
             async with db.execute("SELECT chat, settings FROM chat_settings") as cursor:
                 rows = await cursor.fetchall()
         except BaseException:
@@ -64,3 +64,11 @@ class SqliteChatSettings:
 
     async def close(self) -> None:
         await self._db.close()
+
+
+def _prepare(path: Path) -> None:
+    """Create the file (private to this user) and bring its schema up to date."""
+    create_private_file(path)
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA journal_mode = WAL")
+        migrate(db, MIGRATIONS)

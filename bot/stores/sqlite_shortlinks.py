@@ -7,12 +7,9 @@ the hop to a database thread and back, and a short link's lookup is on the way t
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections import OrderedDict
 from pathlib import Path
-
-import aiosqlite
 
 from bot.stores.sqlite_cache import create_private_file, migrate
 
@@ -62,18 +59,14 @@ class SqliteShortLinks:
 
     @classmethod
     async def open(cls, path: Path, *, remembered: int = REMEMBERED) -> SqliteShortLinks:
-        await asyncio.to_thread(create_private_file, path)
-        schema = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            await schema.execute("PRAGMA journal_mode = WAL")
-            await migrate(schema, MIGRATIONS)
-        finally:
-            await schema.close()
+        create_private_file(path)
         db = sqlite3.connect(path, isolation_level=None)
         try:
+            db.execute("PRAGMA journal_mode = WAL")
             # WAL with NORMAL cannot corrupt; a power cut may lose the last links (looked up
             # again when asked).
             db.execute("PRAGMA synchronous = NORMAL")
+            migrate(db, MIGRATIONS)
         except BaseException:
             db.close()
             raise
