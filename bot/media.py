@@ -250,9 +250,12 @@ def _write_jpeg(frame: av.VideoFrame, target: Path) -> None:
     scale = min(1.0, THUMBNAIL_SIDE / max(frame.width, frame.height))
     width, height = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))
     encoder = av.CodecContext.create("mjpeg", "w")
+    # One small picture: threads of their own (here and in the scaler) would be started and
+    # ended for each thumbnail.
+    encoder.thread_count = 1
     encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
     encoder.time_base = Fraction(1, 25)
-    small = frame.reformat(width=width, height=height, format="yuvj420p")
+    small = frame.reformat(width=width, height=height, format="yuvj420p", threads=1)
     packets = [*encoder.encode(small), *encoder.encode(None)]
     target.write_bytes(b"".join(bytes(packet) for packet in packets))
 
