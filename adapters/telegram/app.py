@@ -106,10 +106,10 @@ POOL_TIMEOUT_S = 30.0
 
 # Seconds one getUpdates call waits for updates (long polling).
 POLL_TIMEOUT_S = 10
-# After a batch of updates, the next long poll waits this long: building it takes the event
-# loop about a millisecond, which otherwise lands between a cached clip's sendVideo steps. An
-# update that comes meanwhile waits at Telegram and is in the next batch.
-NEXT_POLL_PAUSE_S = 0.003
+# After a batch of updates, the next long poll waits this many turns of the event loop:
+# building it takes the loop about a millisecond, which otherwise lands between a cached
+# clip's sendVideo steps. Turns, not a sleep: an idle loop passes them in microseconds.
+NEXT_POLL_AFTER_TURNS = 10
 # Backoff between failed getUpdates calls: doubling from the first to the last.
 POLL_RETRY_FIRST_S = 0.5
 POLL_RETRY_MAX_S = 30.0
@@ -382,7 +382,8 @@ class TelegramAdapter:
                     # Let idle workers take the request before the next one meets a full queue.
                     await asyncio.sleep(0)
                 if updates:
-                    await asyncio.sleep(NEXT_POLL_PAUSE_S)
+                    for _ in range(NEXT_POLL_AFTER_TURNS):
+                        await asyncio.sleep(0)
             if offset is not None:
                 await self._confirm(offset)
         finally:
