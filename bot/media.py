@@ -260,8 +260,8 @@ def _write_jpeg(frame: av.VideoFrame, target: Path) -> None:
     target.write_bytes(b"".join(bytes(packet) for packet in packets))
 
 
-# PyAV work at once: a burst of 20 clips probed in 6 threads grew the process by ~25 MiB (1:
-# ~3 MiB), and the GIL lets no more than about one run anyway.
+# PyAV work at once: 40 clips probed in 6 threads grew the process by ~25 MiB (in 1: ~3 MiB);
+# 2 instead of 1 made bench.boundary's bursts no faster and the process 3 MiB larger.
 INSPECT_THREADS = 1
 _R = TypeVar("_R")
 
