@@ -176,6 +176,10 @@ class YtDlpDownloader:
             # yt-dlp formats a console progress line for every chunk even with noprogress;
             # the first one only (our own hooks above hear every chunk all the same).
             "progress_delta": 3600,
+            # The first read of the media's body; yt-dlp starts at 1 KiB and doubles, ten
+            # rounds of its loop (and of the hooks above) before a 1 MB clip reads in large
+            # blocks.
+            "buffersize": 64 * 1024,
         }
 
     async def warm_up(self) -> None:
