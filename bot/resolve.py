@@ -3,6 +3,7 @@ per short link when a `ShortLinks` store keeps where it led."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -105,13 +106,7 @@ class HttpxLinkResolver:
                 continue
             if found.kind is LinkKind.NOT_VIDEO:
                 raise FetchError(Reason.NOT_A_VIDEO, "short link leads to no post")
-            return Link(
-                site=found.site,
-                kind=found.kind,
-                url=found.url,
-                clip_id=found.clip_id,
-                original=link.original,
-            )
+            return dataclasses.replace(found, original=link.original)
         raise FetchError(Reason.NOT_A_VIDEO, "too many redirects")
 
 
@@ -125,10 +120,4 @@ async def _recall(store: ShortLinks, link: Link) -> Link | None:
     found = parse_link(post_url) if post_url is not None else None
     if found is None or found.kind not in (LinkKind.VIDEO, LinkKind.PHOTO):
         return None
-    return Link(
-        site=found.site,
-        kind=found.kind,
-        url=found.url,
-        clip_id=found.clip_id,
-        original=link.original,
-    )
+    return dataclasses.replace(found, original=link.original)

@@ -156,7 +156,7 @@ class Service:
         known = await self._known(key)
         if known is not None:
             return Prepared(known, key)
-        return await stack.enter_async_context(self._join(link, request.origin.platform, request))
+        return await stack.enter_async_context(self._join(link, key, request))
 
     async def _resolve(self, link: Link) -> Link | Reason:
         """The link with its clip id known, or why it has none."""
@@ -174,11 +174,11 @@ class Service:
         return resolved
 
     def _join(
-        self, link: Link, platform: str, request: VideoRequest
+        self, link: Link, key: CacheKey | None, request: VideoRequest
     ) -> contextlib.AbstractAsyncContextManager[Flight[Prepared]]:
         """Everyone asking for the same clip in the same form at the same moment shares one
-        job."""
-        key = self._cache_key(link, platform, request)
+        job (`key` is the clip's cache key, None when its id is unknown)."""
+        platform = request.origin.platform
         budget_bytes = request.budget_bytes
         slideshow = request.manner.slideshow
         want = request.want

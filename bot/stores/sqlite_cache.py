@@ -90,13 +90,8 @@ class SqliteCache:
         migrations: Sequence[str] = MIGRATIONS,
     ) -> SqliteCache:
         """Open (or create, private to this user) the database and bring its schema up to date."""
-        create_private_file(path)
-        db = sqlite3.connect(path, isolation_level=None)
+        db = open_store(path, migrations)
         try:
-            db.execute("PRAGMA journal_mode = WAL")
-            # WAL with NORMAL cannot corrupt; a power cut may lose the last entries of a cache.
-            db.execute("PRAGMA synchronous = NORMAL")
-            migrate(db, migrations)
             cache = cls(db, max_age_s=max_age_s, clock=clock)
             await cache.prune()
         except BaseException:
@@ -183,6 +178,22 @@ class SqliteCache:
         """Close the connection; safe to call twice."""
         self._recent.clear()
         self._db.close()
+
+
+def open_store(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
+    """An embedded store's file, created private to this user, in WAL with synchronous=NORMAL
+    (it cannot corrupt; a power cut may lose the last writes) and its schema brought up to
+    date; statements are run on the caller's thread, in autocommit."""
+    create_private_file(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        migrate(db, migrations)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def migrate(db: sqlite3.Connection, migrations: Sequence[str]) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 import aiosqlite
 
 from bot.chat_settings import ChatSettings
-from bot.stores.sqlite_cache import create_private_file, migrate
+from bot.stores.sqlite_cache import open_store
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -68,7 +66,4 @@ class SqliteChatSettings:
 
 def _prepare(path: Path) -> None:
     """Create the file (private to this user) and bring its schema up to date."""
-    create_private_file(path)
-    with closing(sqlite3.connect(path, isolation_level=None)) as db:
-        db.execute("PRAGMA journal_mode = WAL")
-        migrate(db, MIGRATIONS)
+    open_store(path, MIGRATIONS).close()

@@ -11,7 +11,7 @@ import sqlite3
 from collections import OrderedDict
 from pathlib import Path
 
-from bot.stores.sqlite_cache import create_private_file, migrate
+from bot.stores.sqlite_cache import open_store
 
 # About 200 bytes each: some 20 MB for the most recently asked links.
 REMEMBERED = 100_000
@@ -59,18 +59,8 @@ class SqliteShortLinks:
 
     @classmethod
     async def open(cls, path: Path, *, remembered: int = REMEMBERED) -> SqliteShortLinks:
-        create_private_file(path)
-        db = sqlite3.connect(path, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            # WAL with NORMAL cannot corrupt; a power cut may lose the last links (looked up
-            # again when asked).
-            db.execute("PRAGMA synchronous = NORMAL")
-            migrate(db, MIGRATIONS)
-        except BaseException:
-            db.close()
-            raise
-        return cls(db, remembered=remembered)
+        # A power cut may lose the last links: they are looked up again when asked.
+        return cls(open_store(path, MIGRATIONS), remembered=remembered)
 
     async def get(self, short_url: str) -> str | None:
         known = self._recent.get(short_url)

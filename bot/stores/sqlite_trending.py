@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.ports import TrendingClip
-from bot.stores.sqlite_cache import create_private_file, migrate
+from bot.stores.sqlite_cache import open_store
 from bot.stores.trending_rules import KEEP_S, MAX_EVENTS, check_limits, pseudonym
 
 MIGRATIONS: tuple[str, ...] = (
@@ -62,17 +62,8 @@ class SqliteTrending:
         clock: Callable[[], float] = time.time,
     ) -> SqliteTrending:
         """Open (or create, private to this user) the database and bring its schema up to date."""
-        create_private_file(path)
-        db = sqlite3.connect(path, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            # WAL with NORMAL cannot corrupt; a power cut may lose the last counts, which is fine.
-            db.execute("PRAGMA synchronous = NORMAL")
-            migrate(db, MIGRATIONS)
-        except BaseException:
-            db.close()
-            raise
-        return cls(db, keep_s=keep_s, max_events=max_events, clock=clock)
+        # A power cut may lose the last counts, which is fine.
+        return cls(open_store(path, MIGRATIONS), keep_s=keep_s, max_events=max_events, clock=clock)
 
     async def count(self, chat: str, clip_id: str, link: str, user: str, at: float) -> None:
         # Nothing suspends inside: no other coroutine's statement can enter the transaction.
