@@ -74,3 +74,29 @@ def test_a_configured_mode_imports_its_libraries(
 ) -> None:
     """The converse: the token or REDIS_URL brings the library in (and the bot is built)."""
     assert heavy_imported(tmp_path, **settings) == expected
+
+
+
+class _ImportSpy:
+    """A meta-path finder that finds nothing and notes every module looked for."""
+
+    def __init__(self) -> None:
+        self.looked_for: list[str] = []
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        self.looked_for.append(name)
+
+
+async def test_httpcore_tells_its_event_loop_without_searching_for_a_module() -> None:
+    """httpcore imports sniffio inside every request it makes (four times); when sniffio is
+    missing, each try searches sys.path again."""
+    from httpcore._synchronization import current_async_library
+
+    assert current_async_library() == "asyncio"
+    spy = _ImportSpy()
+    sys.meta_path.insert(0, spy)
+    try:
+        assert current_async_library() == "asyncio"
+    finally:
+        sys.meta_path.remove(spy)
+    assert spy.looked_for == []
