@@ -76,7 +76,6 @@ def test_a_configured_mode_imports_its_libraries(
     assert heavy_imported(tmp_path, **settings) == expected
 
 
-
 class _ImportSpy:
     """A meta-path finder that finds nothing and notes every module looked for."""
 

@@ -23,6 +23,7 @@ import urllib.parse
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import httpx
 from aiohttp import web
 from telegram import (
     BotCommand,
@@ -50,6 +51,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from adapters.telegram.inbound import (
     ButtonOrigin,
@@ -64,6 +66,7 @@ from adapters.telegram.inbound import (
 from adapters.telegram.limiter import SharedRateLimiter
 from adapters.telegram.outbound import TelegramOperatorChannel, TelegramReplier, retry_after_s
 from adapters.telegram.settings import TelegramSettings
+from adapters.telegram.transport import CoalescingTransport
 from bot.caption import make_caption
 from bot.chat_settings import (
     OFFERED,
@@ -103,6 +106,8 @@ log = logging.getLogger(__name__)
 # Seconds to open a connection and to wait for a free one of PTB's pool.
 CONNECT_TIMEOUT_S = 10.0
 POOL_TIMEOUT_S = 30.0
+# Connections to the Bot API for every call but getUpdates (PTB's default).
+CONNECTIONS = 256
 
 # Seconds one getUpdates call waits for updates (long polling).
 POLL_TIMEOUT_S = 10
@@ -151,6 +156,25 @@ _SETTING = "set:"
 _ADMINS = frozenset({ChatMember.OWNER, ChatMember.ADMINISTRATOR})
 
 
+def _bot_api_request(timeout_s: float) -> HTTPXRequest:
+    """PTB's HTTP client for every call but getUpdates, its uploads written in large pieces
+    (adapters.telegram.transport). A slow answer is waited for: a call that timed out may have
+    been carried out and is never sent again (bot.retry), so the timeouts are long."""
+    return HTTPXRequest(
+        connection_pool_size=CONNECTIONS,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=timeout_s,
+        write_timeout=timeout_s,
+        pool_timeout=POOL_TIMEOUT_S,
+        # With a transport of its own httpx leaves the client's limits aside: they go here.
+        httpx_kwargs={
+            "transport": CoalescingTransport(
+                httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=CONNECTIONS))
+            )
+        },
+    )
+
+
 class TelegramAdapter:
     """Translates updates into core requests; the core answers through `replier`."""
 
@@ -181,12 +205,7 @@ class TelegramAdapter:
             .token(settings.telegram_bot_token.get_secret_value())
             .base_url(f"{root}/bot")
             .base_file_url(f"{root}/file/bot")
-            # A slow answer is waited for: a call that timed out may have been carried out and
-            # is never sent again (bot.retry), so the timeouts are long.
-            .connect_timeout(CONNECT_TIMEOUT_S)
-            .read_timeout(settings.telegram_timeout_s)
-            .write_timeout(settings.telegram_timeout_s)
-            .pool_timeout(POOL_TIMEOUT_S)
+            .request(_bot_api_request(settings.telegram_timeout_s))
             # It keeps to Telegram's flood limits; retrying a 429 is the core's (bot.retry),
             # under one deadline with the other retries.
             .rate_limiter(SharedRateLimiter(send_limits))
