@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
+import sqlite3
 from pathlib import Path
-
-import aiosqlite
 
 from bot.chat_settings import ChatSettings
 from bot.stores.sqlite_cache import open_store
@@ -23,10 +21,11 @@ MIGRATIONS: tuple[str, ...] = (
 class SqliteChatSettings:
     """Implements `ChatSettingsStore` for one process: every chat that chose settings is read
     into memory at open (few chats change them), so a read never waits for the disk, not even a
-    new chat's, which has the defaults."""
+    new chat's, which has the defaults. A change is one statement, run on the caller's thread
+    as the other embedded stores' are."""
 
     def __init__(
-        self, db: aiosqlite.Connection, known: dict[str, ChatSettings] | None = None
+        self, db: sqlite3.Connection, known: dict[str, ChatSettings] | None = None
     ) -> None:
         """Use `open`."""
         self._db = db
@@ -34,13 +33,11 @@ class SqliteChatSettings:
 
     @classmethod
     async def open(cls, path: Path) -> SqliteChatSettings:
-        await asyncio.to_thread(_prepare, path)
-        db = await aiosqlite.connect(path, isolation_level=None)
+        db = open_store(path, MIGRATIONS)
         try:
-            async with db.execute("SELECT chat, settings FROM chat_settings") as cursor:
-                rows = await cursor.fetchall()
+            rows = db.execute("SELECT chat, settings FROM chat_settings").fetchall()
         except BaseException:
-            await db.close()
+            db.close()
             raise
         return cls(db, {str(chat): ChatSettings.from_json(text) for chat, text in rows})
 
@@ -50,10 +47,10 @@ class SqliteChatSettings:
 
     async def put(self, chat: str, settings: ChatSettings) -> None:
         if settings == ChatSettings():
-            await self._db.execute("DELETE FROM chat_settings WHERE chat = ?", (chat,))
+            self._db.execute("DELETE FROM chat_settings WHERE chat = ?", (chat,))
             self._known.pop(chat, None)
             return
-        await self._db.execute(
+        self._db.execute(
             "INSERT INTO chat_settings (chat, settings) VALUES (?, ?)"
             " ON CONFLICT (chat) DO UPDATE SET settings = excluded.settings",
             (chat, settings.to_json()),
@@ -61,9 +58,4 @@ class SqliteChatSettings:
         self._known[chat] = settings
 
     async def close(self) -> None:
-        await self._db.close()
-
-
-def _prepare(path: Path) -> None:
-    """Create the file (private to this user) and bring its schema up to date."""
-    open_store(path, MIGRATIONS).close()
+        self._db.close()
