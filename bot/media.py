@@ -123,19 +123,9 @@ def _mvhd_duration(f: BinaryIO, body: int) -> float | None:
 def _moov_before_mdat(path: Path) -> bool:
     """True when the mp4's index comes first, so clients can play while downloading."""
     with path.open("rb") as f:
-        while header := f.read(8):
-            if len(header) < 8:
-                return False
-            size, kind = struct.unpack(">I4s", header)
-            if kind == b"moov":
-                return True
-            if kind == b"mdat":
-                return False
-            if size == 1:
-                size = struct.unpack(">Q", f.read(8))[0] - 8
-            elif size == 0:
-                return False
-            f.seek(size - 8, 1)
+        for kind, _, _ in _boxes(f, None):
+            if kind in (b"moov", b"mdat"):
+                return kind == b"moov"
     return False
 
 
