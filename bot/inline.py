@@ -3,9 +3,9 @@
 Telegram asks for results as the person types (a query per keystroke), and a chosen result is
 sent into the chat by the person's own client. What this module decides, for every platform
 with such a mode:
-- a link that needs a lookup on the network (a short link) is worked on only for a person's
-  last query within a short pause (debounce), within their rate limit; a post link costs one
-  cache lookup and is answered at once;
+- a link that needs a lookup on the network (a short link never looked up) is worked on only
+  for a person's last query within a short pause (debounce), within their rate limit; a post
+  link, or a short link looked up before, costs one cache lookup and is answered at once;
 - a clip fetched before (any link form, any chat) is offered at once by its platform file id;
 - a new clip is offered as a placeholder; once chosen, it is fetched like any other request, to
   an origin that names the sent inline message, and the adapter edits that message into the
@@ -112,17 +112,24 @@ class InlineQueries:
         """What to offer for `text`, typed by `user`; `new_clips` says whether a placeholder
         may be offered (the platform has somewhere to upload new clips).
 
-        A post link is answered at once (one cache lookup). A short link needs a lookup on the
-        network: it waits for the person to stop typing, and counts against their rate limit.
+        A post link, or a short link looked up before, is answered at once (one cache lookup).
+        Any other short link needs a lookup on the network: it waits for the person to stop
+        typing, and counts against their rate limit.
         """
         link = self._link_in(text)
         if link is None:
             return InlineRefusal.NO_LINK
         if link.clip_id is None:
-            looked_up = await self._look_up(platform, user, link)
-            if isinstance(looked_up, InlineRefusal):
-                return looked_up
-            link = looked_up
+            known = await self._recall(link)
+            if known is not None:
+                # A person's earlier query still waiting for a pause is out of date now.
+                self._latest.pop(f"{platform}:{user}", None)
+                link = known
+            else:
+                looked_up = await self._look_up(platform, user, link)
+                if isinstance(looked_up, InlineRefusal):
+                    return looked_up
+                link = looked_up
         key = clip_key(link, platform, budget_bytes, self._variant())
         cache = self._cache()
         if key is not None and cache is not None:
@@ -134,6 +141,13 @@ class InlineQueries:
             if hit is not None and isinstance(hit.handle, PlatformFile):
                 return InlineCached(link, hit, hit.handle.file_id)
         return InlinePlaceholder(link) if new_clips else InlineRefusal.NOT_ENABLED
+
+    async def _recall(self, link: Link) -> Link | None:
+        try:
+            return await self._resolver.recall(link)
+        except Exception as err:
+            log.warning("short links unreadable: %r", err)
+            return None
 
     async def _look_up(self, platform: str, user: int | str, link: Link) -> Link | InlineRefusal:
         """The short link resolved, once the person's typing paused and within their limit."""

@@ -40,6 +40,10 @@ class LinkResolver(Protocol):
 
     async def resolve(self, link: Link) -> Link: ...
 
+    async def recall(self, link: Link) -> Link | None:
+        """`link` resolved when no lookup on the network is needed (a post link, a short link
+        looked up before), else None."""
+
 
 class ShortLinks(Protocol):
     """Where short links led, kept for good: a short code never changes its post, so each is

@@ -63,20 +63,23 @@ class HttpxLinkResolver:
             await client.aclose()
 
     async def resolve(self, link: Link) -> Link:
-        if link.kind is not LinkKind.SHORT:
-            return link
-        store = self._short_links()
-        if store is None:
-            return await self._look_up(link)
-        known = await _recall(store, link)
+        known = await self.recall(link)
         if known is not None:
             return known
         found = await self._look_up(link)
-        try:
-            await store.put(link.url, found.url)
-        except Exception as err:
-            log.warning("short link %s not kept: %r", link.url, err)
+        store = self._short_links()
+        if store is not None:
+            try:
+                await store.put(link.url, found.url)
+            except Exception as err:
+                log.warning("short link %s not kept: %r", link.url, err)
         return found
+
+    async def recall(self, link: Link) -> Link | None:
+        if link.kind is not LinkKind.SHORT:
+            return link
+        store = self._short_links()
+        return None if store is None else await _recall(store, link)
 
     async def _look_up(self, link: Link) -> Link:
         """Follow the short link's redirects to the post (FetchError when there is none)."""

@@ -48,6 +48,9 @@ class SameLink:
     async def resolve(self, link: Link) -> Link:
         return link
 
+    async def recall(self, link: Link) -> Link | None:
+        return link
+
 
 class OneClip:
     """A pipeline that writes a small file and counts its fetches."""

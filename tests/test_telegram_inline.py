@@ -146,6 +146,25 @@ async def test_typing_a_short_link_looks_it_up_once_and_fetches_once(
     assert media_requests(tiktok) == 1
 
 
+async def test_a_short_link_looked_up_before_is_answered_without_waiting_for_a_pause(
+    bot: Reshare, api: FakeBotApi, tiktok: TikTokStandIn
+) -> None:
+    """Its post is known: no pause for more typing and no lookup, so a query the person types
+    right after it does not make it out of date."""
+    api.inject_message("https://vm.tiktok.com/ZMinline1/", chat_id=604)
+    [sent] = await api.wait_for_call("sendVideo")
+    await jobs_done(bot)
+    looked_up = tiktok.count(host="vm.tiktok.com")
+    known = api.inject_inline_query("https://vm.tiktok.com/ZMinline1/", user_id=84)
+    newer = api.inject_inline_query("https://vm.tiktok.com/ZMnever1/", user_id=84)
+    [result] = results_of(await answer_of(api, known))
+    assert result["video_file_id"] == sent.result["video"]["file_id"]
+    [placeholder] = results_of(await answer_of(api, newer))
+    assert placeholder["type"] == "article"
+    # The newer query's code was looked up; the known one's was not again.
+    assert tiktok.count(host="vm.tiktok.com") == looked_up + 1
+
+
 async def test_a_query_without_a_link_gets_a_hint_and_no_results(
     bot: Reshare, api: FakeBotApi
 ) -> None:
