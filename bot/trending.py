@@ -24,6 +24,7 @@ TOP_LINE_TEXT = N_("{rank}. {link} — 🔁 {times} · 👤 {people}")
 TOP_EMPTY_TEXT = N_("Nothing reshared here in the last 7 days yet: paste a TikTok link!")
 TOP_DESCRIPTION = N_("The clips most reshared here this week")
 TOP_OFF_TEXT = N_("/top is off here: a chat's admins can turn it on in /settings.")
+TOP_UNREACHABLE_TEXT = N_("I can't read this chat's top clips right now, please try again later.")
 
 
 AGAIN_PREFIX = "again:"
@@ -98,14 +99,21 @@ class TrendingBoard:
 
     async def top(
         self, platform: str, sender: Sender, settings: ChatSettings
-    ) -> list[TrendingClip] | None:
-        """The chat's most reshared clips of the last 7 days; None where counting is off."""
-        store = self._store()
+    ) -> list[TrendingClip] | str:
+        """The chat's most reshared clips of the last 7 days, or what to say instead (a
+        message id): that counting is off, that nothing was reshared, or to try again later
+        when the counts cannot be read."""
         if settings.trending is False:
-            return None
+            return TOP_OFF_TEXT
+        store = self._store()
         if store is None:
-            return []
-        return await store.top(board_key(platform, sender), self._clock() - WINDOW_S, TOP_SIZE)
+            return TOP_EMPTY_TEXT
+        try:
+            clips = await store.top(board_key(platform, sender), self._clock() - WINDOW_S, TOP_SIZE)
+        except Exception as err:
+            log.warning("trending counts unreachable: %r", err)
+            return TOP_UNREACHABLE_TEXT
+        return clips or TOP_EMPTY_TEXT
 
     async def settings_saved(self, key: str, settings: ChatSettings) -> None:
         """A chat (or server) that turned counting off is forgotten at once."""

@@ -11,8 +11,9 @@ import pytest
 
 from adapters.runtime import Reshare
 from bot.chat_settings import ChatSettings
-from bot.trending import TOP_EMPTY_TEXT, TOP_OFF_TEXT
+from bot.trending import TOP_EMPTY_TEXT, TOP_OFF_TEXT, TOP_UNREACHABLE_TEXT
 from tests.harness import jobs_done, link, running_bot
+from tests.redis_server import RedisServer
 from tests.standins.clips import Clip
 from tests.standins.telegram_api import FakeBotApi
 from tests.standins.tiktok import TikTokStandIn
@@ -36,7 +37,7 @@ def top_list(api: FakeBotApi) -> dict[str, Any]:
     [*_, last] = [
         m
         for m in api.chat_history(GROUP)
-        if m.get("text", "").startswith(("Most", "/top", "Nothing"))
+        if m.get("text", "").startswith(("Most", "/top", "Nothing", "I can't"))
     ]
     return last
 
@@ -105,4 +106,19 @@ async def test_turning_top_off_forgets_the_chat_s_counts(
         back = await ask_top(api, 3)
     assert api.callback_answer(press) is not None
     assert off["text"] == TOP_OFF_TEXT
+    assert back["text"] == TOP_EMPTY_TEXT
+
+
+async def test_top_says_so_when_the_counts_cannot_be_read(
+    api: FakeBotApi, tiktok: TikTokStandIn, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The counts live in Redis, which is down: a short answer, not silence."""
+    async with running_bot(tiktok, tmp_path / "data", telegram=api, redis_url=redis_server.url):
+        await redis_server.stop()
+        try:
+            down = await ask_top(api, 1)
+        finally:
+            await redis_server.start()
+        back = await ask_top(api, 2)
+    assert down["text"] == TOP_UNREACHABLE_TEXT
     assert back["text"] == TOP_EMPTY_TEXT

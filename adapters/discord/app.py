@@ -39,7 +39,6 @@ from bot.trending import (
     AGAIN_PREFIX,
     TOP_DESCRIPTION,
     TOP_EMPTY_TEXT,
-    TOP_OFF_TEXT,
     TrendingBoard,
     again_data,
     again_link,
@@ -260,14 +259,10 @@ class DiscordAdapter:
         clips = (
             await self._trending.top("discord", sender, chosen)
             if self._trending is not None
-            else []
+            else TOP_EMPTY_TEXT
         )
-        if clips is None:
-            text = self._texts.text(language, TOP_OFF_TEXT)
-            await interaction.response.send_message(text, ephemeral=True)
-            return
-        if not clips:
-            text = self._texts.text(language, TOP_EMPTY_TEXT)
+        if isinstance(clips, str):
+            text = self._texts.text(language, clips)
             await interaction.response.send_message(text, ephemeral=True)
             return
         view = discord.ui.View(timeout=None)

@@ -93,8 +93,6 @@ from bot.retry import Retrying
 from bot.sound import SOUND_PREFIX, sound_link
 from bot.trending import (
     AGAIN_PREFIX,
-    TOP_EMPTY_TEXT,
-    TOP_OFF_TEXT,
     TrendingBoard,
     again_data,
     again_link,
@@ -610,10 +608,8 @@ class TelegramAdapter:
         chosen = await self._intake.settings_of("telegram", sender)
         language = chosen.language or sender.language
         clips = await self._trending.top("telegram", sender, chosen)
-        if clips is None:
-            reply = message.reply_text(self._texts.text(language, TOP_OFF_TEXT), do_quote=False)
-        elif not clips:
-            reply = message.reply_text(self._texts.text(language, TOP_EMPTY_TEXT), do_quote=False)
+        if isinstance(clips, str):
+            reply = message.reply_text(self._texts.text(language, clips), do_quote=False)
         else:
             buttons = [
                 InlineKeyboardButton(f"▶️ {rank}", callback_data=data)
