@@ -25,6 +25,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from adapters.telegram.inbound import InlineOrigin, TelegramOrigin
+from adapters.telegram.transport import PIECE_BYTES
 from bot.caption import caption_for, make_caption
 from bot.chat_settings import FailureStyle, OriginalMessage
 from bot.i18n import Catalogues
@@ -244,9 +245,10 @@ class TelegramReplier:
         async def send() -> Message:
             with contextlib.ExitStack() as files:
                 # Read while it is sent, not into memory first: a burst of uploads would
-                # otherwise hold every clip in memory at once.
+                # otherwise hold every clip in memory at once. httpx reads 64 KiB at a time; a
+                # buffer of a transport piece makes that one system call per piece.
                 video = InputFile(
-                    files.enter_context(media.path.open("rb")),
+                    files.enter_context(media.path.open("rb", buffering=PIECE_BYTES)),
                     filename=f"{media.info.clip_id or 'video'}.mp4",
                     read_file_handle=False,
                 )
