@@ -6,6 +6,7 @@ for /metrics), the Telegram Bot API stand-in (in this process, with the driver),
 stand-in (a process of its own, bench.standins). Every time is on the stand-ins' clock
 (time.monotonic(), shared by the processes): the update handed to the bot by getUpdates ->
 its sendVideo arrived (the upload read whole). Every chat is a private chat of its own user.
+First it times a fixed Python loop, to tell a slow hour of the machine from a slow bot.
 
 1. a new ~1 MB H.264 clip in a warm process (it answered one clip first): median of 5, one
    after another;
@@ -414,7 +415,23 @@ async def run_parts(
         line(f"CPU used per clip: {name}", *(cpu_used[size][n] for size in (1, *BURSTS)))
 
 
+def python_loop_ms() -> float:
+    """A fixed piece of pure-Python work, timed: the bot's time goes mostly to the interpreter,
+    and this machine's speed swings by a third from hour to hour, so runs taken at different
+    times can be set side by side by it."""
+    started = time.perf_counter()
+    total = 0
+    for n in range(300_000):
+        total += n * n % 7
+    return (time.perf_counter() - started) * 1000
+
+
 async def run() -> None:
+    loops = [python_loop_ms() for _ in range(9)]
+    print(
+        f"machine speed: a fixed Python loop took {statistics.median(loops):.1f} ms"
+        f" (median of 9, fastest {min(loops):.1f})"
+    )
     with tempfile.TemporaryDirectory(prefix="reshare-boundary-") as name:
         work = Path(name)
         clip = await asyncio.to_thread(
