@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
 
 from adapters.discord import DiscordSettings
 from adapters.telegram import TelegramAdapter, TelegramSettings
@@ -19,6 +22,16 @@ from bot.webserver import Health, OpsServer
 
 if TYPE_CHECKING:
     from adapters.discord.app import DiscordAdapter
+
+
+def pseudonym_key(*tokens: SecretStr | None) -> bytes:
+    """The key of /top's pseudonyms, derived from the bot's tokens: every process of a
+    deployment has them (it answers with them), and the counts' store never holds them. A new
+    token starts new pseudonyms, so for a week a person may count twice."""
+    digest = hashlib.sha256(b"reshare trending pseudonyms")
+    for token in tokens:
+        digest.update(b"\0" + (token.get_secret_value().encode() if token is not None else b""))
+    return digest.digest()
 
 
 class Role(enum.Enum):
@@ -51,7 +64,13 @@ class Reshare:
 
             codecs["discord"] = discord_origins()
         self.role = role
-        self.engine = Engine(core, codecs, resolver=resolver, work=role is not Role.RECEIVE)
+        self.engine = Engine(
+            core,
+            codecs,
+            resolver=resolver,
+            work=role is not Role.RECEIVE,
+            pseudonym_key=pseudonym_key(telegram.telegram_bot_token, discord.discord_bot_token),
+        )
         self.telegram = (
             TelegramAdapter(
                 telegram,

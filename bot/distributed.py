@@ -86,12 +86,14 @@ class Distributed:
             ),
         )
 
-    def stores(self, *, cache_max_age_s: float, max_media_bytes: int) -> RedisStores:
+    def stores(
+        self, *, cache_max_age_s: float, max_media_bytes: int, pseudonym_key: bytes
+    ) -> RedisStores:
         return RedisStores(
             cache=RedisClipCache(self.redis, max_age_s=cache_max_age_s),
             media_store=RedisMediaStore(self.redis, max_bytes=max_media_bytes),
             chat_settings=RedisChatSettings(self.redis),
-            trending=RedisTrending(self.redis),
+            trending=RedisTrending(self.redis, key=pseudonym_key),
             short_links=RedisShortLinks(self.redis),
         )
 

@@ -103,13 +103,16 @@ class Engine:
         *,
         resolver: Resolver | None = None,
         work: bool = True,
+        pseudonym_key: bytes = b"",
     ) -> None:
         """`codecs` store each platform's origins in the journal; `resolver` is the DNS boundary
         of the SSRF guard (tests give one without DNS). With REDIS_URL set, the state and the
         queue are in Redis, and `work` says whether this process also runs jobs (a receiver
-        only queues them)."""
+        only queues them). `pseudonym_key` keys how /top's counts write people down: a secret
+        every process of the deployment shares and the stores do not hold."""
         self.settings = settings
         self.work = work
+        self._pseudonym_key = pseudonym_key
         self.work_root = settings.data_dir / "jobs"
         self.sites = SiteCatalog(settings.allowed_sites)
         ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
@@ -316,7 +319,9 @@ class Engine:
             await self._distributed.broker.startup()
             self._observing = asyncio.create_task(self._observe(), name="observe-queue")
             stores = self._distributed.stores(
-                cache_max_age_s=self.settings.cache_max_age_s, max_media_bytes=max_media_bytes
+                cache_max_age_s=self.settings.cache_max_age_s,
+                max_media_bytes=max_media_bytes,
+                pseudonym_key=self._pseudonym_key,
             )
             self._cache = stores.cache
             self._media_store = stores.media_store
@@ -332,7 +337,9 @@ class Engine:
             )
             self._media_store = FileMediaStore(data_dir / "media", max_bytes=max_media_bytes)
             self.chat_settings = await SqliteChatSettings.open(data_dir / "settings.sqlite3")
-            self.trending = await SqliteTrending.open(data_dir / "trending.sqlite3")
+            self.trending = await SqliteTrending.open(
+                data_dir / "trending.sqlite3", key=self._pseudonym_key
+            )
             self.short_links = await SqliteShortLinks.open(data_dir / "shortlinks.sqlite3")
         self._repliers = repliers
         if not self.work:

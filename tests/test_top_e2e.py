@@ -3,14 +3,18 @@ the cache, and forgotten when the chat turns counting off (real bot, PTB, stand-
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
-from adapters.runtime import Reshare
+from adapters.runtime import Reshare, pseudonym_key
 from bot.chat_settings import ChatSettings
+from bot.stores.trending_rules import pseudonym
 from bot.trending import TOP_EMPTY_TEXT, TOP_OFF_TEXT, TOP_UNREACHABLE_TEXT
 from tests.harness import jobs_done, link, running_bot
 from tests.redis_server import RedisServer
@@ -122,3 +126,24 @@ async def test_top_says_so_when_the_counts_cannot_be_read(
         back = await ask_top(api, 2)
     assert down["text"] == TOP_UNREACHABLE_TEXT
     assert back["text"] == TOP_EMPTY_TEXT
+
+
+async def test_people_are_written_down_under_a_key_from_the_bot_s_token(
+    api: FakeBotApi, tiktok: TikTokStandIn, tmp_path: Path
+) -> None:
+    async with running_bot(tiktok, tmp_path / "data", telegram=api) as bot:
+        await reshare(api, bot, link(HIT), 1, 1)
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "trending.sqlite3")) as db:
+        [(chat, person)] = db.execute("SELECT chat, person FROM trending_reshares").fetchall()
+    assert person == pseudonym(pseudonym_key(SecretStr(api.token), None), chat, "1")
+
+
+def test_the_pseudonym_key_follows_each_of_the_tokens() -> None:
+    telegram, discord = SecretStr("123456:telegram-secret"), SecretStr("discord-secret")
+    key = pseudonym_key(telegram, discord)
+    assert key == pseudonym_key(SecretStr("123456:telegram-secret"), discord)
+    assert key not in {
+        pseudonym_key(telegram, None),
+        pseudonym_key(None, discord),
+        pseudonym_key(SecretStr("123456:another"), discord),
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -26,6 +27,8 @@ OTHER_CHAT = "discord:guild:42"
 ALICE = "telegram:user:918273645"
 BOB = "telegram:user:564738291"
 CAROL = "telegram:user:102938475"
+# The deployment's secret that keys the pseudonyms (adapters.runtime derives it from the tokens).
+KEY = b"a deployment's pseudonym key"
 
 
 def link(clip: str) -> str:
@@ -42,19 +45,24 @@ Opener = Callable[..., Awaitable[Trending]]
 
 @pytest.fixture
 async def opener(redis: Redis | None, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Opener]:
-    """Opens a store (keyword arguments: keep_s, max_events); closes all it opened at the end."""
+    """Opens a store (keyword arguments: the pseudonyms' key, keep_s, max_events); closes all it
+    opened at the end."""
     opened: list[Trending] = []
 
-    async def open_store(**limits: float) -> Trending:
+    async def open_store(key: bytes = KEY, **limits: float) -> Trending:
         keep_s = float(limits.get("keep_s", 7 * DAY))
         max_events = int(limits.get("max_events", 10_000))
         store: Trending
         if redis is None:
             store = await SqliteTrending.open(
-                tmp_path / "trending.sqlite3", keep_s=keep_s, max_events=max_events, clock=clock
+                tmp_path / "trending.sqlite3",
+                key=key,
+                keep_s=keep_s,
+                max_events=max_events,
+                clock=clock,
             )
         else:
-            store = RedisTrending(redis, keep_s=keep_s, max_events=max_events, clock=clock)
+            store = RedisTrending(redis, key=key, keep_s=keep_s, max_events=max_events, clock=clock)
         opened.append(store)
         return store
 
@@ -235,6 +243,21 @@ async def test_keeps_no_user_id(
     for user in (ALICE, BOB, CAROL):
         for form in (user, user.rsplit(":", 1)[1]):
             assert form.encode() not in everything
+        # Nor a hash anyone could compute from a guessed id: the pseudonym is keyed.
+        for chat in (CHAT, OTHER_CHAT):
+            plain = hashlib.sha256(f"{len(chat)}:{chat}\0{user}".encode()).hexdigest()
+            assert plain[:16].encode() not in everything
+
+
+async def test_a_person_is_written_down_under_the_deployment_s_key(opener: Opener) -> None:
+    first = await opener()
+    await first.count(CHAT, "1", link("1"), ALICE, NOW - 60)
+    same_key = await opener()
+    await same_key.count(CHAT, "1", link("1"), ALICE, NOW - 50)
+    assert (await first.top(CHAT, since=0, limit=1))[0].people == 1
+    other_key = await opener(key=b"another deployment's key")
+    await other_key.count(CHAT, "1", link("1"), ALICE, NOW - 40)
+    assert (await first.top(CHAT, since=0, limit=1))[0].people == 2
 
 
 async def kept(redis: Redis | None, tmp_path: Path) -> tuple[int, set[str]]:

@@ -48,13 +48,16 @@ class RedisTrending:
         self,
         redis: Redis,
         *,
+        key: bytes,
         prefix: str = "reshare:",
         keep_s: float = KEEP_S,
         max_events: int = MAX_EVENTS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`key` keys the people's pseudonyms (`pseudonym`)."""
         check_limits(keep_s, max_events)
         self._redis = redis
+        self._key = key
         self._prefix = f"{prefix}trending:"
         self._keep_s = keep_s
         self._max_events = max_events
@@ -68,7 +71,7 @@ class RedisTrending:
                 repr(float(at)),
                 clip_id,
                 link,
-                pseudonym(chat, user),
+                pseudonym(self._key, chat, user),
                 repr(self._cutoff()),
                 self._max_events,
                 max(1, math.ceil(self._keep_s * 1000)),

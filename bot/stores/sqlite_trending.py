@@ -41,13 +41,16 @@ class SqliteTrending:
         self,
         db: sqlite3.Connection,
         *,
+        key: bytes,
         keep_s: float = KEEP_S,
         max_events: int = MAX_EVENTS,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Use `open`; this only wraps a connection whose schema is already current."""
+        """Use `open`; this only wraps a connection whose schema is already current. `key`
+        keys the people's pseudonyms (`pseudonym`)."""
         check_limits(keep_s, max_events)
         self._db = db
+        self._key = key
         self._keep_s = keep_s
         self._max_events = max_events
         self._clock = clock
@@ -57,13 +60,15 @@ class SqliteTrending:
         cls,
         path: Path,
         *,
+        key: bytes,
         keep_s: float = KEEP_S,
         max_events: int = MAX_EVENTS,
         clock: Callable[[], float] = time.time,
     ) -> SqliteTrending:
         """Open (or create, private to this user) the database and bring its schema up to date."""
         # A power cut may lose the last counts, which is fine.
-        return cls(open_store(path, MIGRATIONS), keep_s=keep_s, max_events=max_events, clock=clock)
+        db = open_store(path, MIGRATIONS)
+        return cls(db, key=key, keep_s=keep_s, max_events=max_events, clock=clock)
 
     async def count(self, chat: str, clip_id: str, link: str, user: str, at: float) -> None:
         # Nothing suspends inside: no other coroutine's statement can enter the transaction.
@@ -72,7 +77,7 @@ class SqliteTrending:
             self._db.execute(
                 "INSERT INTO trending_reshares (chat, clip_id, link, person, at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (chat, clip_id, link, pseudonym(chat, user), at),
+                (chat, clip_id, link, pseudonym(self._key, chat, user), at),
             )
             self._db.execute("DELETE FROM trending_reshares WHERE at < ?", (self._cutoff(),))
             self._db.execute(
