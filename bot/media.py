@@ -120,10 +120,15 @@ def _mvhd_duration(f: BinaryIO, body: int) -> float | None:
     return float(duration / timescale)
 
 
-def _moov_before_mdat(path: Path) -> bool:
-    """True when the mp4's index comes first, so clients can play while downloading."""
+def _index_first(path: Path) -> bool | None:
+    """Whether an mp4's index (moov) comes before its media (mdat), so clients can play while
+    downloading; None when the file is no mp4 (its first box is no ftyp)."""
     with path.open("rb") as f:
-        for kind, _, _ in _boxes(f, None):
+        boxes = _boxes(f, None)
+        first = next(boxes, None)
+        if first is None or first[0] != b"ftyp":
+            return None
+        for kind, _, _ in boxes:
             if kind in (b"moov", b"mdat"):
                 return kind == b"moov"
     return False
@@ -149,9 +154,10 @@ def probe_with_thumbnail(path: Path, target: Path, budget_bytes: int) -> tuple[P
     hop on the way to a clip's reply instead of two. An mp4 is read by its header, and its
     first key frame, decoded for the thumbnail, gives the pixel format."""
     try:
-        header_only = mp4_header(path) is not None
-        with av.open(str(path), options=_HEADER_ONLY if header_only else {}) as container:
-            found = _probe_open(path, container)
+        index_first = _index_first(path)
+        options = _HEADER_ONLY if index_first is not None else {}
+        with av.open(str(path), options=options) as container:
+            found = _probe_open(path, container, index_first=index_first)
             frame: av.VideoFrame | None = None
             if found.vcodec is not None and found.pix_fmt is None:
                 with contextlib.suppress(*_THUMBNAIL_ERRORS):
@@ -170,7 +176,10 @@ def probe_with_thumbnail(path: Path, target: Path, budget_bytes: int) -> tuple[P
     return found, target if target.stat().st_size < THUMBNAIL_MAX_BYTES else None
 
 
-def _probe_open(path: Path, container: av.container.InputContainer) -> Probe:
+def _probe_open(
+    path: Path, container: av.container.InputContainer, *, index_first: bool | None = None
+) -> Probe:
+    """`index_first` is `_index_first(path)` when the caller knows it already."""
     video = next(iter(container.streams.video), None)
     audio = next(iter(container.streams.audio), None)
     duration = 0.0
@@ -190,7 +199,8 @@ def _probe_open(path: Path, container: av.container.InputContainer) -> Probe:
         height=video.codec_context.height if video is not None else 0,
         duration=duration,
         acodec=audio.codec_context.name if audio is not None else None,
-        faststart=_moov_before_mdat(path) if "mp4" in format_names else False,
+        faststart="mp4" in format_names
+        and bool(_index_first(path) if index_first is None else index_first),
         size=path.stat().st_size,
         fps=float(rate) if rate else 0.0,
     )
@@ -220,11 +230,7 @@ _THUMBNAIL_ERRORS = (av.error.FFmpegError, OSError, StopIteration, ValueError, I
 def _write_thumbnail(video: Path, target: Path) -> None:
     """Decode one key frame and encode it as JPEG in-process (5 ms; spawning ffmpeg costs 50)."""
     with av.open(str(video)) as container:
-        _thumbnail_from(container, target)
-
-
-def _thumbnail_from(container: av.container.InputContainer, target: Path) -> None:
-    _write_jpeg(_first_key_frame(container), target)
+        _write_jpeg(_first_key_frame(container), target)
 
 
 def _first_key_frame(container: av.container.InputContainer) -> av.VideoFrame:

@@ -24,7 +24,7 @@ from pathlib import Path
 from bot.codec import RequestCodec, key_of, links_from, links_json
 from bot.model import Origin, VideoRequest
 from bot.ports import Unanswered
-from bot.stores.sqlite_cache import create_private_file
+from bot.stores.sqlite_files import open_store
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 TOMBSTONE_S = 2 * 24 * 3600.0
 
 # An answered request keeps only the hash of its origin (a tombstone): its chat, links and
-# interaction token are cleared from the table once it is answered.
+# interaction token are cleared from the table once it is answered. The file's first migration
+# (`open_store`); IF NOT EXISTS, for journals made before the file counted its migrations.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accepted_requests (
     key         TEXT PRIMARY KEY,
@@ -68,12 +69,8 @@ class SqliteJournal:
         self._connection: sqlite3.Connection | None = None
 
     def open(self) -> None:
-        create_private_file(self._path)
-        db = sqlite3.connect(self._path, isolation_level=None)
+        db = open_store(self._path, (_SCHEMA,))
         try:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.execute(_SCHEMA)
             db.execute(
                 "DELETE FROM accepted_requests WHERE answered_at < ?",
                 (self._clock() - TOMBSTONE_S,),

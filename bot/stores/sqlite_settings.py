@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from bot.chat_settings import ChatSettings
-from bot.stores.sqlite_cache import open_store
+from bot.stores.sqlite_files import open_store
 
 MIGRATIONS: tuple[str, ...] = (
     """

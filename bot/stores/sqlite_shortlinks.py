@@ -11,7 +11,7 @@ import sqlite3
 from collections import OrderedDict
 from pathlib import Path
 
-from bot.stores.sqlite_cache import open_store
+from bot.stores.sqlite_files import open_store
 
 # About 200 bytes each: some 20 MB for the most recently asked links.
 REMEMBERED = 100_000

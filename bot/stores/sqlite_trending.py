@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.ports import TrendingClip
-from bot.stores.sqlite_cache import open_store
+from bot.stores.sqlite_files import open_store
 from bot.stores.trending_rules import KEEP_S, MAX_EVENTS, check_limits, pseudonym
 
 MIGRATIONS: tuple[str, ...] = (
