@@ -8,12 +8,12 @@ import random
 
 import aiohttp
 import discord
-import httpx
 import pytest
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from adapters.discord.outbound import core_error as discord_error
 from adapters.telegram.outbound import core_error as telegram_error
+from adapters.telegram.request import NotSent
 from bot.model import FetchError, Reason
 from bot.retry import Retrying, RetryPolicy, Unavailable, Unconfirmed
 
@@ -90,18 +90,16 @@ def _caused(err: Exception, cause: BaseException) -> Exception:
     [
         (NetworkError("Bad Gateway"), Unavailable),
         (NetworkError("Internal Server Error"), Unavailable),
-        (_caused(NetworkError("httpx.ConnectError"), httpx.ConnectError("refused")), Unavailable),
-        (_caused(NetworkError("httpx.WriteError"), httpx.WriteError("reset")), Unavailable),
-        (_caused(TimedOut("Pool timeout"), httpx.PoolTimeout("pool")), Unavailable),
-        (_caused(TimedOut(), httpx.ReadTimeout("slow")), Unconfirmed),
+        (_caused(NetworkError("aiohttp.ClientConnectorError"), NotSent("refused")), Unavailable),
+        (_caused(TimedOut(), NotSent("aiohttp.ConnectionTimeoutError")), Unavailable),
+        (_caused(TimedOut(), TimeoutError("slow")), Unconfirmed),
         (
             _caused(
-                NetworkError("httpx.RemoteProtocolError"),
-                httpx.RemoteProtocolError("Server disconnected without sending a response."),
+                NetworkError("aiohttp.ServerDisconnectedError"),
+                aiohttp.ServerDisconnectedError(),
             ),
             Unconfirmed,
         ),
-        (_caused(NetworkError("httpx.ReadError"), httpx.ReadError("reset")), Unconfirmed),
         (NetworkError("Request Entity Too Large"), FetchError),
         (BadRequest("Chat not found"), BadRequest),
         (Forbidden("bot was blocked by the user"), Forbidden),

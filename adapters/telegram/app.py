@@ -23,7 +23,6 @@ import urllib.parse
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import httpx
 from aiohttp import web
 from telegram import (
     BotCommand,
@@ -51,7 +50,6 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
 
 from adapters.telegram.inbound import (
     ButtonOrigin,
@@ -65,8 +63,8 @@ from adapters.telegram.inbound import (
 )
 from adapters.telegram.limiter import SharedRateLimiter
 from adapters.telegram.outbound import TelegramOperatorChannel, TelegramReplier, retry_after_s
+from adapters.telegram.request import AiohttpRequest
 from adapters.telegram.settings import TelegramSettings
-from adapters.telegram.transport import CoalescingTransport
 from bot.caption import make_caption
 from bot.chat_settings import (
     OFFERED,
@@ -154,22 +152,28 @@ _SETTING = "set:"
 _ADMINS = frozenset({ChatMember.OWNER, ChatMember.ADMINISTRATOR})
 
 
-def _bot_api_request(timeout_s: float) -> HTTPXRequest:
-    """PTB's HTTP client for every call but getUpdates, its uploads written in large pieces
-    (adapters.telegram.transport). A slow answer is waited for: a call that timed out may have
-    been carried out and is never sent again (bot.retry), so the timeouts are long."""
-    return HTTPXRequest(
-        connection_pool_size=CONNECTIONS,
+def _bot_api_request(timeout_s: float) -> AiohttpRequest:
+    """PTB's HTTP client for every call but getUpdates (adapters.telegram.request). A slow
+    answer is waited for: a call that timed out may have been carried out and is never sent
+    again (bot.retry), so the timeouts are long."""
+    return AiohttpRequest(
+        connections=CONNECTIONS,
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=timeout_s,
         write_timeout=timeout_s,
         pool_timeout=POOL_TIMEOUT_S,
-        # With a transport of its own httpx leaves the client's limits aside: they go here.
-        httpx_kwargs={
-            "transport": CoalescingTransport(
-                httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=CONNECTIONS))
-            )
-        },
+    )
+
+
+def _get_updates_request() -> AiohttpRequest:
+    """The client for getUpdates: one connection, PTB's own timeouts for it (a long poll adds
+    its wait to the read timeout)."""
+    return AiohttpRequest(
+        connections=1,
+        connect_timeout=5.0,
+        read_timeout=5.0,
+        write_timeout=5.0,
+        pool_timeout=1.0,
     )
 
 
@@ -204,6 +208,7 @@ class TelegramAdapter:
             .base_url(f"{root}/bot")
             .base_file_url(f"{root}/file/bot")
             .request(_bot_api_request(settings.telegram_timeout_s))
+            .get_updates_request(_get_updates_request())
             # It keeps to Telegram's flood limits; retrying a 429 is the core's (bot.retry),
             # under one deadline with the other retries.
             .rate_limiter(SharedRateLimiter(send_limits))

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 from telegram import (
     Bot,
     InlineKeyboardButton,
@@ -25,7 +24,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from adapters.telegram.inbound import InlineOrigin, TelegramOrigin
-from adapters.telegram.transport import PIECE_BYTES
+from adapters.telegram.request import PIECE_BYTES, NotSent
 from bot.caption import caption_for, make_caption
 from bot.chat_settings import FailureStyle, OriginalMessage
 from bot.i18n import Catalogues
@@ -58,14 +57,6 @@ STATUS_TIMEOUT_S = 10.0
 # The reaction of a chat that chose reactions over replies for failures (one Telegram allows).
 FAILED_REACTION = "🤷"
 T = TypeVar("T")
-# httpx errors raised before the request went out whole: the Bot API cannot have acted on it.
-_NOT_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.WriteError,
-    httpx.WriteTimeout,
-)
 
 
 def _telegram(origin: Origin) -> TelegramOrigin:
@@ -125,7 +116,7 @@ def core_error(err: Exception) -> Exception:
         answered = isinstance(cause, TelegramError)
         if (
             answered
-            or isinstance(cause, _NOT_SENT)
+            or isinstance(cause, NotSent)
             or (cause is None and not isinstance(err, TimedOut))
         ):
             return Unavailable(str(err))
@@ -245,8 +236,8 @@ class TelegramReplier:
         async def send() -> Message:
             with contextlib.ExitStack() as files:
                 # Read while it is sent, not into memory first: a burst of uploads would
-                # otherwise hold every clip in memory at once. httpx reads 64 KiB at a time; a
-                # buffer of a transport piece makes that one system call per piece.
+                # otherwise hold every clip in memory at once. Read a piece at a time (request.py),
+                # through a buffer of one piece: one system call each.
                 video = InputFile(
                     files.enter_context(media.path.open("rb", buffering=PIECE_BYTES)),
                     filename=f"{media.info.clip_id or 'video'}.mp4",
