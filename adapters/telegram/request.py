@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import IO, Any
 
 import aiohttp
+import certifi
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
@@ -155,9 +157,15 @@ class AiohttpRequest(BaseRequest):
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
+            # As PTB's httpx client did: certifi's roots unless SSL_CERT_FILE names others, and
+            # the proxy of HTTPS_PROXY and its kin.
+            tls = ssl.create_default_context(
+                cafile=os.environ.get("SSL_CERT_FILE") or certifi.where()
+            )
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections, limit_per_host=0),
+                connector=aiohttp.TCPConnector(limit=self._connections, limit_per_host=0, ssl=tls),
                 headers={"User-Agent": self.USER_AGENT},
+                trust_env=True,
             )
 
     async def shutdown(self) -> None:
