@@ -106,6 +106,7 @@ async def receiver() -> AsyncIterator[web.AppRunner]:
             "declared": request.content_length,
             "fields": {},
             "user_agent": request.headers.get("User-Agent", ""),
+            "host": request.host,
         }
         if request.content_type == "multipart/form-data":
             # The standard library's MIME parser, not aiohttp's: a second opinion on the body.
@@ -150,17 +151,20 @@ async def test_an_upload_arrives_intact(
         assert "python-telegram-bot" in got["user_agent"]
 
 
-async def test_a_call_without_files_is_a_form(
-    receiver: web.AppRunner, client: AiohttpRequest
-) -> None:
-    data = RequestData(
+def small_call() -> RequestData:
+    return RequestData(
         [
             RequestParameter.from_input("chat_id", 5),
             RequestParameter.from_input("action", "upload_video"),
             RequestParameter.from_input("reply_parameters", {"message_id": 7}),
         ]
     )
-    got = await client.post(url_of(receiver, "sendChatAction"), data)
+
+
+async def test_a_call_without_files_is_a_form(
+    receiver: web.AppRunner, client: AiohttpRequest
+) -> None:
+    got = await client.post(url_of(receiver, "sendChatAction"), small_call())
     assert isinstance(got, dict)
     assert got["fields"] == {
         "chat_id": "5",
@@ -337,3 +341,44 @@ async def test_each_failure_tells_whether_the_bot_api_may_have_acted(tmp_path: P
         async with raw_server(hang_up) as url:
             # Asked in full, then the connection closed: it may have been acted on.
             assert isinstance(await caught(url, RequestData([]), new_client()), Unconfirmed)
+
+
+@pytest.fixture
+def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+async def test_the_environment_proxy_carries_the_calls(
+    receiver: web.AppRunner, clean_proxy_env: pytest.MonkeyPatch
+) -> None:
+    # The receiver stands in for a forward proxy: aiohttp routes an absolute-form request by
+    # its path and reports the host it was meant for.
+    clean_proxy_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{receiver.addresses[0][1]}")
+    request = new_client()
+    await request.initialize()
+    try:
+        got = await request.post("http://bot-api.invalid/botT/sendChatAction", small_call())
+    finally:
+        await request.shutdown()
+    assert isinstance(got, dict)
+    assert got["host"] == "bot-api.invalid"
+
+
+async def test_no_proxy_keeps_a_host_off_the_proxy(
+    receiver: web.AppRunner, clean_proxy_env: pytest.MonkeyPatch
+) -> None:
+    async with raw_server(lambda reader, writer: asyncio.sleep(0)) as gone:
+        pass  # a proxy nobody answers for: only a bypassed call goes through
+    clean_proxy_env.setenv("HTTP_PROXY", gone.removesuffix("/botT/sendVideo"))
+    clean_proxy_env.setenv("NO_PROXY", "127.0.0.1")
+    request = new_client()
+    await request.initialize()
+    try:
+        got = await request.post(url_of(receiver, "sendChatAction"), small_call())
+    finally:
+        await request.shutdown()
+    assert isinstance(got, dict)
+    assert got["host"].startswith("127.0.0.1")
