@@ -13,7 +13,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 
 from adapters.discord.outbound import core_error as discord_error
 from adapters.telegram.outbound import core_error as telegram_error
-from adapters.telegram.request import NotSent
+from adapters.telegram.request import MayHaveArrived, NotSent
 from bot.model import FetchError, Reason
 from bot.retry import Retrying, RetryPolicy, Unavailable, Unconfirmed
 
@@ -93,6 +93,7 @@ def _caused(err: Exception, cause: BaseException) -> Exception:
         (_caused(NetworkError("aiohttp.ClientConnectorError"), NotSent("refused")), Unavailable),
         (_caused(TimedOut(), NotSent("aiohttp.ConnectionTimeoutError")), Unavailable),
         (_caused(TimedOut(), TimeoutError("slow")), Unconfirmed),
+        (_caused(NetworkError("aiohttp.ClientOSError"), MayHaveArrived("reset")), Unconfirmed),
         (
             _caused(
                 NetworkError("aiohttp.ServerDisconnectedError"),

@@ -1,9 +1,10 @@
 """PTB's HTTP client for the Bot API, on aiohttp (already loaded for the webhook and /metrics).
 
-PTB's own HTTPXRequest goes through httpx, httpcore, anyio and h11: ~750 µs of CPU for a small
-call on this machine kind against ~250 µs for aiohttp (2000 calls each to a local server), and
-before each request httpcore asks every idle connection whether the server closed it, two system
-calls each. Each cached clip costs two calls (getUpdates and sendVideo), and each new one three.
+PTB's own HTTPXRequest goes through httpx, httpcore, anyio and h11: on this machine kind a small
+call costs it ~710 µs of CPU against ~230 µs here, a 1.1 MB upload ~3070 against ~740 µs
+(`python -m bench.bot_api_client`), and before each request httpcore asks every idle connection
+whether the server closed it, two system calls each. Each cached clip costs two calls
+(getUpdates and sendVideo), and each new one three.
 
 An upload is one body of our own (`MultipartUpload`): the fields and part headers rendered at
 once, and the file read on the loop in pieces of `PIECE_BYTES`, so a 1 MB video is five socket
@@ -36,6 +37,10 @@ PIECE_BYTES = 256 * 1024
 class NotSent(Exception):
     """Why a call failed before it went out whole: the Bot API cannot have acted on it (the
     `__cause__` of PTB's error, for adapters.telegram.outbound.core_error)."""
+
+
+class MayHaveArrived(Exception):
+    """Why a call failed once the Bot API may have had it whole (PTB's error's `__cause__`)."""
 
 
 # Failures before the request reached the server: no connection, or none free in time.
@@ -160,8 +165,7 @@ class AiohttpRequest(BaseRequest):
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
-            # As PTB's httpx client did: certifi's roots unless SSL_CERT_FILE names others, and
-            # the proxy of HTTPS_PROXY and its kin.
+            # As PTB's httpx client did: certifi's roots unless SSL_CERT_FILE names others.
             tls = ssl.create_default_context(
                 cafile=os.environ.get("SSL_CERT_FILE") or certifi.where()
             )
@@ -216,12 +220,14 @@ class AiohttpRequest(BaseRequest):
             ) as response:
                 return response.status, await response.read()
         except (TimeoutError, aiohttp.ClientError) as err:
-            what = f"aiohttp.{type(err).__name__}: {err}"
-            cause: BaseException = err
-            if isinstance(err, _NOT_CONNECTED) or (
+            # Some of aiohttp's errors name the URL, and its path holds the bot's token: the
+            # error is told in words without it, and not chained (a traceback would show it).
+            path = urllib.parse.urlsplit(url).path
+            what = f"aiohttp.{type(err).__name__}: {str(err).replace(path, '/...')}"
+            not_sent = isinstance(err, _NOT_CONNECTED) or (
                 isinstance(data, MultipartUpload) and not data.written
-            ):
-                cause = NotSent(what)
+            )
+            cause = NotSent(what) if not_sent else MayHaveArrived(what)
             if isinstance(err, TimeoutError):
                 raise TimedOut(f"Timed out ({what})") from cause
             raise NetworkError(what) from cause
