@@ -78,6 +78,20 @@ class Prepared:
     key: CacheKey | None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fetch:
+    """What a job fetches for its requesters: the link, and the form they asked for it in."""
+
+    link: Link
+    budget_bytes: int
+    slideshow: SlideshowMode | None
+    want: Want
+
+    @classmethod
+    def of(cls, link: Link, request: VideoRequest) -> Fetch:
+        return cls(link, request.budget_bytes, request.manner.slideshow, request.want)
+
+
 class Service:
     """Answers a request: its links fetched at once (within the pipeline's caps), answered in
     order."""
@@ -178,46 +192,30 @@ class Service:
     ) -> contextlib.AbstractAsyncContextManager[Flight[Prepared]]:
         """Everyone asking for the same clip in the same form at the same moment shares one
         job (`key` is the clip's cache key, None when its id is unknown)."""
-        platform = request.origin.platform
-        budget_bytes = request.budget_bytes
-        slideshow = request.manner.slideshow
-        want = request.want
+        fetch = Fetch.of(link, request)
 
         async def job(flight: Flight[Prepared]) -> None:
-            await self._job(link, key, budget_bytes, slideshow, want, flight)
+            await self._job(fetch, key, flight)
 
+        variant = self._pipeline.variant(fetch.slideshow)
         return self._flights.join(
-            key or (platform, link.url, budget_bytes, self._pipeline.variant(slideshow), want),
+            key or (request.origin.platform, link.url, fetch.budget_bytes, variant, fetch.want),
             job,
             self._metrics.joined,
         )
 
-    async def _job(
-        self,
-        link: Link,
-        key: CacheKey | None,
-        budget_bytes: int,
-        slideshow: SlideshowMode | None,
-        want: Want,
-        flight: Flight[Prepared],
-    ) -> None:
+    async def _job(self, fetch: Fetch, key: CacheKey | None, flight: Flight[Prepared]) -> None:
         """Always publishes an outcome: a job task that ends without one cancels its outcome,
         and its requesters would take that for their own cancellation."""
         try:
-            await self._fetch_once(link, key, budget_bytes, slideshow, want, flight)
+            await self._fetch_once(fetch, key, flight)
         except Exception:
             # E.g. a single-flight that is down: the link is told why, the worker goes on.
-            log.exception("job for %s failed", link.url)
+            log.exception("job for %s failed", fetch.link.url)
             flight.publish(Prepared(Reason.FAILED, key))
 
     async def _fetch_once(
-        self,
-        link: Link,
-        key: CacheKey | None,
-        budget_bytes: int,
-        slideshow: SlideshowMode | None,
-        want: Want,
-        flight: Flight[Prepared],
+        self, fetch: Fetch, key: CacheKey | None, flight: Flight[Prepared]
     ) -> None:
         """The clip fetched under the clip's hold across processes, which is kept until the
         first requester's upload has left its handle in the cache (the requester found no
@@ -229,9 +227,7 @@ class Service:
                 flight.publish(Prepared(known, key))
                 return
             flight.fetching.set()
-            outcome = await self._prepare(
-                link, budget_bytes, flight.workdir, slideshow, want, flight.progress.report
-            )
+            outcome = await self._prepare(fetch, flight.workdir, flight.progress.report)
             if isinstance(outcome, Reason):
                 await self._remember_failure(key, outcome)
             flight.publish(Prepared(outcome, key))
@@ -284,19 +280,14 @@ class Service:
         return hit
 
     async def _prepare(
-        self,
-        link: Link,
-        budget_bytes: int,
-        workdir: Path,
-        slideshow: SlideshowMode | None,
-        want: Want,
-        progress: Reporter | None = None,
+        self, fetch: Fetch, workdir: Path, progress: Reporter | None = None
     ) -> Outcome:
+        link, budget_bytes = fetch.link, fetch.budget_bytes
         try:
-            if want is Want.AUDIO:
+            if fetch.want is Want.AUDIO:
                 return await self._pipeline.sound(link, budget_bytes, workdir, progress=progress)
             return await self._pipeline.prepare(
-                link, budget_bytes, workdir, slideshow, progress=progress
+                link, budget_bytes, workdir, fetch.slideshow, progress=progress
             )
         except FetchError as err:
             log.info("link %s not fetched: %s", link.url, err)
@@ -389,9 +380,7 @@ class Service:
         """The clip fetched for this requester alone, its cached copy having been refused."""
         directory = Path(stack.enter_context(self._flights.job_dir()))
         key = self._cache_key(link, request.origin.platform, request)
-        outcome = await self._prepare(
-            link, request.budget_bytes, directory, request.manner.slideshow, request.want
-        )
+        outcome = await self._prepare(Fetch.of(link, request), directory)
         return Prepared(outcome, key)
 
     async def _answer(
