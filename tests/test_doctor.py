@@ -518,3 +518,16 @@ async def test_an_invalid_setting_exits_2_like_the_bot(tmp_path: Path) -> None:
     assert stderr.decode().startswith("Setting DOWNLOAD_TIMEOUT_S:")
     assert stdout == b""
     assert TOKEN not in stderr.decode()
+
+
+async def test_an_unreachable_bot_api_fails_in_one_line_without_the_token(
+    tmp_path: Path, index: FakePyPI, api: FakeBotApi, closed_port: int
+) -> None:
+    root = f"http://127.0.0.1:{closed_port}"
+    env = base_env(tmp_path, index, api, TELEGRAM_API_URL=root)
+    code, lines, stderr = await doctor(tmp_path, env)
+    assert code == 1
+    [line] = failed(lines)
+    assert line.startswith(f"FAIL  telegram {root} not reachable: NetworkError: "), line
+    assert "Cannot connect" in line, line
+    assert api.token not in "\n".join(lines) + stderr

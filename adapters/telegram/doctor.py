@@ -8,8 +8,8 @@ import os
 
 from telegram import Bot, ChatMember, ChatMemberAdministrator, ChatMemberOwner
 from telegram.error import InvalidToken, TelegramError
-from telegram.request import HTTPXRequest
 
+from adapters.telegram.request import AiohttpRequest
 from adapters.telegram.settings import TelegramSettings
 from bot.doctor import Check, error_text, fail, ok, one_line, skip, warn
 
@@ -67,8 +67,11 @@ async def telegram_checks(settings: TelegramSettings, timeout_s: float) -> list[
         await bot.shutdown()
 
 
-def _request(timeout_s: float) -> HTTPXRequest:
-    return HTTPXRequest(
+def _request(timeout_s: float) -> AiohttpRequest:
+    """The client the bot itself uses (its certificates and proxy), so a check that passes here
+    passes for the bot."""
+    return AiohttpRequest(
+        connections=4,
         connect_timeout=timeout_s,
         read_timeout=timeout_s,
         write_timeout=timeout_s,
