@@ -24,6 +24,7 @@ from bot.cobalt import CobaltDownloader
 from bot.codec import OriginCodec, RequestCodec
 from bot.cookies import check_cookies_file
 from bot.download import YtDlpDownloader
+from bot.download_process import DownloaderConfig, ProcessDownloader
 from bot.fit import FfmpegFitter
 from bot.i18n import Catalogues
 from bot.inline import InlineQueries
@@ -130,19 +131,26 @@ class Engine:
             short_links=lambda: self.short_links,
         )
         max_download_bytes = round(settings.max_download_mb * 1_000_000)
-        self.downloader = YtDlpDownloader(
-            proxies=self.proxies,
+        downloads = DownloaderConfig(
+            proxies=tuple(settings.proxies),
             verify_tls=settings.download_verify_tls,
             timeout_s=settings.download_timeout_s,
             ffmpeg_path=ffmpeg,
             threads=settings.max_concurrent_downloads,
             max_duration_s=settings.max_duration_s,
-            extractors=self.sites.ytdlp_extractors,
-            guard=HostGuard(resolver or SystemResolver()),
+            extractors=tuple(self.sites.ytdlp_extractors),
             max_bytes=max_download_bytes,
             retry_delay_s=settings.download_retry_delay_s,
             cookies=cookies,
+            log_level=settings.log_level,
         )
+        self.downloader: YtDlpDownloader | ProcessDownloader
+        if settings.download_process:
+            self.downloader = ProcessDownloader(downloads)
+        else:
+            self.downloader = downloads.build(
+                proxies=self.proxies, guard=HostGuard(resolver or SystemResolver())
+            )
         self.slideshows = GalleryDlSlideshows(
             proxies=self.proxies,
             verify_tls=settings.download_verify_tls,

@@ -41,6 +41,9 @@ class CoreSettings(BaseSettings):
     data_dir: Path = Path("data")
     log_level: str = "INFO"
     max_concurrent_downloads: int = Field(default=4, ge=1)
+    # yt-dlp in a child process of its own (bot.download_process): a burst of new clips uses a
+    # second core, for the child's memory. The SSRF guard there asks the system's DNS.
+    download_process: bool = False
     max_concurrent_encodes: int = Field(default=1, ge=1)
     max_duration_s: float = Field(default=600.0, gt=0)
     queue_size: int = Field(default=500, ge=1)

@@ -56,6 +56,43 @@ async def test_process_answers_a_link_and_stops_cleanly(
         assert list((tmp_path / "data" / "jobs").iterdir()) == []
 
 
+def children_running(parent: int, module: str) -> list[int]:
+    """The processes whose parent is `parent` and whose command line names `module`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"\nPPid:\t{parent}\n" in status and module.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_with_download_process_yt_dlp_runs_in_a_child_that_ends_with_the_bot(
+    tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
+) -> None:
+    async with FakeBotApi(token=TOKEN) as api:
+        env = serving_env(tmp_path, tiktok, telegram=api, DOWNLOAD_PROCESS="true")
+        process = await run_bot(tmp_path, env)
+        try:
+            api.inject_message(tiktok.post_url(POST, "dancer"))
+            [call] = await api.wait_for_call("sendVideo", timeout=60)
+            children = children_running(process.pid, "bot.download_process")
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, stderr.decode()
+        assert api.video_bytes(call) == h264_clip.path.read_bytes()
+        [child] = children
+        assert not Path(f"/proc/{child}").exists()
+        assert list((tmp_path / "data" / "jobs").iterdir()) == []
+
+
 async def test_a_rate_limited_upload_is_retried_and_logged_without_an_error(
     tiktok: TikTokStandIn, tmp_path: Path
 ) -> None:

@@ -1,0 +1,191 @@
+"""yt-dlp in a process of its own (DOWNLOAD_PROCESS): real yt-dlp in a real child process,
+through the TikTok stand-in's proxy; what the bot's threads would answer, the child answers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+
+from bot.download import SlideshowPost
+from bot.download_process import DownloaderConfig, ProcessDownloader, child_environment
+from bot.links import Link, parse_link
+from bot.model import FailureKind, FetchError, Reason
+from bot.progress import Progress, Stage
+from tests.standins.clips import Clip, make_image, make_music
+from tests.standins.tiktok import Fault, TikTokStandIn
+
+POST = "7450000000000000011"
+PHOTO = "7450000000000000012"
+PRIVATE = "7450000000000000013"
+BUDGET = 50_000_000
+
+
+@pytest.fixture
+async def tiktok(h264_clip: Clip, tmp_path: Path) -> AsyncIterator[TikTokStandIn]:
+    slides = (make_image(tmp_path / "slide.jpeg", width=360, height=480, seed=1),)
+    music = make_music(tmp_path / "music.mp3", duration=1.0)
+    async with TikTokStandIn() as tt:
+        tt.add_video(POST, h264_clip, author="dancer")
+        tt.add_photo_post(PHOTO, slides, music, author="painter")
+        tt.add_status(PRIVATE, 10216)
+        yield tt
+
+
+@pytest.fixture
+async def downloader(tiktok: TikTokStandIn) -> AsyncIterator[ProcessDownloader]:
+    config = DownloaderConfig(
+        proxies=(tiktok.proxy_url,),
+        verify_tls=False,
+        timeout_s=20,
+        ffmpeg_path=imageio_ffmpeg.get_ffmpeg_exe(),
+        threads=2,
+        max_duration_s=600,
+        extractors=("tiktok",),
+        max_bytes=100_000_000,
+        retry_delay_s=0.01,
+        cookies=None,
+    )
+    process = ProcessDownloader(config)
+    try:
+        yield process
+    finally:
+        await asyncio.to_thread(process.close)
+
+
+def link(tiktok: TikTokStandIn, post: str) -> Link:
+    found = parse_link(tiktok.post_url(post, "dancer"))
+    assert found is not None
+    return found
+
+
+def workdir(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    path.mkdir()
+    return path
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_a_clip_arrives_from_the_child_with_its_facts_and_progress(
+    downloader: ProcessDownloader, tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
+) -> None:
+    heard: list[Progress] = []
+    into = workdir(tmp_path, "job")
+
+    download = await downloader.fetch(link(tiktok, POST), into, BUDGET, progress=heard.append)
+
+    assert downloader.pid is not None
+    assert downloader.pid != os.getpid()
+    assert download.path.parent == into
+    assert download.path.read_bytes() == h264_clip.path.read_bytes()
+    assert (download.info.clip_id, download.info.author) == (POST, "dancer")
+    assert heard
+    assert heard[-1] == Progress(Stage.DOWNLOADING, 1.0)
+
+
+async def test_failures_come_back_with_their_reason_kind_and_class(
+    downloader: ProcessDownloader, tiktok: TikTokStandIn, tmp_path: Path
+) -> None:
+    with pytest.raises(FetchError) as private:
+        await downloader.fetch(link(tiktok, PRIVATE), workdir(tmp_path, "a"), BUDGET)
+    with pytest.raises(SlideshowPost):
+        await downloader.fetch(link(tiktok, PHOTO), workdir(tmp_path, "b"), BUDGET)
+    tiktok.inject(Fault.BLOCKED_IP, post_id=POST, times=None)
+    with pytest.raises(FetchError) as blocked:
+        await downloader.fetch(link(tiktok, POST), workdir(tmp_path, "c"), BUDGET)
+    tiktok.clear_faults()
+    with pytest.raises(FetchError) as too_large:
+        await downloader.fetch(link(tiktok, POST), workdir(tmp_path, "d"), 1_000)
+
+    assert private.value.reason is Reason.PRIVATE
+    # As the threads answer it (tests/test_ways_in.py): one proxy, refused for good.
+    assert (blocked.value.reason, blocked.value.kind) == (Reason.REMOVED, FailureKind.BLOCKED_IP)
+    assert too_large.value.reason is Reason.TOO_LARGE
+
+
+async def test_a_child_that_dies_fails_its_fetch_and_the_next_fetch_starts_another(
+    downloader: ProcessDownloader, tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
+) -> None:
+    await downloader.warm_up()
+    first = downloader.pid
+    assert first is not None
+    tiktok.inject(Fault.MEDIA_STALL, post_id=POST)
+    into = workdir(tmp_path, "a")
+    stalled = asyncio.create_task(downloader.fetch(link(tiktok, POST), into, BUDGET))
+    await tiktok.wait_for_media_request()
+
+    os.kill(first, signal.SIGKILL)
+    with pytest.raises(FetchError) as died:
+        await asyncio.wait_for(stalled, 10)
+    download = await downloader.fetch(link(tiktok, POST), workdir(tmp_path, "b"), BUDGET)
+
+    assert died.value.reason is Reason.FAILED
+    assert download.path.read_bytes() == h264_clip.path.read_bytes()
+    assert downloader.pid not in (None, first)
+
+
+async def test_a_cancelled_fetch_stops_its_job_in_the_child_and_the_child_serves_on(
+    downloader: ProcessDownloader, tiktok: TikTokStandIn, tmp_path: Path
+) -> None:
+    await downloader.warm_up()
+    child = downloader.pid
+    into = workdir(tmp_path, "job")
+    tiktok.inject(Fault.MEDIA_STALL, post_id=POST)
+    stalled = asyncio.create_task(downloader.fetch(link(tiktok, POST), into, BUDGET))
+    await tiktok.wait_for_media_request()
+
+    stalled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stalled
+    left = {path.name: path.stat().st_size for path in into.iterdir()}
+    await asyncio.sleep(0.5)
+    again = await downloader.fetch(link(tiktok, POST), workdir(tmp_path, "again"), BUDGET)
+
+    # Nothing was written after the fetch returned, and the same child serves on.
+    assert {path.name: path.stat().st_size for path in into.iterdir()} == left
+    assert again.path.exists()
+    assert downloader.pid == child
+
+
+async def test_close_ends_the_child_and_the_child_holds_no_secret(
+    downloader: ProcessDownloader, tiktok: TikTokStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:child-must-not-see")
+    monkeypatch.setenv("REDIS_URL", "redis://:password@localhost:1/0")
+    await downloader.warm_up()
+    child = downloader.pid
+    assert child is not None
+    environ = Path(f"/proc/{child}/environ").read_bytes()
+
+    await asyncio.to_thread(downloader.close)
+
+    assert b"child-must-not-see" not in environ
+    assert b"password" not in environ
+    assert b"MALLOC_ARENA_MAX=1" in environ
+    assert not alive(child)
+
+
+def test_the_child_environment_drops_every_secret_setting() -> None:
+    environ = {
+        "PATH": "/usr/bin",
+        "TELEGRAM_BOT_TOKEN": "t",
+        "DISCORD_BOT_TOKEN": "d",
+        "TELEGRAM_WEBHOOK_SECRET": "s",
+        "COBALT_API_KEY": "k",
+        "REDIS_URL": "redis://:p@h/0",
+        "MALLOC_ARENA_MAX": "2",
+    }
+
+    assert child_environment(environ) == {"PATH": "/usr/bin", "MALLOC_ARENA_MAX": "2"}
