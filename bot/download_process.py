@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 START_S = 60.0
 ANSWER_S = 15.0
 STOP_S = 10.0
+# How long the child, told to end, waits for its cancelled jobs (as Engine.stop does).
+STUCK_S = 1.5
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -306,7 +308,8 @@ async def _serve(config: DownloaderConfig, frames_in: IO[bytes], frames_out: IO[
 
     def send(frame: object) -> None:
         data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
-        with write_lock:
+        # The bot may be gone already (it ended, or was killed): nobody is left to tell.
+        with write_lock, contextlib.suppress(OSError, ValueError):
             frames_out.write(data)
             frames_out.flush()
 
@@ -367,7 +370,15 @@ async def _serve(config: DownloaderConfig, frames_in: IO[bytes], frames_out: IO[
             task.cancel()
         await asyncio.gather(*jobs.values(), return_exceptions=True)
     finally:
-        await asyncio.to_thread(downloader.close)
+        closing = asyncio.ensure_future(asyncio.to_thread(downloader.close))
+        await asyncio.wait([closing], timeout=STUCK_S)
+        if not closing.done():
+            # A yt-dlp thread in a network read cannot be interrupted, and would keep this
+            # process (and the bot's stderr, which it shares) for its socket timeouts; the bot
+            # removes the job's files itself (Engine.stop).
+            log.warning("ending without waiting for a blocked download thread")
+            logging.shutdown()
+            os._exit(0)
 
 
 def main() -> int:

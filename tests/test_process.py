@@ -126,10 +126,11 @@ async def test_without_any_token_it_names_the_settings_and_exits_2(tmp_path: Pat
     assert ".env.example" in stderr.decode()
 
 
+@pytest.mark.parametrize("download_process", ["false", "true"])
 async def test_fetch_writes_a_playable_mp4(
-    tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
+    tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path, download_process: str
 ) -> None:
-    env = serving_env(tmp_path, tiktok)
+    env = serving_env(tmp_path, tiktok, DOWNLOAD_PROCESS=download_process)
     out = tmp_path / "clip.mp4"
     process = await run_bot(
         tmp_path, env, "fetch", "https://vm.tiktok.com/ZMshort1/", "-o", str(out)

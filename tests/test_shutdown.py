@@ -62,11 +62,19 @@ async def bot_process(
 
 @contextlib.asynccontextmanager
 async def downloading(
-    tiktok: TikTokStandIn, tmp_path: Path, api: FakeBotApi, *, grace_s: int, chat_id: int
+    tiktok: TikTokStandIn,
+    tmp_path: Path,
+    api: FakeBotApi,
+    *,
+    grace_s: int,
+    chat_id: int,
+    download_process: str = "false",
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """The bot as a process with SHUTDOWN_GRACE_S=`grace_s`, once a link sent from `chat_id` is
-    being downloaded."""
-    env = telegram_env(tmp_path, api, tiktok, SHUTDOWN_GRACE_S=str(grace_s))
+    being downloaded (by yt-dlp in a process of its own with `download_process`)."""
+    env = telegram_env(
+        tmp_path, api, tiktok, SHUTDOWN_GRACE_S=str(grace_s), DOWNLOAD_PROCESS=download_process
+    )
     async with bot_process(tmp_path, env) as process:
         api.inject_message(link(POSTS[0]), chat_id=chat_id)
         await tiktok.wait_for_media_request(within_s=60)
@@ -110,13 +118,16 @@ async def test_sigterm_lets_a_running_job_finish_and_exits_0(
     assert TOKEN not in logs
 
 
+@pytest.mark.parametrize("download_process", ["false", "true"])
 async def test_sigterm_tells_a_job_past_the_grace_once_and_exits_0(
-    tiktok: TikTokStandIn, tmp_path: Path
+    tiktok: TikTokStandIn, tmp_path: Path, download_process: str
 ) -> None:
     tiktok.media_delay_s = 30.0
     async with (
         FakeBotApi(token=TOKEN) as api,
-        downloading(tiktok, tmp_path, api, grace_s=1, chat_id=12) as process,
+        downloading(
+            tiktok, tmp_path, api, grace_s=1, chat_id=12, download_process=download_process
+        ) as process,
     ):
         code, logs, took = await stop(process, within_s=1 + EXIT_MARGIN_S)
     assert code == 0, logs
