@@ -27,7 +27,8 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
-from bot.fit import EncodePlan, FfmpegFitter, audio_args, video_args
+from bot.encode_plan import EncodePlan
+from bot.fit import FfmpegFitter, audio_args, video_args
 from bot.media import probe
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()

@@ -13,14 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import av
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
 from bot.cookies import load_cookie_jar
-from bot.fit import plan_encode
+from bot.encode_plan import plan_encode
 from bot.links import Link, LinkKind
-from bot.media import mp4_header
 from bot.model import ClipInfo, Download, FailureKind, FetchError, Reason
+from bot.mp4 import mp4_header
 from bot.netguard import GuardedYoutubeDL, HostGuard, RequestRefused
 from bot.progress import Progress, Reporter, Stage
 from bot.proxies import ProxyPool, ProxyRoute
@@ -409,6 +408,9 @@ def _duration_of(path: Path) -> float | None:
         return None
     if header is not None and (header.duration is not None or not header.found):
         return header.duration
+    # Imported here: the download process (bot.download_process) does without PyAV otherwise.
+    import av
+
     try:
         with av.open(str(path)) as container:
             if container.duration:

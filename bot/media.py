@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import av
 
 from bot.model import Album, Audio, ClipInfo, FetchError, Reason
+from bot.mp4 import read_boxes
 from bot.progress import Progress, Reporter, Stage
 
 log = logging.getLogger(__name__)
@@ -47,84 +47,11 @@ class Probe:
         )
 
 
-def _boxes(f: BinaryIO, end: int | None) -> Iterator[tuple[bytes, int, int]]:
-    """The mp4 boxes from the file's position up to `end` (None: the end of the file), each
-    as (type, where its body starts, its body's length or -1 when it runs to the end)."""
-    while end is None or f.tell() + 8 <= end:
-        header = f.read(8)
-        if len(header) < 8:
-            return
-        size, kind = struct.unpack(">I4s", header)
-        header_size = 8
-        if size == 1:
-            large = f.read(8)
-            if len(large) < 8:
-                return
-            size, header_size = struct.unpack(">Q", large)[0], 16
-        start = f.tell()
-        if size == 0:
-            yield kind, start, -1
-            return
-        if size < header_size:
-            return
-        yield kind, start, size - header_size
-        f.seek(start + size - header_size)
-
-
-@dataclass(frozen=True)
-class Mp4Header:
-    """What an mp4's movie header (moov/mvhd) says, as far as the file has arrived."""
-
-    # The movie header is in the file (so far).
-    found: bool
-    # The length it states; None when it states none (a fragmented file) or is not there.
-    duration: float | None
-
-
-def mp4_header(path: Path) -> Mp4Header | None:
-    """The movie header read from the file's boxes, also of a file still arriving (boxes past
-    its end are not there yet); None when the file is no mp4 (its first box is no ftyp)."""
-    with path.open("rb") as f:
-        boxes = _boxes(f, None)
-        first = next(boxes, None)
-        if first is None or first[0] != b"ftyp":
-            return None
-        for kind, start, length in boxes:
-            if kind != b"moov":
-                continue
-            end = None if length < 0 else start + length
-            for inner, body, _ in _boxes(f, end):
-                if inner == b"mvhd":
-                    return Mp4Header(found=True, duration=_mvhd_duration(f, body))
-            return Mp4Header(found=False, duration=None)
-    return Mp4Header(found=False, duration=None)
-
-
-def _mvhd_duration(f: BinaryIO, body: int) -> float | None:
-    """The length in the mvhd box whose body starts at `body` (ISO 14496-12 8.2.2)."""
-    f.seek(body)
-    version = f.read(1)
-    # version and flags, then creation and modification times (4 bytes each, 8 in version 1)
-    f.seek(body + (20 if version == b"\x01" else 12))
-    fields = f.read(12 if version == b"\x01" else 8)
-    if version == b"\x01" and len(fields) == 12:
-        timescale, duration = struct.unpack(">IQ", fields)
-        unknown = 0xFFFFFFFFFFFFFFFF
-    elif version == b"\x00" and len(fields) == 8:
-        timescale, duration = struct.unpack(">II", fields)
-        unknown = 0xFFFFFFFF
-    else:
-        return None
-    if not timescale or not duration or duration == unknown:
-        return None
-    return float(duration / timescale)
-
-
 def _index_first(path: Path) -> bool | None:
     """Whether an mp4's index (moov) comes before its media (mdat), so clients can play while
     downloading; None when the file is no mp4 (its first box is no ftyp)."""
     with path.open("rb") as f:
-        boxes = _boxes(f, None)
+        boxes = read_boxes(f, None)
         first = next(boxes, None)
         if first is None or first[0] != b"ftyp":
             return None

@@ -13,7 +13,8 @@ from typing import Any
 import imageio_ffmpeg
 import pytest
 
-from bot.fit import EncodePlan, FfmpegFitter, container_overhead, plan_encode
+from bot.encode_plan import EncodePlan, container_overhead, plan_encode
+from bot.fit import FfmpegFitter
 from bot.media import Probe, probe
 from bot.model import FetchError, Reason
 

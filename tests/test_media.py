@@ -10,8 +10,9 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
-from bot.media import FfmpegMedia, Mp4Header, mp4_header, probe, probe_with_thumbnail
+from bot.media import FfmpegMedia, probe, probe_with_thumbnail
 from bot.model import FetchError, Reason
+from bot.mp4 import Mp4Header, mp4_header
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
