@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.i18n import N_
-from bot.settings import SlideshowMode
+
+
+class SlideshowMode(enum.Enum):
+    """How a TikTok photo post is sent: its photos and music as they are, or made into a video."""
+
+    ALBUM = "album"
+    VIDEO = "video"
 
 
 def chat_key(platform: str, chat: int | str) -> str:

@@ -14,10 +14,9 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from bot.chat_settings import CaptionStyle, FailureStyle, OriginalMessage
+from bot.chat_settings import CaptionStyle, FailureStyle, OriginalMessage, SlideshowMode
 from bot.links import Link, LinkKind
 from bot.model import Manner, Origin, Sender, VideoRequest, Want
-from bot.settings import SlideshowMode
 
 # Bumped when the JSON of a request changes shape; a reader refuses versions it does not know.
 # Version 1 (before chats had settings) is still read: its requests are answered by default.

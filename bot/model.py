@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bot.chat_settings import CaptionStyle, FailureStyle, OriginalMessage
+from bot.chat_settings import CaptionStyle, FailureStyle, OriginalMessage, SlideshowMode
 from bot.i18n import N_
 from bot.links import Link
-from bot.settings import SlideshowMode
 
 
 class Origin(Protocol):

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from bot.breakage import BreakageWatch
+from bot.chat_settings import SlideshowMode
 from bot.download import SlideshowPost
 from bot.fit import FfmpegFitter
 from bot.links import Link, LinkKind
@@ -22,7 +23,6 @@ from bot.metrics import Metrics
 from bot.model import Album, Audio, ClipInfo, Download, FetchError, Media, Reason
 from bot.ports import Downloader, SecondPath, SlideshowFetcher
 from bot.progress import Reporter
-from bot.settings import SlideshowMode
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bot.chat_settings import ChatSettings
+from bot.chat_settings import ChatSettings, SlideshowMode
 from bot.links import Link
 from bot.model import (
     Album,
@@ -30,7 +30,6 @@ from bot.model import (
     VideoRequest,
 )
 from bot.progress import Progress, Reporter
-from bot.settings import SlideshowMode
 
 # Tools: where bytes come from and how they are sent.
 

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bot.chat_settings import SlideshowMode
 from bot.flights import Flight, Flights
 from bot.links import Link, LinkKind
 from bot.metrics import Metrics
@@ -50,7 +51,6 @@ from bot.ports import (
 )
 from bot.progress import Progress, Reporter, Stage
 from bot.retry import Unconfirmed
-from bot.settings import SlideshowMode
 from bot.status import StatusLine
 from bot.trending import TrendingBoard
 

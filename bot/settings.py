@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import urllib.parse
 from pathlib import Path
 from typing import Annotated
@@ -10,18 +9,13 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.chat_settings import SlideshowMode
+
 # One public video and one photo post from yt-dlp's and gallery-dl's own TikTok tests.
 DEFAULT_CANARY_URLS = (
     "https://www.tiktok.com/@leenabhushan/video/6748451240264420610",
     "https://www.tiktok.com/@chillezy/photo/7240568259186019630",
 )
-
-
-class SlideshowMode(enum.Enum):
-    """How a TikTok photo post is sent: its photos and music as they are, or made into a video."""
-
-    ALBUM = "album"
-    VIDEO = "video"
 
 
 class CoreSettings(BaseSettings):

@@ -20,10 +20,10 @@ from bot.chat_settings import (
     CaptionStyle,
     ChatSettings,
     OriginalMessage,
+    SlideshowMode,
     chat_key,
     server_key,
 )
-from bot.settings import SlideshowMode
 from tests.harness import jobs_done, link, running_bot, tiktok_serving
 from tests.standins.clips import Clip
 from tests.standins.discord_api import DEFAULT_USER_ID, FakeDiscord

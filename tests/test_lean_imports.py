@@ -99,3 +99,29 @@ async def test_httpcore_tells_its_event_loop_without_searching_for_a_module() ->
     finally:
         sys.meta_path.remove(spy)
     assert spy.looked_for == []
+
+
+def test_the_download_process_carries_yt_dlp_but_no_media_platform_or_settings_library(
+    tmp_path: Path,
+) -> None:
+    """What `python -m bot.download_process` imports before it reads its first frame: each of
+    these would be memory the child holds twice, beside the bot's copy."""
+    kept_out = ("av", "telegram", "discord", "aiohttp", "httpx", "pydantic", "pydantic_settings")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, bot.download_process; "
+            "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))",
+        ],
+        cwd=tmp_path,
+        env=bot_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    imported = set(json.loads(done.stdout))
+    assert "yt_dlp" in imported
+    assert sorted(imported & set(kept_out)) == []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.chat_settings import SlideshowMode
 from bot.links import Link
 from bot.model import (
     Album,
@@ -28,7 +29,6 @@ from bot.model import (
 )
 from bot.progress import Progress, Reporter
 from bot.service import Service
-from bot.settings import SlideshowMode
 from bot.sites import SiteCatalog
 from bot.stores.sqlite_cache import SqliteCache
 

@@ -9,10 +9,15 @@ from pathlib import Path
 import pytest
 
 from adapters.runtime import Reshare
-from bot.chat_settings import CaptionStyle, ChatSettings, FailureStyle, OriginalMessage
+from bot.chat_settings import (
+    CaptionStyle,
+    ChatSettings,
+    FailureStyle,
+    OriginalMessage,
+    SlideshowMode,
+)
 from bot.intake import Answer
 from bot.model import Reason
-from bot.settings import SlideshowMode
 from tests.harness import jobs_done, link, running_bot
 from tests.standins.clips import Clip, make_image
 from tests.standins.telegram_api import FakeBotApi

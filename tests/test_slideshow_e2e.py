@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.chat_settings import SlideshowMode
 from bot.media import probe
 from bot.model import Reason
-from bot.settings import SlideshowMode
 from tests.harness import is_status, running_bot, until
 from tests.standins.clips import make_image, make_music
 from tests.standins.discord_api import FakeDiscord

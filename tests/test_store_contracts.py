@@ -18,6 +18,7 @@ from bot.chat_settings import (
     ChatSettings,
     FailureStyle,
     OriginalMessage,
+    SlideshowMode,
 )
 from bot.codec import DataclassCodec, RequestCodec
 from bot.links import Link, LinkKind
@@ -46,7 +47,6 @@ from bot.ports import (
     Verdict,
 )
 from bot.queue import AsyncioJobQueue
-from bot.settings import SlideshowMode
 from bot.stores.media_files import FileMediaStore
 from bot.stores.memory_flights import MemoryFlights
 from bot.stores.memory_health import MemoryFailedLinks, MemoryFetchHealth
