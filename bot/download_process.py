@@ -3,7 +3,7 @@
 In one process the event loop, the probe and the yt-dlp threads take turns on one GIL: a burst
 of new clips keeps about one of the machine's cores busy, whatever the number of download
 threads. Here a child process runs the same `YtDlpDownloader`, so yt-dlp's Python runs on
-another core (bench.boundary: the burst of 20 in about 0.6x the time). The child costs memory
+another core (bench.boundary: the burst of 20 in about 0.75x the time). The child costs memory
 of its own (README, Performance), which is why it is not the default.
 
 The two processes speak in pickled tuples over the child's stdin and stdout; both ends are
