@@ -109,6 +109,11 @@ def _error(frame: tuple[Any, ...]) -> FetchError:
     return FetchError(Reason[reason], detail, FailureKind[kind] if kind is not None else None)
 
 
+def _retrieved(answer: asyncio.Future[Download]) -> None:
+    if not answer.cancelled():
+        answer.exception()
+
+
 @dataclasses.dataclass(slots=True)
 class _Pending:
     answer: asyncio.Future[Download]
@@ -213,6 +218,8 @@ class _Child:
             raise FetchError(Reason.FAILED, "the download process ended")
         job = next(self._jobs)
         answer: asyncio.Future[Download] = self._loop.create_future()
+        # Its failure is raised to the caller, or (the caller cancelled) nobody wants it.
+        answer.add_done_callback(_retrieved)
         self._pending[job] = _Pending(answer, progress)
         try:
             self._send(("fetch", job, link, workdir, budget_bytes, progress is not None))
@@ -221,13 +228,13 @@ class _Child:
             except TimeoutError:
                 raise FetchError(Reason.TIMED_OUT, f"no answer in {wait_s:.0f} s") from None
         finally:
-            if not answer.done():
-                # Cancelled or timed out: until the child has answered, its thread may still
-                # write into `workdir`, which the caller removes next.
-                await asyncio.shield(self._stop_job(job, answer))
-            if not answer.cancelled():
-                answer.exception()
-            del self._pending[job]
+            try:
+                if not answer.done():
+                    # Cancelled or timed out: until the child has answered, its thread may
+                    # still write into `workdir`, which the caller removes next.
+                    await asyncio.shield(self._stop_job(job, answer))
+            finally:
+                self._pending.pop(job, None)
 
     async def _stop_job(self, job: int, answer: asyncio.Future[Download]) -> None:
         with contextlib.suppress(FetchError):
