@@ -461,12 +461,17 @@ async def test_a_silent_proxy_does_not_hang_the_doctor(
     assert failed(lines) == [f"FAIL  proxy http://127.0.0.1:{port} gave no answer within 5 s"]
 
 
+@pytest.mark.parametrize("download_process", ["false", "true"])
 async def test_a_failing_canary_says_what_yt_dlp_said_and_how_long_it_took(
-    tmp_path: Path, index: FakePyPI, api: FakeBotApi, tiktok: TikTokStandIn
+    tmp_path: Path, index: FakePyPI, api: FakeBotApi, tiktok: TikTokStandIn, download_process: str
 ) -> None:
     tiktok.inject(Fault.CHALLENGE, post_id=CHALLENGED, times=None)
     env = base_env(
-        tmp_path, index, api, **fetching_env(tiktok, post_url(CHALLENGED), post_url(PRIVATE))
+        tmp_path,
+        index,
+        api,
+        DOWNLOAD_PROCESS=download_process,
+        **fetching_env(tiktok, post_url(CHALLENGED), post_url(PRIVATE)),
     )
     code, lines, _ = await doctor(tmp_path, env)
     assert code == 1
