@@ -45,6 +45,8 @@ ANSWER_S = 15.0
 STOP_S = 10.0
 # How long the child, told to end, waits for its cancelled jobs (as Engine.stop does).
 STUCK_S = 1.5
+# What a fetch the child could not answer fails with.
+ENDED = "the download process ended"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -204,7 +206,7 @@ class _Child:
 
     def _on_end(self) -> None:
         self.ended = True
-        gone = FetchError(Reason.FAILED, "the download process ended")
+        gone = FetchError(Reason.FAILED, ENDED)
         if not self.ready.done():
             self.ready.set_exception(gone)
         for pending in self._pending.values():
@@ -215,7 +217,7 @@ class _Child:
         self, link: Link, workdir: Path, budget_bytes: int, progress: Reporter | None, wait_s: float
     ) -> Download:
         if self.ended:
-            raise FetchError(Reason.FAILED, "the download process ended")
+            raise FetchError(Reason.FAILED, ENDED)
         job = next(self._jobs)
         answer: asyncio.Future[Download] = self._loop.create_future()
         # Its failure is raised to the caller, or (the caller cancelled) nobody wants it.
@@ -244,7 +246,7 @@ class _Child:
             log.warning("the download process did not stop job %d in %.0f s: killed", job, ANSWER_S)
             await asyncio.to_thread(self.stop, kill=True)
         if not answer.done():
-            answer.set_exception(FetchError(Reason.FAILED, "the download process ended"))
+            answer.set_exception(FetchError(Reason.FAILED, ENDED))
 
     def stop(self, *, kill: bool = False) -> None:
         """End the child: it cancels its jobs and closes its YoutubeDLs (or is killed)."""
@@ -262,7 +264,7 @@ class _Child:
         self._reader.join(timeout=STOP_S)
         for stream in (self._process.stdin, self._process.stdout):
             if stream is not None:
-                with contextlib.suppress(OSError, ValueError), self._write_lock:
+                with contextlib.suppress(OSError, ValueError):
                     stream.close()
 
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import av
 
 from bot.model import Album, Audio, ClipInfo, FetchError, Reason
-from bot.mp4 import read_boxes
+from bot.mp4 import boxes_after_ftyp
 from bot.progress import Progress, Reporter, Stage
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,8 @@ def _index_first(path: Path) -> bool | None:
     """Whether an mp4's index (moov) comes before its media (mdat), so clients can play while
     downloading; None when the file is no mp4 (its first box is no ftyp)."""
     with path.open("rb") as f:
-        boxes = read_boxes(f, None)
-        first = next(boxes, None)
-        if first is None or first[0] != b"ftyp":
+        boxes = boxes_after_ftyp(f)
+        if boxes is None:
             return None
         for kind, _, _ in boxes:
             if kind in (b"moov", b"mdat"):

@@ -46,13 +46,20 @@ class Mp4Header:
     duration: float | None
 
 
+def boxes_after_ftyp(f: BinaryIO) -> Iterator[tuple[bytes, int, int]] | None:
+    """The top-level boxes after the file's first, which an mp4's is (ftyp); None when it is
+    not (the file is no mp4)."""
+    boxes = read_boxes(f, None)
+    first = next(boxes, None)
+    return boxes if first is not None and first[0] == b"ftyp" else None
+
+
 def mp4_header(path: Path) -> Mp4Header | None:
     """The movie header read from the file's boxes, also of a file still arriving (boxes past
     its end are not there yet); None when the file is no mp4 (its first box is no ftyp)."""
     with path.open("rb") as f:
-        boxes = read_boxes(f, None)
-        first = next(boxes, None)
-        if first is None or first[0] != b"ftyp":
+        boxes = boxes_after_ftyp(f)
+        if boxes is None:
             return None
         for kind, start, length in boxes:
             if kind != b"moov":
