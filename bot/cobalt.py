@@ -25,10 +25,10 @@ from typing import Any
 
 import httpx
 
-from bot.download import read_timeout_s
 from bot.links import Link, LinkKind
 from bot.model import Album, ClipInfo, Download, FailureKind, FetchError, Reason
-from bot.netguard import HostGuard, RequestRefused, literal_address
+from bot.netguard import AddressRefused, HostGuard, literal_address
+from bot.proxies import read_timeout_s
 
 __all__ = ["CobaltDownloader"]
 
@@ -372,7 +372,7 @@ class CobaltDownloader:
             if self._proxy is not None or literal_address(url.host) is not None:
                 return self._direct.build_request("GET", url)
             address = await asyncio.to_thread(self._guard.address_for, url.host)
-        except RequestRefused as err:
+        except AddressRefused as err:
             raise FetchError(err.reason, str(err)) from None
         except OSError as err:
             raise FetchError(Reason.FAILED, f"cobalt's redirect: {err}") from None

@@ -12,8 +12,10 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from yt_dlp.cookies import YoutubeDLCookieJar
+if TYPE_CHECKING:
+    from yt_dlp.cookies import YoutubeDLCookieJar
 
 # What yt-dlp's YoutubeDLCookieJar (through http.cookiejar.MozillaCookieJar) accepts.
 _MAGIC = re.compile(r"#( Netscape)? HTTP Cookie File")
@@ -79,6 +81,8 @@ def check_cookies_file(path: Path) -> CookieFileInfo:
 def load_cookie_jar(path: Path) -> YoutubeDLCookieJar:
     """The cookies of a file `check_cookies_file` accepted, in a jar that knows no file name
     (so saving it can never overwrite the file)."""
+    from yt_dlp.cookies import YoutubeDLCookieJar  # only where yt-dlp runs
+
     check_cookies_file(path)
     jar = YoutubeDLCookieJar(str(path))
     jar.load()

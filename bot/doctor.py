@@ -29,7 +29,6 @@ from typing import Any
 
 import httpx
 import imageio_ffmpeg
-import yt_dlp
 
 from bot.cookies import CookiesFileError, check_cookies_file
 from bot.engine import Engine
@@ -371,6 +370,11 @@ def _where(url: str) -> str:
 async def check_impersonation() -> Check:
     """curl_cffi is there, so yt-dlp can fetch TikTok's pages looking like Chrome."""
     name = "impersonation"
+    # Imported on the loop's thread, not in the worker thread below: the canaries' engine may
+    # import yt-dlp at the same time, and a second importer finds it half-initialised. Not at
+    # the top: a bot whose yt-dlp runs in bot.download_process does not carry it.
+    import yt_dlp  # noqa: F401
+
     targets = await asyncio.to_thread(_impersonate_targets)
     fix = "run " + _update_command().replace(" gallery-dl", "")
     if not targets:
@@ -391,6 +395,8 @@ async def check_impersonation() -> Check:
 def _impersonate_targets() -> list[str]:
     """yt-dlp's impersonation targets, best first: what a page request with `impersonate=True`
     (TikTok's) resolves to comes first."""
+    import yt_dlp
+
     with yt_dlp.YoutubeDL({"quiet": True, "no_warnings": True}) as ydl:
         return [str(target) for target, _ in ydl._get_available_impersonate_targets()]
 

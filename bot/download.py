@@ -17,12 +17,13 @@ from yt_dlp.utils import DownloadCancelled, DownloadError
 
 from bot.cookies import load_cookie_jar
 from bot.encode_plan import plan_encode
+from bot.guarded_ytdlp import GuardedYoutubeDL, RequestRefused
 from bot.links import Link, LinkKind
-from bot.model import ClipInfo, Download, FailureKind, FetchError, Reason
+from bot.model import ClipInfo, Download, FailureKind, FetchError, Reason, SlideshowPost
 from bot.mp4 import mp4_header
-from bot.netguard import GuardedYoutubeDL, HostGuard, RequestRefused
+from bot.netguard import HostGuard
 from bot.progress import Progress, Reporter, Stage
-from bot.proxies import ProxyPool, ProxyRoute
+from bot.proxies import ProxyPool, ProxyRoute, read_timeout_s
 from bot.ytdlp_errors import is_transient, kind_for_error, reason_for_error
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,6 @@ _WARM_UP_WAIT_S = 30.0
 _SELECTORS_KEPT = 8
 # Refusals of the address a request came from: another proxy may get past them.
 _REFUSALS = frozenset({FailureKind.CHALLENGE, FailureKind.BLOCKED_IP})
-
-
-def read_timeout_s(timeout_s: float) -> float:
-    """How long one read may stay silent in a job of `timeout_s`: a silent server is given up
-    on, and tried again, well within the deadline."""
-    return min(10.0, timeout_s / 4)
 
 
 class _YtDlpLog:
@@ -418,13 +413,6 @@ def _duration_of(path: Path) -> float | None:
     except (av.error.FFmpegError, OSError):
         return None
     return None
-
-
-class SlideshowPost(FetchError):
-    """The post holds photos and music, not a video: another tool fetches it."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(Reason.NOT_A_VIDEO, detail)
 
 
 def clip_info(info: Mapping[str, Any]) -> ClipInfo:

@@ -27,14 +27,16 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from bot.download import SlideshowPost, YtDlpDownloader
 from bot.links import Link
-from bot.model import Download, FailureKind, FetchError, Reason
+from bot.model import Download, FailureKind, FetchError, Reason, SlideshowPost
 from bot.netguard import HostGuard, SystemResolver
 from bot.progress import Progress, Reporter
 from bot.proxies import ProxyPool
+
+if TYPE_CHECKING:
+    from bot.download import YtDlpDownloader
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,9 @@ class DownloaderConfig:
     ) -> YtDlpDownloader:
         """The downloader in this process; by default with proxies of its own and a guard that
         asks the system's DNS (the child's)."""
+        # Imported here: with DOWNLOAD_PROCESS=true the bot's own process carries no yt-dlp.
+        from bot.download import YtDlpDownloader
+
         return YtDlpDownloader(
             proxies=proxies if proxies is not None else ProxyPool(self.proxies),
             verify_tls=self.verify_tls,
@@ -399,6 +404,9 @@ def main() -> int:
     frames_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     frames_in = sys.stdin.buffer
+    # yt-dlp is imported while the bot is still starting, before its settings arrive.
+    import bot.download  # noqa: F401
+
     config = pickle.load(frames_in)  # noqa: S301 - the bot, a private pipe
     if not isinstance(config, DownloaderConfig):
         return 2

@@ -23,7 +23,6 @@ from bot.breakage import BreakageWatch
 from bot.cobalt import CobaltDownloader
 from bot.codec import OriginCodec, RequestCodec
 from bot.cookies import check_cookies_file
-from bot.download import YtDlpDownloader
 from bot.download_process import DownloaderConfig, ProcessDownloader
 from bot.fit import FfmpegFitter
 from bot.i18n import Catalogues
@@ -75,6 +74,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from bot.distributed import Distributed
+    from bot.download import YtDlpDownloader
     from bot.taskiq_jobs import TaskiqWorker
 
 log = logging.getLogger(__name__)

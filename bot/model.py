@@ -230,5 +230,12 @@ class FetchError(Exception):
         self.kind = kind
 
 
+class SlideshowPost(FetchError):
+    """The post holds photos and music, not a video: another tool fetches it."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.NOT_A_VIDEO, detail)
+
+
 class StaleHandle(Exception):
     """The platform no longer accepts a handle (file_id) stored for a clip."""

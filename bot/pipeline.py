@@ -15,12 +15,20 @@ from pathlib import Path
 
 from bot.breakage import BreakageWatch
 from bot.chat_settings import SlideshowMode
-from bot.download import SlideshowPost
 from bot.fit import FfmpegFitter
 from bot.links import Link, LinkKind
 from bot.media import FfmpegMedia, probe
 from bot.metrics import Metrics
-from bot.model import Album, Audio, ClipInfo, Download, FetchError, Media, Reason
+from bot.model import (
+    Album,
+    Audio,
+    ClipInfo,
+    Download,
+    FetchError,
+    Media,
+    Reason,
+    SlideshowPost,
+)
 from bot.ports import Downloader, SecondPath, SlideshowFetcher
 from bot.progress import Reporter
 

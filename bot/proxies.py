@@ -11,6 +11,12 @@ from bot.model import FailureKind, FetchError, Reason
 from bot.ytdlp_errors import reason_for_error
 
 
+def read_timeout_s(timeout_s: float) -> float:
+    """How long one read may stay silent in a job of `timeout_s`: a silent server is given up
+    on, and tried again, well within the deadline."""
+    return min(10.0, timeout_s / 4)
+
+
 @dataclass
 class _Standing:
     failures: int = 0  # in a row

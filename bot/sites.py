@@ -6,8 +6,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from yt_dlp.extractor import gen_extractor_classes
-
 from bot.links import SITE as TIKTOK
 from bot.links import Link, LinkKind, find_links, parse_link
 
@@ -24,6 +22,9 @@ class SiteCatalog:
         others = {name: label for name, label in wanted.items() if name != TIKTOK}
         self._extractors: list[tuple[str, Any]] = []
         if others:
+            # Only then: a TikTok-only bot whose yt-dlp runs in bot.download_process loads none.
+            from yt_dlp.extractor import gen_extractor_classes
+
             by_name = {ie.IE_NAME.lower(): ie for ie in gen_extractor_classes()}
             unknown = sorted(label for name, label in others.items() if name not in by_name)
             if unknown:

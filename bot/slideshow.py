@@ -15,10 +15,9 @@ import logging
 import sys
 from pathlib import Path
 
-from bot.download import read_timeout_s
 from bot.links import Link
 from bot.model import Album, ClipInfo, FailureKind, FetchError, Reason
-from bot.proxies import ProxyPool, ProxyRoute
+from bot.proxies import ProxyPool, ProxyRoute, read_timeout_s
 from bot.ytdlp_errors import is_transient, kind_for_error, reason_for_error
 
 log = logging.getLogger(__name__)

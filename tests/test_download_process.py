@@ -12,10 +12,9 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
-from bot.download import SlideshowPost
 from bot.download_process import DownloaderConfig, ProcessDownloader, child_environment
 from bot.links import Link, parse_link
-from bot.model import FailureKind, FetchError, Reason
+from bot.model import FailureKind, FetchError, Reason, SlideshowPost
 from bot.progress import Progress, Stage
 from tests.standins.clips import Clip, make_image, make_music
 from tests.standins.tiktok import Fault, TikTokStandIn

@@ -13,10 +13,12 @@ import pytest
 from tests.harness import bot_env
 
 HEAVY = ("discord", "redis", "taskiq", "taskiq_redis")
+# What the download process carries (DOWNLOAD_PROCESS=true) and the bot then need not.
+DOWNLOADING = ("yt_dlp", "curl_cffi", "requests", "Cryptodome", "mutagen", "websockets")
 
 # What `python -m bot` builds before it goes to the network (main, then serve up to `start`),
-# and the doctor's checks of what is not configured; prints the heavy packages then imported.
-BUILD = f"""
+# and the doctor's checks of what is not configured; prints the packages then imported.
+BUILD = """
 import asyncio, json, sys
 
 import bot.__main__
@@ -38,12 +40,13 @@ async def build() -> None:
 
 
 asyncio.run(build())
-print(json.dumps(sorted({{name.split(".")[0] for name in sys.modules}} & set({HEAVY!r}))))
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
 
 
-def heavy_imported(tmp_path: Path, **settings: str) -> list[str]:
-    """The heavy packages a fresh process imports to build the bot with `settings`."""
+def heavy_imported(tmp_path: Path, *packages: str, **settings: str) -> list[str]:
+    """Which of `packages` (by default HEAVY) a fresh process imports to build the bot with
+    `settings`."""
     done = subprocess.run(
         [sys.executable, "-c", BUILD],
         cwd=tmp_path,
@@ -55,7 +58,7 @@ def heavy_imported(tmp_path: Path, **settings: str) -> list[str]:
     )
     assert done.returncode == 0, done.stderr
     imported: list[str] = json.loads(done.stdout.splitlines()[-1])
-    return imported
+    return sorted(set(imported) & set(packages or HEAVY))
 
 
 def test_an_embedded_telegram_only_bot_imports_no_discord_and_no_redis(tmp_path: Path) -> None:
@@ -74,6 +77,21 @@ def test_a_configured_mode_imports_its_libraries(
 ) -> None:
     """The converse: the token or REDIS_URL brings the library in (and the bot is built)."""
     assert heavy_imported(tmp_path, **settings) == expected
+
+
+@pytest.mark.parametrize(
+    ("download_process", "expected"),
+    [("true", []), ("false", ["curl_cffi", "yt_dlp"])],
+)
+def test_with_a_download_process_the_bot_itself_carries_no_yt_dlp(
+    tmp_path: Path, download_process: str, expected: list[str]
+) -> None:
+    """yt-dlp, curl_cffi and yt-dlp's own dependencies live in the download process only: the
+    bot's copy would be memory held twice. With threads the bot imports yt-dlp itself."""
+    imported = heavy_imported(tmp_path, *DOWNLOADING, DOWNLOAD_PROCESS=download_process)
+    assert [name for name in imported if name in ("curl_cffi", "yt_dlp")] == expected
+    if download_process == "true":
+        assert imported == []
 
 
 class _ImportSpy:
@@ -111,7 +129,8 @@ def test_the_download_process_carries_yt_dlp_but_no_media_platform_or_settings_l
         [
             sys.executable,
             "-c",
-            "import json, sys, bot.download_process; "
+            # What its main() imports before it reads its first frame.
+            "import json, sys, bot.download_process, bot.download; "
             "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))",
         ],
         cwd=tmp_path,

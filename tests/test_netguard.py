@@ -15,12 +15,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yt_dlp.utils import DownloadError
 
-from bot.download import SlideshowPost, YtDlpDownloader
+from bot.download import YtDlpDownloader
 from bot.links import Link, LinkKind, parse_link
-from bot.model import FetchError, Reason
+from bot.model import FetchError, Reason, SlideshowPost
 from bot.netguard import (
+    AddressRefused,
     HostGuard,
-    RequestRefused,
     Resolver,
     SystemResolver,
     is_public,
@@ -132,14 +132,14 @@ def test_odd_literal_forms_are_read_as_the_c_library_reads_them(host: str, addre
 )
 def test_literal_addresses_are_refused_without_any_lookup(url: str) -> None:
     resolver = TableResolver({})
-    with pytest.raises(RequestRefused):
+    with pytest.raises(AddressRefused):
         HostGuard(resolver).check_url(url)
     assert resolver.asked == []
 
 
 @pytest.mark.parametrize("url", ["http://localhost/", "http://LOCALHOST./", "http://a.localhost/"])
 def test_localhost_names_are_refused_even_when_only_a_proxy_would_resolve_them(url: str) -> None:
-    with pytest.raises(RequestRefused, match="local machine"):
+    with pytest.raises(AddressRefused, match="local machine"):
         HostGuard(TableResolver({})).check_url(url)
 
 
@@ -154,7 +154,7 @@ def test_a_name_is_refused_when_any_of_its_addresses_is_not_public() -> None:
         )
     )
     for host in ("inside.example", "split.example"):
-        with pytest.raises(RequestRefused, match=host):
+        with pytest.raises(AddressRefused, match=host):
             guard.check_url(f"https://{host}/video")
     guard.check_url("https://fine.example/video")
 
@@ -167,7 +167,7 @@ def test_a_name_that_does_not_resolve_here_is_left_to_the_proxy() -> None:
 
 @given(st.text(max_size=300) | st.builds("http://{}/x".format, st.text(max_size=100)))
 def test_any_text_is_passed_or_refused_never_an_error(text: str) -> None:
-    with contextlib.suppress(RequestRefused):
+    with contextlib.suppress(AddressRefused):
         HostGuard(TableResolver({})).check_url(text)
 
 
