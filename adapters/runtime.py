@@ -14,6 +14,7 @@ from adapters.discord import DiscordSettings
 from adapters.telegram import TelegramAdapter, TelegramSettings
 from adapters.telegram.inbound import origin_codec as telegram_origins
 from bot.codec import OriginCodec
+from bot.download_process import EarlyChild
 from bot.engine import Engine
 from bot.netguard import Resolver
 from bot.ports import Replier
@@ -54,6 +55,7 @@ class Reshare:
         role: Role = Role.ALL,
         guild_ready_timeout: float = 2.0,
         resolver: Resolver | None = None,
+        early: EarlyChild | None = None,
     ) -> None:
         codecs: dict[str, OriginCodec] = {}
         if telegram.telegram_bot_token:
@@ -70,6 +72,7 @@ class Reshare:
             resolver=resolver,
             work=role is not Role.RECEIVE,
             pseudonym_key=pseudonym_key(telegram.telegram_bot_token, discord.discord_bot_token),
+            early=early,
         )
         self.telegram = (
             TelegramAdapter(

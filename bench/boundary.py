@@ -1,6 +1,7 @@
 """Telegram end to end at the process boundary: `python -m bot` as a real process.
 
 Run: .venv/bin/python -m bench.boundary   (also the last part of bench.e2e; about 30 s)
+BOT_PYTHON=/path/to/venv/bin/python runs the bot on another interpreter (bot_python below).
 Three processes on loopback: the bot (`python -m bot`, default settings, long polling, PORT set
 for /metrics), the Telegram Bot API stand-in (in this process, with the driver), and the TikTok
 stand-in (a process of its own, bench.standins). Every time is on the stand-ins' clock
@@ -99,6 +100,14 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def bot_python() -> str:
+    """The interpreter that runs the bot: BOT_PYTHON, or this one. A venv made by the README's
+    first command holds no test packages, which the bot would otherwise import: httpx imports
+    rich, click and pygments (import-linter's) for its command line, python-telegram-bot
+    imports cryptography (trustme's) for Telegram Passport (~10 MiB of its RSS)."""
+    return os.environ.get("BOT_PYTHON") or sys.executable
 
 
 def vm_kib(pid: int, field: str) -> int:
@@ -257,7 +266,7 @@ async def measure(work: Path, clip: Clip) -> None:
         log_path = work / "bot.log"
         with log_path.open("wb") as log:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", cwd=work, env=env, stdout=log, stderr=log
+                bot_python(), "-m", "bot", cwd=work, env=env, stdout=log, stderr=log
             )
         try:
             metrics = Stages(f"http://127.0.0.1:{port}/metrics")
@@ -469,7 +478,8 @@ async def run() -> None:
         )
         print(
             f"clip: {clip.duration:.0f} s {clip.width}x{clip.height} H.264/AAC"
-            f" ({clip.size / 1e6:.2f} MB); bot: `python -m bot`, default settings"
+            f" ({clip.size / 1e6:.2f} MB); bot: `{bot_python()} -m bot`, default settings"
+            + (", DOWNLOAD_PROCESS=true" if os.environ.get("DOWNLOAD_PROCESS") == "true" else "")
         )
         await measure(work, clip)
 

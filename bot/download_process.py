@@ -96,10 +96,54 @@ _SECRET = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|REDIS_URL", re.IGNORECASE)
 
 def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The bot's environment without its secrets, with one malloc arena (as the bot has, see
-    bot.__main__.tune_malloc) unless MALLOC_ARENA_MAX says otherwise."""
+    bot.app.tune_malloc) unless MALLOC_ARENA_MAX says otherwise."""
     env = {name: value for name, value in environ.items() if not _SECRET.search(name)}
     env.setdefault("MALLOC_ARENA_MAX", "1")
     return env
+
+
+def spawn() -> subprocess.Popen[bytes]:
+    """A download process, started: it imports yt-dlp, then waits for its `DownloaderConfig`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.download_process"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=child_environment(os.environ),
+    )
+
+
+class EarlyChild:
+    """A download process started before the bot's own imports (`python -m bot`), so that the
+    two start side by side: the first `ProcessDownloader` to start takes it, and one nobody took
+    is ended by `close`."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = spawn()
+
+    @property
+    def pid(self) -> int | None:
+        """The process id until a downloader takes the process."""
+        return self._process.pid if self._process is not None else None
+
+    def take(self) -> subprocess.Popen[bytes] | None:
+        """The process, once: the taker owns it from then on."""
+        process, self._process = self._process, None
+        return process
+
+    def close(self) -> None:
+        process = self.take()
+        if process is None:
+            return
+        # Its end of input before any config: it exits without a word.
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            process.wait(timeout=STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _failure(job: int, err: BaseException) -> tuple[Any, ...]:
@@ -146,14 +190,12 @@ class _Child:
         return self._process.pid
 
     @classmethod
-    async def start(cls, config: DownloaderConfig) -> _Child:
-        process = await asyncio.to_thread(
-            subprocess.Popen,
-            [sys.executable, "-m", "bot.download_process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=child_environment(os.environ),
-        )
+    async def start(
+        cls, config: DownloaderConfig, process: subprocess.Popen[bytes] | None = None
+    ) -> _Child:
+        """The child of `process` (an `EarlyChild`'s) if it still runs, else of a new one."""
+        if process is None or process.poll() is not None:
+            process = await asyncio.to_thread(spawn)
         child = cls(process, asyncio.get_running_loop())
         try:
             child._send(config)
@@ -277,8 +319,9 @@ class ProcessDownloader:
     """The Downloader port over a child process running a `YtDlpDownloader`; a child that dies
     fails the fetches it held, and the next fetch starts another."""
 
-    def __init__(self, config: DownloaderConfig) -> None:
+    def __init__(self, config: DownloaderConfig, early: EarlyChild | None = None) -> None:
         self._config = config
+        self._early = early
         self._child: _Child | None = None
         self._starting: asyncio.Lock | None = None
 
@@ -295,7 +338,8 @@ class ProcessDownloader:
             if self._child is None or self._child.ended:
                 if self._child is not None:
                     await asyncio.to_thread(self._child.stop)
-                self._child = await _Child.start(self._config)
+                early = self._early.take() if self._early is not None else None
+                self._child = await _Child.start(self._config, early)
             return self._child
 
     async def warm_up(self) -> None:
@@ -311,6 +355,8 @@ class ProcessDownloader:
         return await child.fetch(link, workdir, budget_bytes, progress, wait_s)
 
     def close(self) -> None:
+        if self._early is not None:
+            self._early.close()
         if self._child is not None:
             self._child.stop()
             self._child = None
@@ -374,7 +420,7 @@ async def _serve(config: DownloaderConfig, frames_in: IO[bytes], frames_out: IO[
 
     try:
         await downloader.warm_up()
-        # As in the bot (bot.__main__.freeze_after_warm_up): what lives as long as the process
+        # As in the bot (bot.app.settle): what lives as long as the process
         # is kept out of the collector's walks.
         gc.freeze()
         send(("ready",))
@@ -407,7 +453,10 @@ def main() -> int:
     # yt-dlp is imported while the bot is still starting, before its settings arrive.
     import bot.download  # noqa: F401
 
-    config = pickle.load(frames_in)  # noqa: S301 - the bot, a private pipe
+    try:
+        config = pickle.load(frames_in)  # noqa: S301 - the bot, a private pipe
+    except EOFError:
+        return 0  # started early (EarlyChild) by a bot that did not need it
     if not isinstance(config, DownloaderConfig):
         return 2
     logging.basicConfig(

@@ -23,7 +23,7 @@ from bot.breakage import BreakageWatch
 from bot.cobalt import CobaltDownloader
 from bot.codec import OriginCodec, RequestCodec
 from bot.cookies import check_cookies_file
-from bot.download_process import DownloaderConfig, ProcessDownloader
+from bot.download_process import DownloaderConfig, EarlyChild, ProcessDownloader
 from bot.fit import FfmpegFitter
 from bot.i18n import Catalogues
 from bot.inline import InlineQueries
@@ -105,12 +105,14 @@ class Engine:
         resolver: Resolver | None = None,
         work: bool = True,
         pseudonym_key: bytes = b"",
+        early: EarlyChild | None = None,
     ) -> None:
         """`codecs` store each platform's origins in the journal; `resolver` is the DNS boundary
         of the SSRF guard (tests give one without DNS). With REDIS_URL set, the state and the
         queue are in Redis, and `work` says whether this process also runs jobs (a receiver
         only queues them). `pseudonym_key` keys how /top's counts write people down: a secret
-        every process of the deployment shares and the stores do not hold."""
+        every process of the deployment shares and the stores do not hold. `early` is a download
+        process started before the bot's imports, taken with DOWNLOAD_PROCESS=true."""
         self.settings = settings
         self.work = work
         self._pseudonym_key = pseudonym_key
@@ -146,7 +148,7 @@ class Engine:
         )
         self.downloader: YtDlpDownloader | ProcessDownloader
         if settings.download_process:
-            self.downloader = ProcessDownloader(downloads)
+            self.downloader = ProcessDownloader(downloads, early)
         else:
             self.downloader = downloads.build(
                 proxies=self.proxies, guard=HostGuard(resolver or SystemResolver())

@@ -12,7 +12,12 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
-from bot.download_process import DownloaderConfig, ProcessDownloader, child_environment
+from bot.download_process import (
+    DownloaderConfig,
+    EarlyChild,
+    ProcessDownloader,
+    child_environment,
+)
 from bot.links import Link, parse_link
 from bot.model import FailureKind, FetchError, Reason, SlideshowPost
 from bot.progress import Progress, Stage
@@ -36,9 +41,8 @@ async def tiktok(h264_clip: Clip, tmp_path: Path) -> AsyncIterator[TikTokStandIn
         yield tt
 
 
-@pytest.fixture
-async def downloader(tiktok: TikTokStandIn) -> AsyncIterator[ProcessDownloader]:
-    config = DownloaderConfig(
+def config_for(tiktok: TikTokStandIn) -> DownloaderConfig:
+    return DownloaderConfig(
         proxies=(tiktok.proxy_url,),
         verify_tls=False,
         timeout_s=20,
@@ -50,7 +54,11 @@ async def downloader(tiktok: TikTokStandIn) -> AsyncIterator[ProcessDownloader]:
         retry_delay_s=0.01,
         cookies=None,
     )
-    process = ProcessDownloader(config)
+
+
+@pytest.fixture
+async def downloader(tiktok: TikTokStandIn) -> AsyncIterator[ProcessDownloader]:
+    process = ProcessDownloader(config_for(tiktok))
     try:
         yield process
     finally:
@@ -174,6 +182,37 @@ async def test_close_ends_the_child_and_the_child_holds_no_secret(
     assert b"password" not in environ
     assert b"MALLOC_ARENA_MAX=1" in environ
     assert not alive(child)
+
+
+async def test_an_early_child_is_the_one_the_first_fetch_uses(
+    tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
+) -> None:
+    """bot.__main__ starts the process before the bot's imports; the downloader takes it over
+    instead of starting another."""
+    early = EarlyChild()
+    pid = early.pid
+    process = ProcessDownloader(config_for(tiktok), early)
+    try:
+        download = await process.fetch(link(tiktok, POST), workdir(tmp_path, "job"), BUDGET)
+        assert download.path.read_bytes() == h264_clip.path.read_bytes()
+        assert pid is not None
+        assert process.pid == pid
+        assert early.pid is None
+    finally:
+        await asyncio.to_thread(process.close)
+    assert not alive(pid)
+
+
+def test_an_early_child_nobody_took_ends_without_a_word(capfd: pytest.CaptureFixture[str]) -> None:
+    """A bot that stops before it wants the process (a missing token, DOWNLOAD_PROCESS read
+    as false later) closes it: no config ever comes, and it exits quietly."""
+    early = EarlyChild()
+    pid = early.pid
+    assert pid is not None
+    early.close()
+    assert not alive(pid)
+    assert early.take() is None
+    assert capfd.readouterr().err == ""
 
 
 def test_the_child_environment_drops_every_secret_setting() -> None:

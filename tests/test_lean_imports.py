@@ -21,7 +21,7 @@ DOWNLOADING = ("yt_dlp", "curl_cffi", "requests", "Cryptodome", "mutagen", "webs
 BUILD = """
 import asyncio, json, sys
 
-import bot.__main__
+import bot.app
 from adapters.discord import DiscordSettings, discord_checks
 from adapters.runtime import Reshare
 from adapters.telegram import TelegramSettings

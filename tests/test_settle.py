@@ -10,7 +10,7 @@ import pytest
 # In a process of its own: freezing the test process would keep every test's garbage.
 SETTLE = """
 import asyncio, gc, sys
-from bot.__main__ import settle
+from bot.app import settle
 
 class Engine:
     def __init__(self, fails):
