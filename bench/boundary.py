@@ -118,7 +118,7 @@ def vm_kib(pid: int, field: str) -> int:
 
 
 def children_of(pid: int) -> list[int]:
-    """The running children of `pid` (with DOWNLOAD_PROCESS=true: the download process)."""
+    """The running children of `pid` (the download process, unless DOWNLOAD_PROCESS=false)."""
     # Each thread lists the children it started (the download process: a to_thread worker).
     tasks = Path(f"/proc/{pid}/task").iterdir()
     return sorted({int(c) for task in tasks for c in (task / "children").read_text().split()})
@@ -261,7 +261,7 @@ async def measure(work: Path, clip: Clip) -> None:
             DOWNLOAD_VERIFY_TLS="false",
             PORT=str(port),
             LOG_LEVEL="WARNING",
-            DOWNLOAD_PROCESS=os.environ.get("DOWNLOAD_PROCESS", "false"),
+            **{name: os.environ[name] for name in ("DOWNLOAD_PROCESS",) if name in os.environ},
         )
         log_path = work / "bot.log"
         with log_path.open("wb") as log:
@@ -339,7 +339,7 @@ async def run_parts(
     )
     row("    before the bursts", f"{rss_before / 1024:.0f} MiB")
     for child in children_of(pid):
-        # DOWNLOAD_PROCESS=true: what the child adds is the memory it holds alone.
+        # The download process (the default): what it adds is the memory it holds alone.
         peak, alone = vm_kib(child, "VmHWM"), private_kib(child)
         row(
             f"    its download process: peak RSS {peak / 1024:.0f} MiB, private",
@@ -479,7 +479,11 @@ async def run() -> None:
         print(
             f"clip: {clip.duration:.0f} s {clip.width}x{clip.height} H.264/AAC"
             f" ({clip.size / 1e6:.2f} MB); bot: `{bot_python()} -m bot`, default settings"
-            + (", DOWNLOAD_PROCESS=true" if os.environ.get("DOWNLOAD_PROCESS") == "true" else "")
+            + (
+                f", DOWNLOAD_PROCESS={process}"
+                if (process := os.environ.get("DOWNLOAD_PROCESS"))
+                else ""
+            )
         )
         await measure(work, clip)
 

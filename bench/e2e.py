@@ -46,6 +46,7 @@ from adapters.runtime import Reshare
 from adapters.telegram.limiter import MESSAGE_ENDPOINTS
 from bench import boundary
 from bench.cold import raw_upload, ytdlp_alone
+from bot.download_process import ProcessDownloader
 from tests.harness import jobs_done, running_bot
 from tests.standins.clips import Clip, make_clip
 from tests.standins.telegram_api import ApiCall, FakeBotApi
@@ -304,7 +305,17 @@ async def burst(bot: Reshare, api: FakeBotApi) -> None:
         f"{calls / len(BURST_CHATS):.1f}; {messages / len(BURST_CHATS):.1f}"
         f" (~{30 * len(BURST_CHATS) / messages:.0f} clips/s max)",
     )
-    row("  peak RSS, whole process (bot + stand-ins)", f"{peak_rss_mb():.0f} MB", "<= 250 MB")
+    peak = peak_rss_mb()
+    child = (
+        bot.engine.downloader.pid if isinstance(bot.engine.downloader, ProcessDownloader) else None
+    )
+    if child is None:
+        row("  peak RSS, whole process (bot + stand-ins)", f"{peak:.0f} MB", "<= 250 MB")
+    else:
+        # The download process (DOWNLOAD_PROCESS, the default): what it holds alone is added.
+        alone = boundary.private_kib(child) / 1024
+        row("  peak RSS, whole process (bot + stand-ins)", f"{peak:.0f} MB")
+        row("  + the download process's private memory", f"{peak + alone:.0f} MB", "<= 250 MB")
     row("    peak before the 200", f"{rss_before:.0f} MB")
     row("    uploaded to the stand-in (which keeps sizes only)", f"{received_mb:.0f} MB")
 

@@ -1,10 +1,11 @@
-"""yt-dlp in a process of its own, beside the bot's (DOWNLOAD_PROCESS=true; off by default).
+"""yt-dlp in a process of its own, beside the bot's (DOWNLOAD_PROCESS, true by default).
 
 In one process the event loop, the probe and the yt-dlp threads take turns on one GIL: a burst
 of new clips keeps about one of the machine's cores busy, whatever the number of download
 threads. Here a child process runs the same `YtDlpDownloader`, so yt-dlp's Python runs on
-another core (bench.boundary: the burst of 20 in about 0.75x the time). The child costs memory
-of its own (README, Performance), which is why it is not the default.
+another core (bench.boundary: the burst of 20 in about 0.75x the time). The bot's own process
+then imports no yt-dlp, so the two hold little more memory than the bot alone with threads
+(README, Performance). `python -m bot` starts the child before its own imports (`EarlyChild`).
 
 The two processes speak in pickled tuples over the child's stdin and stdout; both ends are
 this program. The child's stdout is kept for the frames only: anything printed goes to stderr.
@@ -31,7 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from bot.links import Link
 from bot.model import Download, FailureKind, FetchError, Reason, SlideshowPost
-from bot.netguard import HostGuard, SystemResolver
+from bot.netguard import HostGuard, Resolver, SystemResolver
 from bot.progress import Progress, Reporter
 from bot.proxies import ProxyPool
 
@@ -66,12 +67,11 @@ class DownloaderConfig:
     retry_delay_s: float
     cookies: Path | None
     log_level: str = "INFO"
+    # The SSRF guard's DNS boundary (bot.netguard); None: the system's. Pickled to the child.
+    resolver: Resolver | None = None
 
-    def build(
-        self, *, proxies: ProxyPool | None = None, guard: HostGuard | None = None
-    ) -> YtDlpDownloader:
-        """The downloader in this process; by default with proxies of its own and a guard that
-        asks the system's DNS (the child's)."""
+    def build(self, *, proxies: ProxyPool | None = None) -> YtDlpDownloader:
+        """The downloader in this process; by default with proxies of its own."""
         # Imported here: with DOWNLOAD_PROCESS=true the bot's own process carries no yt-dlp.
         from bot.download import YtDlpDownloader
 
@@ -83,7 +83,7 @@ class DownloaderConfig:
             threads=self.threads,
             max_duration_s=self.max_duration_s,
             extractors=self.extractors,
-            guard=guard if guard is not None else HostGuard(SystemResolver()),
+            guard=HostGuard(self.resolver or SystemResolver()),
             max_bytes=self.max_bytes,
             retry_delay_s=self.retry_delay_s,
             cookies=self.cookies,

@@ -145,14 +145,13 @@ class Engine:
             retry_delay_s=settings.download_retry_delay_s,
             cookies=cookies,
             log_level=settings.log_level,
+            resolver=resolver,
         )
         self.downloader: YtDlpDownloader | ProcessDownloader
         if settings.download_process:
             self.downloader = ProcessDownloader(downloads, early)
         else:
-            self.downloader = downloads.build(
-                proxies=self.proxies, guard=HostGuard(resolver or SystemResolver())
-            )
+            self.downloader = downloads.build(proxies=self.proxies)
         self.slideshows = GalleryDlSlideshows(
             proxies=self.proxies,
             verify_tls=settings.download_verify_tls,

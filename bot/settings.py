@@ -36,8 +36,8 @@ class CoreSettings(BaseSettings):
     log_level: str = "INFO"
     max_concurrent_downloads: int = Field(default=4, ge=1)
     # yt-dlp in a child process of its own (bot.download_process): a burst of new clips uses a
-    # second core, for the child's memory. The SSRF guard there asks the system's DNS.
-    download_process: bool = False
+    # second core, for the child's memory; false: in threads of the bot's own process.
+    download_process: bool = True
     max_concurrent_encodes: int = Field(default=1, ge=1)
     max_duration_s: float = Field(default=600.0, gt=0)
     queue_size: int = Field(default=500, ge=1)
