@@ -61,8 +61,7 @@ from bot.slideshow import GalleryDlSlideshows
 from bot.stores.media_files import FileMediaStore
 from bot.stores.memory_flights import MemoryFlights
 from bot.stores.memory_health import MemoryFailedLinks, MemoryFetchHealth
-from bot.stores.memory_limits import MemoryRateLimits
-from bot.stores.send_limits import memory_send_limits
+from bot.stores.memory_limits import MemoryRateLimits, MemorySendLimits
 from bot.stores.sqlite_cache import SqliteCache
 from bot.stores.sqlite_journal import SqliteJournal
 from bot.stores.sqlite_settings import SqliteChatSettings
@@ -202,7 +201,7 @@ class Engine:
             self.single_flight = MemoryFlights()
             health = MemoryFetchHealth()
             self.failed_links = MemoryFailedLinks()
-            self.send_limits = memory_send_limits(
+            self.send_limits = MemorySendLimits(
                 per_second=TELEGRAM_PER_SECOND, per_group_minute=TELEGRAM_PER_GROUP_MINUTE
             )
         self.watch = BreakageWatch(health, self.metrics)

@@ -17,7 +17,7 @@ from bot.model import Sender
 from bot.ports import Verdict
 from bot.queue import AsyncioJobQueue
 from bot.sites import SiteCatalog
-from bot.stores.memory_limits import MemoryRateLimits
+from bot.stores.memory_limits import MemoryRateLimits, SlidingWindow
 
 TIKTOK_ONLY = SiteCatalog(["TikTok"])
 SOMEONE = Sender(user=1, chat=1)
@@ -135,6 +135,23 @@ async def test_a_chat_limit_holds_across_users() -> None:
         Verdict.ALLOW,
         Verdict.REFUSE_AND_SAY,
     ]
+
+
+def test_a_window_says_how_long_until_its_oldest_entries_leave_it() -> None:
+    """The embedded flood limits (MemorySendLimits) sleep exactly that long."""
+    clock = FakeClock()
+    window = SlidingWindow(3, clock, window_s=1.0)
+    for at in (1000.0, 1000.2, 1000.4):
+        clock.now = at
+        window.take("bot", 1)
+    clock.now = 1000.5
+    assert window.wait_s("bot") == pytest.approx(0.5)
+    assert window.wait_s("bot", 2) == pytest.approx(0.7)
+    assert window.wait_s("bot", 4) == float("inf")
+    assert window.wait_s("other") == 0.0
+    clock.now = 1001.0
+    assert window.wait_s("bot") == 0.0
+    assert window.fits("bot", 1)
 
 
 async def test_intake_turns_the_limit_into_one_notice() -> None:

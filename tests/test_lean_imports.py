@@ -1,5 +1,5 @@
 """The heavy libraries of a mode are imported only when that mode is configured: an embedded,
-Telegram-only process carries neither discord.py nor redis, taskiq and taskiq_redis."""
+Telegram-only process carries neither discord.py nor limits, redis, taskiq and taskiq_redis."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from tests.harness import bot_env
 
-HEAVY = ("discord", "redis", "taskiq", "taskiq_redis")
+HEAVY = ("discord", "limits", "redis", "taskiq", "taskiq_redis")
 # What the download process carries (DOWNLOAD_PROCESS=true) and the bot then need not.
 DOWNLOADING = ("yt_dlp", "curl_cffi", "requests", "Cryptodome", "mutagen", "websockets")
 
@@ -69,7 +69,7 @@ def test_an_embedded_telegram_only_bot_imports_no_discord_and_no_redis(tmp_path:
     ("settings", "expected"),
     [
         ({"DISCORD_BOT_TOKEN": "TEST.discord.token"}, ["discord"]),
-        ({"REDIS_URL": "redis://127.0.0.1:1/0"}, ["redis", "taskiq", "taskiq_redis"]),
+        ({"REDIS_URL": "redis://127.0.0.1:1/0"}, ["limits", "redis", "taskiq", "taskiq_redis"]),
     ],
 )
 def test_a_configured_mode_imports_its_libraries(

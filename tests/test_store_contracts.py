@@ -50,7 +50,7 @@ from bot.queue import AsyncioJobQueue
 from bot.stores.media_files import FileMediaStore
 from bot.stores.memory_flights import MemoryFlights
 from bot.stores.memory_health import MemoryFailedLinks, MemoryFetchHealth
-from bot.stores.memory_limits import MemoryRateLimits
+from bot.stores.memory_limits import MemoryRateLimits, MemorySendLimits
 from bot.stores.redis_cache import RedisClipCache
 from bot.stores.redis_flights import RedisFlights
 from bot.stores.redis_health import RedisFailedLinks, RedisFetchHealth
@@ -58,7 +58,7 @@ from bot.stores.redis_journal import RedisJournal
 from bot.stores.redis_limits import RedisRateLimits
 from bot.stores.redis_media import RedisMediaStore
 from bot.stores.redis_settings import RedisChatSettings
-from bot.stores.send_limits import memory_send_limits, redis_send_limits
+from bot.stores.send_limits import redis_send_limits
 from bot.stores.sqlite_cache import SqliteCache
 from bot.stores.sqlite_journal import SqliteJournal
 from bot.stores.sqlite_settings import SqliteChatSettings
@@ -444,7 +444,7 @@ async def test_journal_passes_what_it_never_accepted(journal: Journal) -> None:
 def send_limits(redis: Redis | None, server: RedisServer | None) -> Callable[[], SendLimits]:
     """A factory: each call is another worker's view of the bot's flood limits."""
     if redis is None or server is None:
-        shared = memory_send_limits(per_second=3, per_group_minute=2)
+        shared = MemorySendLimits(per_second=3, per_group_minute=2)
         return lambda: shared
     client, url = redis, server.url
     return lambda: redis_send_limits(client, url, per_second=3, per_group_minute=2)

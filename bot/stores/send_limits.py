@@ -1,6 +1,7 @@
 """Flood limits for outgoing messages (Telegram: about 30 a second per bot, 20 a minute per
-group), as moving windows of the `limits` library: in memory for the embedded mode, in Redis
-for the distributed one, where every worker counts against the same windows."""
+group) in Redis, as moving windows of the `limits` library, for the distributed mode: every
+worker counts against the same windows. The embedded mode's are
+bot.stores.memory_limits.MemorySendLimits."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 if TYPE_CHECKING:
@@ -46,12 +47,6 @@ class WindowSendLimits:
         while not await self._limiter.hit(item, key):
             stats = await self._limiter.get_window_stats(item, key)
             await asyncio.sleep(min(_WAIT_MAX_S, max(0.01, stats.reset_time - time.time())))
-
-
-def memory_send_limits(*, per_second: int, per_group_minute: int) -> WindowSendLimits:
-    return WindowSendLimits(
-        MemoryStorage(), per_second=per_second, per_group_minute=per_group_minute
-    )
 
 
 def redis_send_limits(
