@@ -31,6 +31,7 @@ First it times a fixed Python loop, to tell a slow hour of the machine from a sl
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import math
 import os
 import platform
@@ -51,6 +52,8 @@ from tests.standins.clips import Clip, make_clip
 from tests.standins.telegram_api import ApiCall, FakeBotApi
 
 AUTHOR = "bench"
+# Settings passed on to the bot when set here (for A/B runs; otherwise the bot's defaults).
+PASSED_ON = ("DOWNLOAD_PROCESS", "MAX_CONCURRENT_DOWNLOADS")
 NEW_RUNS = 5
 BURSTS = (5, 20)
 BURST_ROUNDS = 3
@@ -261,7 +264,7 @@ async def measure(work: Path, clip: Clip) -> None:
             DOWNLOAD_VERIFY_TLS="false",
             PORT=str(port),
             LOG_LEVEL="WARNING",
-            **{name: os.environ[name] for name in ("DOWNLOAD_PROCESS",) if name in os.environ},
+            **{name: os.environ[name] for name in PASSED_ON if name in os.environ},
         )
         log_path = work / "bot.log"
         with log_path.open("wb") as log:
@@ -338,6 +341,8 @@ async def run_parts(
         "<= 150 MiB",
     )
     row("    before the bursts", f"{rss_before / 1024:.0f} MiB")
+    if "BOT_PYTHON" not in os.environ and importlib.util.find_spec("rich") is not None:
+        print("    (this venv holds the test tools, which the bot imports too: see bot_python)")
     for child in children_of(pid):
         # The download process (the default): what it adds is the memory it holds alone.
         peak, alone = vm_kib(child, "VmHWM"), private_kib(child)
@@ -479,11 +484,7 @@ async def run() -> None:
         print(
             f"clip: {clip.duration:.0f} s {clip.width}x{clip.height} H.264/AAC"
             f" ({clip.size / 1e6:.2f} MB); bot: `{bot_python()} -m bot`, default settings"
-            + (
-                f", DOWNLOAD_PROCESS={process}"
-                if (process := os.environ.get("DOWNLOAD_PROCESS"))
-                else ""
-            )
+            + "".join(f", {name}={os.environ[name]}" for name in PASSED_ON if name in os.environ)
         )
         await measure(work, clip)
 
