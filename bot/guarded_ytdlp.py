@@ -25,7 +25,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import urllib3
@@ -47,6 +48,8 @@ from bot.links import parse_link
 from bot.model import Reason
 from bot.netguard import AddressRefused, HostGuard
 
+T = TypeVar("T")
+
 # Protocols whose every request yt-dlp makes itself, through `urlopen`.
 _NATIVE_PROTOCOLS = frozenset({"http", "https", "m3u8_native", "http_dash_segments"})
 
@@ -59,7 +62,7 @@ class RequestRefused(RequestError):  # type: ignore[misc]
         self.reason = refused.reason
 
 
-def _refusing(check: Any, target: str) -> Any:
+def _refusing(check: Callable[[str], T], target: str) -> T:
     """`check(target)`, a HostGuard method, with its refusal as yt-dlp's request error."""
     try:
         return check(target)

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from bot.ports import Verdict
 
 WINDOW_S = 60.0
-
-
 # The longest single wait before the flood limits' windows are looked at again.
 _WAIT_MAX_S = 1.0
 
@@ -112,7 +110,7 @@ class MemoryRateLimits:
 class MemorySendLimits:
     """Implements `SendLimits` in this process's memory (the embedded mode): moving windows of a
     second for the whole bot and of a minute per group, as the Redis ones (bot.stores.send_limits)
-    count them, without the `limits` library (~5 MiB of imports)."""
+    count them, without the `limits` library (~3 MiB of imports)."""
 
     def __init__(
         self, *, per_second: int, per_group_minute: int, clock: Callable[[], float] = time.monotonic
