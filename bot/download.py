@@ -126,6 +126,7 @@ class YtDlpDownloader:
         self._local = threading.local()
         self._instances: list[GuardedYoutubeDL] = []
         self._instances_lock = threading.Lock()
+        self._building = threading.Lock()
 
     def options(self, job: _ThreadJob) -> dict[str, Any]:
         def stop_when_cancelled(_status: Mapping[str, Any]) -> None:
@@ -184,8 +185,7 @@ class YtDlpDownloader:
         self._warm_barrier = barrier
 
         def load() -> None:
-            ydl, _ = self._thread_instance()
-            ydl.get_info_extractor("TikTok")
+            self._thread_instance()
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait(timeout=_WARM_UP_WAIT_S)
 
@@ -236,8 +236,13 @@ class YtDlpDownloader:
         job: _ThreadJob | None = getattr(self._local, "job", None)
         ydl: GuardedYoutubeDL | None = getattr(self._local, "ydl", None)
         if job is None or ydl is None:
-            job = _ThreadJob()
-            ydl = _JobYoutubeDL(self.options(job), guard=self._guard)
+            # One thread at a time: yt-dlp imports parts of itself on first use (the extractor
+            # registry above all), and a thread that does so beside another can find them half
+            # built (CI saw a warm-up fail with KeyError: 'TikTokIE').
+            with self._building:
+                job = _ThreadJob()
+                ydl = _JobYoutubeDL(self.options(job), guard=self._guard)
+                ydl.get_info_extractor("TikTok")
             if self._cookies is not None:
                 # Copies: the thread's jar takes the site's new cookies, the loaded ones stay.
                 for cookie in self._cookies:

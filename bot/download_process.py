@@ -466,7 +466,12 @@ def main() -> int:
     )
     with contextlib.suppress(BrokenPipeError):
         asyncio.run(_serve(config, frames_in, frames_out))
-    return 0
+    # The frames thread may be inside a read of stdin: the interpreter's shutdown would wait for
+    # that stream's lock and abort ("could not acquire lock for <stdin> at interpreter
+    # shutdown"). Everything is sent and closed by now, so leave without it.
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

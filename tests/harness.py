@@ -91,10 +91,10 @@ async def running_bot(
         resolver=resolver or TableResolver(),
     )
     await reshare.start()
-    # `python -m bot` starts its download process before it polls (bot.__main__); so that
-    # timings start from a ready bot here too, wait for it (or for the threads' YoutubeDLs).
-    await reshare.engine.warmed_up()
     try:
+        # `python -m bot` starts its download process before it polls (bot.__main__); so that
+        # timings start from a ready bot here too, wait for it (or for the threads' YoutubeDLs).
+        await reshare.engine.warmed_up()
         yield reshare
     finally:
         await reshare.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from bot.download_process import (
     EarlyChild,
     ProcessDownloader,
     child_environment,
+    spawn,
 )
 from bot.links import Link, parse_link
 from bot.model import FailureKind, FetchError, Reason, SlideshowPost
@@ -213,6 +215,30 @@ def test_an_early_child_nobody_took_ends_without_a_word(capfd: pytest.CaptureFix
     assert not alive(pid)
     assert early.take() is None
     assert capfd.readouterr().err == ""
+
+
+def test_a_child_told_to_quit_ends_at_once_while_its_input_stays_open(
+    tiktok: TikTokStandIn, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The bot sends the quit frame before it closes the child's stdin: the child's frames
+    thread is then inside the next read, and the child must not wait for it at exit (CPython
+    aborts a shutdown that cannot take stdin's lock)."""
+    process = spawn()
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        process.stdin.write(pickle.dumps(config_for(tiktok)))
+        process.stdin.flush()
+        assert pickle.load(process.stdout) == ("ready",)  # noqa: S301 - our own child
+        process.stdin.write(pickle.dumps(("quit",)))
+        process.stdin.flush()
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.wait()
+        process.stdin.close()
+        process.stdout.close()
+    assert "Fatal Python error" not in capfd.readouterr().err
 
 
 def test_the_child_environment_drops_every_secret_setting() -> None:
