@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
 import logging
 import math
@@ -204,8 +205,17 @@ class YtDlpDownloader:
             raise FetchError(Reason.NOT_A_VIDEO, f"{link.kind.value} link")
         cancelled = threading.Event()
         loop = asyncio.get_running_loop()
+        # In the job's context: the thread's log lines carry its key (bot.logs.JOB_KEY).
+        context = contextvars.copy_context()
         job = loop.run_in_executor(
-            self._executor, self._download, link.url, workdir, cancelled, budget_bytes, progress
+            self._executor,
+            context.run,
+            self._download,
+            link.url,
+            workdir,
+            cancelled,
+            budget_bytes,
+            progress,
         )
         wind_down = loop.call_later(self._timeout_s - self._wind_down_s, cancelled.set)
         try:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from bot.links import Link
+from bot.logs import JOB_KEY, configure_logging, url_passwords
 from bot.model import Download, FailureKind, FetchError, Reason, SlideshowPost
 from bot.netguard import HostGuard, Resolver, SystemResolver
 from bot.progress import Progress, Reporter
@@ -271,7 +272,8 @@ class _Child:
         answer.add_done_callback(_retrieved)
         self._pending[job] = _Pending(answer, progress)
         try:
-            self._send(("fetch", job, link, workdir, budget_bytes, progress is not None))
+            frame = ("fetch", job, link, workdir, budget_bytes, progress is not None, JOB_KEY.get())
+            self._send(frame)
             try:
                 return await asyncio.wait_for(asyncio.shield(answer), wait_s)
             except TimeoutError:
@@ -377,7 +379,12 @@ async def _serve(config: DownloaderConfig, frames_in: IO[bytes], frames_out: IO[
     jobs: dict[int, asyncio.Task[None]] = {}
     ended: asyncio.Future[None] = loop.create_future()
 
-    async def run(job: int, link: Link, workdir: Path, budget: int, wants_progress: bool) -> None:
+    async def run(
+        job: int, link: Link, workdir: Path, budget: int, wants_progress: bool, key: str
+    ) -> None:
+        # The bot's key for the job, on this process's log lines too (this task's context).
+        JOB_KEY.set(key)
+
         def report(progress: Progress) -> None:
             send(("progress", job, progress))
 
@@ -397,8 +404,8 @@ async def _serve(config: DownloaderConfig, frames_in: IO[bytes], frames_out: IO[
     def on_frame(frame: tuple[Any, ...]) -> None:
         kind = frame[0]
         if kind == "fetch":
-            _, job, link, workdir, budget, wants_progress = frame
-            jobs[job] = loop.create_task(run(job, link, workdir, budget, wants_progress))
+            _, job, link, workdir, budget, wants_progress, key = frame
+            jobs[job] = loop.create_task(run(job, link, workdir, budget, wants_progress, key))
         elif kind == "cancel":
             task = jobs.get(frame[1])
             if task is not None:
@@ -459,11 +466,8 @@ def main() -> int:
         return 0  # started early (EarlyChild) by a bot that did not need it
     if not isinstance(config, DownloaderConfig):
         return 2
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s [download process] %(name)s: %(message)s",
-    )
+    # The bot's format and redaction: the proxies' passwords are the secrets this process holds.
+    configure_logging(config.log_level, url_passwords(config.proxies), process="download process")
     with contextlib.suppress(BrokenPipeError):
         asyncio.run(_serve(config, frames_in, frames_out))
     # The frames thread may be inside a read of stdin: the interpreter's shutdown would wait for

@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Iterable
 from types import TracebackType
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 REDACTED = "[redacted]"
 
@@ -22,6 +22,17 @@ JOB_KEY_CHARS = 12
 def job_key_shown(key: str) -> str:
     """The short form of a job's key that log lines carry."""
     return key[:JOB_KEY_CHARS]
+
+
+def url_passwords(urls: Iterable[str | None]) -> list[str]:
+    """The passwords in URLs (REDIS_URL's, the proxies'), as written and decoded."""
+    found: list[str] = []
+    for url in urls:
+        if url:
+            password = urlsplit(url if "://" in url else f"http://{url}").password
+            if password:
+                found += [password, unquote(password)]
+    return found
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -51,10 +62,15 @@ class RedactingFormatter(logging.Formatter):
         return text
 
 
-def configure_logging(level: str, secrets: Iterable[str]) -> None:
+def configure_logging(level: str, secrets: Iterable[str], *, process: str = "") -> None:
+    """Lines on stderr with their job's key and no secret; `process` names a process of the bot
+    other than the main one (the download process)."""
     handler = logging.StreamHandler(sys.stderr)
+    shown = f"[{process}] " if process else ""
     handler.setFormatter(
-        RedactingFormatter(secrets, "%(asctime)s %(levelname)s %(name)s [job=%(job)s]: %(message)s")
+        RedactingFormatter(
+            secrets, f"%(asctime)s %(levelname)s {shown}%(name)s [job=%(job)s]: %(message)s"
+        )
     )
     handler.addFilter(_JobField())
     root = logging.getLogger()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.chat_settings import SlideshowMode
+from bot.logs import url_passwords
 
 # One public video and one photo post from yt-dlp's and gallery-dl's own TikTok tests.
 DEFAULT_CANARY_URLS = (
@@ -87,12 +87,7 @@ class CoreSettings(BaseSettings):
         """What logs and printed lines must never show: the cobalt key, and the passwords in
         REDIS_URL and the proxies' URLs (as written and decoded)."""
         found = [self.cobalt_api_key.get_secret_value()] if self.cobalt_api_key else []
-        for url in (self.redis_url, *self.proxies):
-            if url:
-                password = urllib.parse.urlsplit(url if "://" in url else f"http://{url}").password
-                if password:
-                    found += [password, urllib.parse.unquote(password)]
-        return found
+        return found + url_passwords((self.redis_url, *self.proxies))
 
     @field_validator("canary_urls", mode="before")
     @classmethod

@@ -4,8 +4,10 @@ through the TikTok stand-in's proxy; what the bot's threads would answer, the ch
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import pickle
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,12 +23,15 @@ from bot.download_process import (
     spawn,
 )
 from bot.links import Link, parse_link
+from bot.logs import JOB_KEY
 from bot.model import FailureKind, FetchError, Reason, SlideshowPost
 from bot.progress import Progress, Stage
 from tests.standins.clips import Clip, make_image, make_music
 from tests.standins.tiktok import Fault, TikTokStandIn
 
 POST = "7450000000000000011"
+POST_OF_SECRET = "7450000000000000014"
+POST_TRICKLING = "7450000000000000015"
 PHOTO = "7450000000000000012"
 PRIVATE = "7450000000000000013"
 BUDGET = 50_000_000
@@ -146,18 +151,22 @@ async def test_a_child_that_dies_fails_its_fetch_and_the_next_fetch_starts_anoth
 
 
 async def test_a_cancelled_fetch_stops_its_job_in_the_child_and_the_child_serves_on(
-    downloader: ProcessDownloader, tiktok: TikTokStandIn, tmp_path: Path
+    downloader: ProcessDownloader, tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
 ) -> None:
+    """The media trickles in (10 s for the clip): a fetch cancelled halfway returns only once
+    the child's thread has stopped writing, since the caller removes the job directory next."""
     await downloader.warm_up()
     child = downloader.pid
     into = workdir(tmp_path, "job")
-    tiktok.inject(Fault.MEDIA_STALL, post_id=POST)
-    stalled = asyncio.create_task(downloader.fetch(link(tiktok, POST), into, BUDGET))
-    await tiktok.wait_for_media_request()
+    tiktok.add_video(POST_TRICKLING, h264_clip, bytes_per_s=h264_clip.size // 10)
+    trickling = asyncio.create_task(downloader.fetch(link(tiktok, POST_TRICKLING), into, BUDGET))
+    async with asyncio.timeout(30):
+        while tiktok.media_bytes_sent < h264_clip.size // 5:  # noqa: ASYNC110 - a counter
+            await asyncio.sleep(0.02)
 
-    stalled.cancel()
+    trickling.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await stalled
+        await trickling
     left = {path.name: path.stat().st_size for path in into.iterdir()}
     await asyncio.sleep(0.5)
     again = await downloader.fetch(link(tiktok, POST), workdir(tmp_path, "again"), BUDGET)
@@ -239,6 +248,34 @@ def test_a_child_told_to_quit_ends_at_once_while_its_input_stays_open(
         process.stdin.close()
         process.stdout.close()
     assert "Fatal Python error" not in capfd.readouterr().err
+
+
+async def test_the_childs_log_lines_carry_the_job_key_and_never_the_proxy_password(
+    tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The child logs as the bot does: the job's key on each line, and the secret it holds (the
+    password in DOWNLOAD_PROXY's URL) redacted wherever a line would show it. Here the password
+    is the post's id, which the line about the retry names."""
+    secret = POST_OF_SECRET
+    tiktok.add_video(POST_OF_SECRET, h264_clip)
+    tiktok.inject(Fault.PAGE_ERROR, times=1)
+    proxy = tiktok.proxy_url.replace("://", f"://reshare:{secret}@", 1)
+    process = ProcessDownloader(dataclasses.replace(config_for(tiktok), proxies=(proxy,)))
+    JOB_KEY.set("key-of-job-1")
+    try:
+        download = await process.fetch(
+            link(tiktok, POST_OF_SECRET), workdir(tmp_path, "job"), BUDGET
+        )
+    finally:
+        await asyncio.to_thread(process.close)
+    assert download.path.read_bytes() == h264_clip.path.read_bytes()
+    logs = capfd.readouterr().err
+    assert re.search(
+        r" INFO \[download process\] bot\.download \[job=key-of-job-1\]: attempt 1 of "
+        r"https://www\.tiktok\.com/@_/video/\[redacted\] failed",
+        logs,
+    ), logs
+    assert secret not in logs
 
 
 def test_the_child_environment_drops_every_secret_setting() -> None:
