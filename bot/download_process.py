@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 START_S = 60.0
 ANSWER_S = 15.0
 STOP_S = 10.0
-# How long the child, told to end, waits for its cancelled jobs (as Engine.stop does).
-STUCK_S = 1.5
+# How long cancelled jobs may take to end: the child's, told to end, and the bot's own at
+# shutdown (bot.engine), after the grace. Procfile hosts kill 30 s after SIGTERM.
+JOB_END_TIMEOUT_S = 1.5
 # What a fetch the child could not answer fails with.
 ENDED = "the download process ended"
 
@@ -438,7 +439,7 @@ async def _serve(config: DownloaderConfig, frames_in: IO[bytes], frames_out: IO[
         await asyncio.gather(*jobs.values(), return_exceptions=True)
     finally:
         closing = asyncio.ensure_future(asyncio.to_thread(downloader.close))
-        await asyncio.wait([closing], timeout=STUCK_S)
+        await asyncio.wait([closing], timeout=JOB_END_TIMEOUT_S)
         if not closing.done():
             # A yt-dlp thread in a network read cannot be interrupted, and would keep this
             # process (and the bot's stderr, which it shares) for its socket timeouts; the bot

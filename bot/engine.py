@@ -23,7 +23,12 @@ from bot.breakage import BreakageWatch
 from bot.cobalt import CobaltDownloader
 from bot.codec import OriginCodec, RequestCodec
 from bot.cookies import check_cookies_file
-from bot.download_process import DownloaderConfig, EarlyChild, ProcessDownloader
+from bot.download_process import (
+    JOB_END_TIMEOUT_S,
+    DownloaderConfig,
+    EarlyChild,
+    ProcessDownloader,
+)
 from bot.fit import FfmpegFitter
 from bot.i18n import Catalogues
 from bot.inline import InlineQueries
@@ -82,10 +87,9 @@ log = logging.getLogger(__name__)
 # A request that was taken up this many times without an answer is given up (it may be what
 # brings the process down).
 MAX_ATTEMPTS = 3
-# After the grace: how long telling a requester "restarting" may take, and how long cancelled
-# jobs may take to end. Procfile hosts kill 30 s after SIGTERM, 5 s after the default grace.
+# After the grace: how long telling a requester "restarting" may take (and cancelled jobs to
+# end: JOB_END_TIMEOUT_S). Procfile hosts kill 30 s after SIGTERM, 5 s after the default grace.
 NOTICE_TIMEOUT_S = 3.0
-JOB_END_TIMEOUT_S = 1.5
 # Telegram's flood limits per bot (DESIGN.md section 6), kept across every worker.
 TELEGRAM_PER_SECOND = 30
 # How often the distributed mode reads the queue's depth and the workers alive for /metrics.
