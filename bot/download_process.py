@@ -176,9 +176,15 @@ class _Pending:
 class _Child:
     """One running child: its frames in a reader thread, its answers as futures on the loop."""
 
-    def __init__(self, process: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        loop: asyncio.AbstractEventLoop,
+        proxies: ProxyPool | None = None,
+    ) -> None:
         self._process = process
         self._loop = loop
+        self._proxies = proxies
         self._pending: dict[int, _Pending] = {}
         self._jobs = itertools.count()
         self._write_lock = threading.Lock()
@@ -193,12 +199,15 @@ class _Child:
 
     @classmethod
     async def start(
-        cls, config: DownloaderConfig, process: subprocess.Popen[bytes] | None = None
+        cls,
+        config: DownloaderConfig,
+        process: subprocess.Popen[bytes] | None = None,
+        proxies: ProxyPool | None = None,
     ) -> _Child:
         """The child of `process` (an `EarlyChild`'s) if it still runs, else of a new one."""
         if process is None or process.poll() is not None:
             process = await asyncio.to_thread(spawn)
-        child = cls(process, asyncio.get_running_loop())
+        child = cls(process, asyncio.get_running_loop(), proxies)
         try:
             child._send(config)
             await asyncio.wait_for(asyncio.shield(child.ready), START_S)
@@ -240,6 +249,12 @@ class _Child:
         if kind == "ready":
             if not self.ready.done():
                 self.ready.set_result(None)
+            return
+        if kind == "proxy":
+            # A job in the child got through a proxy, or was refused through it.
+            if self._proxies is not None:
+                _, proxy, worked = frame
+                (self._proxies.worked if worked else self._proxies.failed)(proxy)
             return
         pending = self._pending.get(frame[1])
         if pending is None:
@@ -322,9 +337,17 @@ class ProcessDownloader:
     """The Downloader port over a child process running a `YtDlpDownloader`; a child that dies
     fails the fetches it held, and the next fetch starts another."""
 
-    def __init__(self, config: DownloaderConfig, early: EarlyChild | None = None) -> None:
+    def __init__(
+        self,
+        config: DownloaderConfig,
+        early: EarlyChild | None = None,
+        proxies: ProxyPool | None = None,
+    ) -> None:
+        """`proxies`, the bot's pool, hears how the child's jobs fared through each proxy, so
+        a proxy TikTok refuses rests for the bot's short-link lookups too."""
         self._config = config
         self._early = early
+        self._proxies = proxies
         self._child: _Child | None = None
         self._starting: asyncio.Lock | None = None
 
@@ -342,7 +365,7 @@ class ProcessDownloader:
                 if self._child is not None:
                     await asyncio.to_thread(self._child.stop)
                 early = self._early.take() if self._early is not None else None
-                self._child = await _Child.start(self._config, early)
+                self._child = await _Child.start(self._config, early, self._proxies)
             return self._child
 
     async def warm_up(self) -> None:
@@ -376,7 +399,9 @@ async def _serve(config: DownloaderConfig, frames_in: IO[bytes], frames_out: IO[
             frames_out.write(data)
             frames_out.flush()
 
-    downloader = config.build()
+    # The bot's pool hears each outcome (ProcessDownloader's `proxies`).
+    pool = ProxyPool(config.proxies, listener=lambda proxy, worked: send(("proxy", proxy, worked)))
+    downloader = config.build(proxies=pool)
     jobs: dict[int, asyncio.Task[None]] = {}
     ended: asyncio.Future[None] = loop.create_future()
 

@@ -152,7 +152,7 @@ class Engine:
         )
         self.downloader: YtDlpDownloader | ProcessDownloader
         if settings.download_process:
-            self.downloader = ProcessDownloader(downloads, early)
+            self.downloader = ProcessDownloader(downloads, early, self.proxies)
         else:
             self.downloader = downloads.build(proxies=self.proxies)
         self.slideshows = GalleryDlSlideshows(

@@ -38,7 +38,10 @@ class ProxyPool:
         rest_s: float = 300.0,
         fail_limit: int = 3,
         clock: Callable[[], float] = time.monotonic,
+        listener: Callable[[str, bool], None] | None = None,
     ) -> None:
+        """`listener` hears each job's outcome through a proxy (the proxy, whether it worked):
+        the download process tells the bot's pool with it."""
         if fail_limit < 1:
             raise ValueError(f"fail_limit must be at least 1, not {fail_limit}")
         self._proxies = tuple(dict.fromkeys(proxies))
@@ -47,6 +50,7 @@ class ProxyPool:
         self._clock = clock
         self._standing = {proxy: _Standing() for proxy in self._proxies}
         self._lock = threading.Lock()
+        self._listener = listener
 
     @property
     def proxies(self) -> tuple[str, ...]:
@@ -79,14 +83,19 @@ class ProxyPool:
             if standing.failures >= self._fail_limit:
                 # Counted on: once the rest is over, one more failure sends it back.
                 standing.resting_until = self._clock() + self._rest_s
+        if self._listener is not None:
+            self._listener(proxy, False)
 
     def worked(self, proxy: str) -> None:
         """A job got through `proxy`: its count of failures starts again, and it rests no more."""
         with self._lock:
             standing = self._standing.get(proxy)
-            if standing is not None:
-                standing.failures = 0
-                standing.resting_until = 0.0
+            if standing is None:
+                return
+            standing.failures = 0
+            standing.resting_until = 0.0
+        if self._listener is not None:
+            self._listener(proxy, True)
 
     def resting(self, proxy: str) -> bool:
         """Whether `proxy` is resting now."""

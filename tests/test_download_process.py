@@ -26,6 +26,7 @@ from bot.links import Link, parse_link
 from bot.logs import JOB_KEY
 from bot.model import FailureKind, FetchError, Reason, SlideshowPost
 from bot.progress import Progress, Stage
+from bot.proxies import ProxyPool
 from tests.standins.clips import Clip, make_image, make_music
 from tests.standins.tiktok import Fault, TikTokStandIn
 
@@ -276,6 +277,26 @@ async def test_the_childs_log_lines_carry_the_job_key_and_never_the_proxy_passwo
         logs,
     ), logs
     assert secret not in logs
+
+
+async def test_a_proxy_refused_in_the_child_rests_in_the_bots_pool_too(
+    tiktok: TikTokStandIn, h264_clip: Clip, tmp_path: Path
+) -> None:
+    """The bot's short-link lookups use the bot's pool: a proxy TikTok refuses the child's
+    jobs through must rest there too, and one that works is counted as working."""
+    first, second = tiktok.proxy_url, tiktok.add_proxy()
+    tiktok.block_proxy(first)
+    pool = ProxyPool([first, second], fail_limit=1)
+    config = dataclasses.replace(config_for(tiktok), proxies=(first, second))
+    process = ProcessDownloader(config, proxies=pool)
+    try:
+        download = await process.fetch(link(tiktok, POST), workdir(tmp_path, "job"), BUDGET)
+    finally:
+        await asyncio.to_thread(process.close)
+    assert download.path.read_bytes() == h264_clip.path.read_bytes()
+    assert pool.resting(first)
+    assert not pool.resting(second)
+    assert pool.order() == [second, first]
 
 
 def test_the_child_environment_drops_every_secret_setting() -> None:
