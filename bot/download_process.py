@@ -28,7 +28,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from bot.links import Link
 from bot.logs import JOB_KEY, configure_logging, url_passwords
@@ -114,6 +114,31 @@ def spawn() -> subprocess.Popen[bytes]:
     )
 
 
+def _write_frame(stream: IO[bytes], lock: threading.Lock, frame: object) -> None:
+    """One pickled frame, whole: several threads send on the same pipe."""
+    data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+    with lock:
+        stream.write(data)
+        stream.flush()
+
+
+def _reap(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait for `process` to end, killing it once `timeout_s` has passed."""
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _leave() -> NoReturn:
+    """End the child now, its log written out: a thread blocked in a read (a yt-dlp socket, the
+    frames' stdin) cannot be waited for, and the interpreter's shutdown would wait for it."""
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 class EarlyChild:
     """A download process started before the bot's own imports (`python -m bot`), so that the
     two start side by side: the first `ProcessDownloader` to start takes it, and one nobody took
@@ -141,11 +166,7 @@ class EarlyChild:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
-        try:
-            process.wait(timeout=STOP_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _reap(process, STOP_S)
 
 
 def _failure(job: int, err: BaseException) -> tuple[Any, ...]:
@@ -217,15 +238,12 @@ class _Child:
         return child
 
     def _send(self, frame: object) -> None:
-        data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
         stdin = self._process.stdin
         assert stdin is not None
-        with self._write_lock:
-            try:
-                stdin.write(data)
-                stdin.flush()
-            except (OSError, ValueError):
-                raise FetchError(Reason.FAILED, "the download process is gone") from None
+        try:
+            _write_frame(stdin, self._write_lock, frame)
+        except (OSError, ValueError):
+            raise FetchError(Reason.FAILED, "the download process is gone") from None
 
     def _read(self) -> None:
         stdout = self._process.stdout
@@ -321,11 +339,7 @@ class _Child:
                 self._send(("quit",))
             with contextlib.suppress(OSError, ValueError), self._write_lock:
                 stdin.close()
-        try:
-            self._process.wait(timeout=0 if kill else STOP_S)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        _reap(self._process, 0 if kill else STOP_S)
         self._reader.join(timeout=STOP_S)
         for stream in (self._process.stdin, self._process.stdout):
             if stream is not None:
@@ -393,11 +407,9 @@ async def _serve(config: DownloaderConfig, frames_in: IO[bytes], frames_out: IO[
     write_lock = threading.Lock()
 
     def send(frame: object) -> None:
-        data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
         # The bot may be gone already (it ended, or was killed): nobody is left to tell.
-        with write_lock, contextlib.suppress(OSError, ValueError):
-            frames_out.write(data)
-            frames_out.flush()
+        with contextlib.suppress(OSError, ValueError):
+            _write_frame(frames_out, write_lock, frame)
 
     # The bot's pool hears each outcome (ProcessDownloader's `proxies`).
     pool = ProxyPool(config.proxies, listener=lambda proxy, worked: send(("proxy", proxy, worked)))
@@ -470,8 +482,7 @@ async def _serve(config: DownloaderConfig, frames_in: IO[bytes], frames_out: IO[
             # process (and the bot's stderr, which it shares) for its socket timeouts; the bot
             # removes the job's files itself (Engine.stop).
             log.warning("ending without waiting for a blocked download thread")
-            logging.shutdown()
-            os._exit(0)
+            _leave()
 
 
 def main() -> int:
@@ -498,10 +509,8 @@ def main() -> int:
         asyncio.run(_serve(config, frames_in, frames_out))
     # The frames thread may be inside a read of stdin: the interpreter's shutdown would wait for
     # that stream's lock and abort ("could not acquire lock for <stdin> at interpreter
-    # shutdown"). Everything is sent and closed by now, so leave without it.
-    logging.shutdown()
-    sys.stderr.flush()
-    os._exit(0)
+    # shutdown"). Everything is sent and closed by now.
+    _leave()
 
 
 if __name__ == "__main__":
